@@ -1,0 +1,1 @@
+//! The pvh hypervisor (work in progress).

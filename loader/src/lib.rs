@@ -1,0 +1,1 @@
+//! PVH toolstack library (work in progress).
