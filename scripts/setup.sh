@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# setup.sh - install everything the pvh test suite needs on a fresh Debian 12
+# machine: the Debian packages used to build/boot real guests (QEMU, Xen
+# headers, busybox for initramfs, archive tools, kmod for modinfo) and the
+# Rust bits (the bare-metal x86_64-unknown-none target, clippy, rustfmt).
+#
+# Idempotent and fast on re-runs: apt-get is skipped entirely when every
+# package is already installed (checked with dpkg-query), and rustup is only
+# asked to add what `rustup ... list --installed` does not already show.
+set -euo pipefail
+
+DEB_PACKAGES=(
+    gcc
+    linux-libc-dev
+    libxen-dev
+    qemu-system-x86
+    device-tree-compiler
+    busybox-static
+    xz-utils
+    zstd
+    cpio
+    kmod
+)
+RUST_TARGET=x86_64-unknown-none
+RUST_COMPONENTS=(clippy rustfmt)
+
+log() { printf 'setup: %s\n' "$*"; }
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+# --- Debian packages -------------------------------------------------------
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+    if [[ $status != ii* ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    log "all Debian packages already installed"
+else
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# --- Rust target and components -------------------------------------------
+if ! command -v rustup >/dev/null 2>&1; then
+    echo "setup: rustup not found on PATH (expected ~/.cargo/bin/rustup)" >&2
+    exit 1
+fi
+
+if rustup target list --installed | grep -qx "$RUST_TARGET"; then
+    log "rust target $RUST_TARGET already installed"
+else
+    log "adding rust target $RUST_TARGET"
+    rustup target add "$RUST_TARGET"
+fi
+
+installed_components=$(rustup component list --installed)
+for comp in "${RUST_COMPONENTS[@]}"; do
+    # Installed components are listed with a host suffix, e.g. clippy-x86_64-...
+    if grep -q "^${comp}\(-\|$\)" <<<"$installed_components"; then
+        log "rust component $comp already installed"
+    else
+        log "adding rust component $comp"
+        rustup component add "$comp"
+    fi
+done
+
+log "done"
