@@ -67,8 +67,16 @@ where
 
 /// The range `addr..addr+len` as indices into a region that starts at
 /// `base` and is `size` bytes long, if it lies entirely inside.
-fn window(base: u64, size: usize, addr: u64, len: usize) -> Result<core::ops::Range<usize>, OutOfRange> {
-    let err = OutOfRange { addr, len: len as u64 };
+fn window(
+    base: u64,
+    size: usize,
+    addr: u64,
+    len: usize,
+) -> Result<core::ops::Range<usize>, OutOfRange> {
+    let err = OutOfRange {
+        addr,
+        len: len as u64,
+    };
     let start = addr.checked_sub(base).ok_or(err)?;
     let start = usize::try_from(start).map_err(|_| err)?;
     let end = start.checked_add(len).ok_or(err)?;
@@ -149,7 +157,10 @@ impl IdentityMapped {
     }
 
     fn check(&self, addr: u64, len: usize) -> Result<(), OutOfRange> {
-        let err = OutOfRange { addr, len: len as u64 };
+        let err = OutOfRange {
+            addr,
+            len: len as u64,
+        };
         let last = addr.checked_add(len as u64).ok_or(err)?;
         if addr < self.start || last > self.end || (len > 0 && addr == 0) {
             return Err(err);
@@ -164,7 +175,9 @@ impl PhysRead for IdentityMapped {
         // SAFETY: `check` put `addr..addr+len` inside `start..end`, which the
         // constructor's contract says is identity-mapped and readable; `buf`
         // is a distinct Rust allocation, so the ranges do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(addr as usize as *const u8, buf.as_mut_ptr(), buf.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(addr as usize as *const u8, buf.as_mut_ptr(), buf.len())
+        };
         Ok(())
     }
 }
@@ -174,7 +187,9 @@ impl PhysWrite for IdentityMapped {
         self.check(addr, data.len())?;
         // SAFETY: as in `read`, the range is mapped and writable by contract,
         // and no Rust reference aliases it.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), addr as usize as *mut u8, data.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(data.as_ptr(), addr as usize as *mut u8, data.len())
+        };
         Ok(())
     }
 }
@@ -192,14 +207,21 @@ mod vm {
 
     impl<M: GuestMemory> PhysRead for VmMemory<'_, M> {
         fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), OutOfRange> {
-            let err = OutOfRange { addr, len: buf.len() as u64 };
+            let err = OutOfRange {
+                addr,
+                len: buf.len() as u64,
+            };
             // `read_slice` is all-or-nothing only when the whole range is
             // valid, so check first: no partial reads reach the caller.
             if buf.is_empty() {
                 return Ok(());
             }
             let last = addr.checked_add(buf.len() as u64 - 1).ok_or(err)?;
-            if !self.0.check_range(GuestAddress(addr), buf.len(), Permissions::Read) || last < addr {
+            if !self
+                .0
+                .check_range(GuestAddress(addr), buf.len(), Permissions::Read)
+                || last < addr
+            {
                 return Err(err);
             }
             self.0.read_slice(buf, GuestAddress(addr)).map_err(|_| err)
@@ -208,15 +230,23 @@ mod vm {
 
     impl<M: GuestMemory> PhysWrite for VmMemory<'_, M> {
         fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OutOfRange> {
-            let err = OutOfRange { addr, len: data.len() as u64 };
+            let err = OutOfRange {
+                addr,
+                len: data.len() as u64,
+            };
             if data.is_empty() {
                 return Ok(());
             }
             addr.checked_add(data.len() as u64 - 1).ok_or(err)?;
-            if !self.0.check_range(GuestAddress(addr), data.len(), Permissions::Write) {
+            if !self
+                .0
+                .check_range(GuestAddress(addr), data.len(), Permissions::Write)
+            {
                 return Err(err);
             }
-            self.0.write_slice(data, GuestAddress(addr)).map_err(|_| err)
+            self.0
+                .write_slice(data, GuestAddress(addr))
+                .map_err(|_| err)
         }
     }
 }
@@ -232,8 +262,20 @@ mod tests {
     fn slice_memory_is_all_or_nothing() {
         let mut m = SliceMemory::new(0x1000, vec![0u8; 16]);
         m.write(0x1004, &[1, 2, 3]).unwrap();
-        assert_eq!(m.write(0x100e, &[9, 9, 9]), Err(OutOfRange { addr: 0x100e, len: 3 }));
-        assert_eq!(m.write(0xfff, &[9]), Err(OutOfRange { addr: 0xfff, len: 1 }));
+        assert_eq!(
+            m.write(0x100e, &[9, 9, 9]),
+            Err(OutOfRange {
+                addr: 0x100e,
+                len: 3
+            })
+        );
+        assert_eq!(
+            m.write(0xfff, &[9]),
+            Err(OutOfRange {
+                addr: 0xfff,
+                len: 1
+            })
+        );
         assert!(m.write(u64::MAX, &[9, 9]).is_err());
         let mut buf = [0u8; 4];
         m.read(0x1003, &mut buf).unwrap();
@@ -246,15 +288,16 @@ mod tests {
     fn identity_mapped_reads_a_host_buffer() {
         let mut buf = vec![0u8; 64];
         let base = buf.as_mut_ptr() as u64;
-        // SAFETY: the range is exactly `buf`, which outlives `mem` and is not
-        // otherwise accessed while `mem` is in use.
-        let mut mem = unsafe { IdentityMapped::new(base, base + 64) };
-        mem.write(base + 8, b"pvh").unwrap();
-        assert!(mem.write(base + 62, b"pvh").is_err());
-        let mut out = [0u8; 3];
-        mem.read(base + 8, &mut out).unwrap();
-        assert_eq!(&out, b"pvh");
-        drop(mem);
+        {
+            // SAFETY: the range is exactly `buf`, which outlives `mem` and is
+            // not otherwise accessed while `mem` is in use.
+            let mut mem = unsafe { IdentityMapped::new(base, base + 64) };
+            mem.write(base + 8, b"pvh").unwrap();
+            assert!(mem.write(base + 62, b"pvh").is_err());
+            let mut out = [0u8; 3];
+            mem.read(base + 8, &mut out).unwrap();
+            assert_eq!(&out, b"pvh");
+        }
         assert_eq!(&buf[8..11], b"pvh");
     }
 }
