@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# test.sh - the whole pvh test suite from a fresh machine, in one command.
+#
+# Installs what the tests need (Debian packages, the x86_64-unknown-none
+# target: scripts/setup.sh), fetches the real guests they boot (Debian's
+# kernel and Xen: scripts/fetch-artifacts.sh), then holds the tree to the
+# project's standards: rustfmt, clippy with warnings as errors, rustdoc with
+# warnings as errors, and every test in the workspace. `.ci/run` calls this.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup.sh
+bash scripts/fetch-artifacts.sh
+
+echo "test: cargo fmt --check"
+cargo fmt --all -- --check
+echo "test: cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "test: cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+echo "test: cargo test"
+cargo test --workspace
