@@ -1,0 +1,166 @@
+//! The boot GDTs written into guest memory, and the segment registers
+//! derived from them.
+//!
+//! Descriptor words come from the `x86_64` crate's [`DescriptorFlags`]
+//! (flat 4 GiB code and data segments with the accessed bit set, as a CPU
+//! would leave them after loading); only the TSS, which that crate builds
+//! only as a 64-bit system descriptor pointing at a Rust object, is
+//! assembled from the same flags here. Tests pin every word against the
+//! values Firecracker and the Linux boot protocol use.
+
+use crate::cpu::Segment;
+use x86_64::structures::gdt::DescriptorFlags as F;
+
+/// Flat 32-bit code, base 0, limit 4 GiB: `0x00cf9b000000ffff`.
+pub const CODE32: u64 = F::KERNEL_CODE32.bits();
+/// Flat 64-bit code: `0x00af9b000000ffff`.
+pub const CODE64: u64 = F::KERNEL_CODE64.bits();
+/// Flat 32-bit read/write data, base 0, limit 4 GiB: `0x00cf93000000ffff`.
+pub const DATA: u64 = F::KERNEL_DATA.bits();
+/// A present, busy TSS (system type 0xb: busy 32-bit TSS in legacy mode,
+/// busy 64-bit TSS in long mode), base 0, limit 0x67:
+/// `0x00008b0000000067`. PVH asks for this TR; VM entry needs a busy TSS.
+pub const TSS_BUSY: u64 =
+    F::PRESENT.bits() | F::EXECUTABLE.bits() | F::WRITABLE.bits() | F::ACCESSED.bits() | 0x67;
+
+/// Selectors of the PVH GDT (Firecracker's layout).
+pub mod pvh {
+    /// Code segment selector.
+    pub const CS: u16 = 0x08;
+    /// Data segment selector (DS, ES, FS, GS, SS).
+    pub const DS: u16 = 0x10;
+    /// Task register selector.
+    pub const TR: u16 = 0x18;
+}
+
+/// Selectors of the long-mode GDT (the Linux 64-bit boot protocol wants
+/// `__BOOT_CS` = 0x10 and `__BOOT_DS` = 0x18).
+pub mod long64 {
+    /// Code segment selector.
+    pub const CS: u16 = 0x10;
+    /// Data segment selector (DS, ES, FS, GS, SS).
+    pub const DS: u16 = 0x18;
+    /// Task register selector (a 16-byte system descriptor).
+    pub const TR: u16 = 0x20;
+}
+
+/// The GDT for the PVH entry: null, code32, data, TSS.
+pub const PVH_GDT: [u64; 4] = [0, CODE32, DATA, TSS_BUSY];
+
+/// The GDT for the Linux 64-bit entry: null, unused, code64, data, and the
+/// two words of a 16-byte TSS descriptor (upper base bits zero).
+pub const LONG64_GDT: [u64; 6] = [0, 0, CODE64, DATA, TSS_BUSY, 0];
+
+/// Bytes reserved for a boot GDT (the larger of the two tables).
+pub const GDT_SIZE: u64 = (LONG64_GDT.len() * 8) as u64;
+
+/// Bytes of the empty boot IDT (one zero gate; the guest installs its own
+/// before enabling interrupts).
+pub const IDT_SIZE: u64 = 8;
+
+/// The segment register state a CPU holds after loading `selector` whose
+/// descriptor is `desc`: the hidden part KVM wants in `kvm_segment`.
+/// The limit is expanded to bytes when the granularity bit is set.
+pub const fn segment(selector: u16, desc: u64) -> Segment {
+    let raw_limit = ((desc & 0xffff) | ((desc >> 32) & 0xf_0000)) as u32;
+    let g = desc & F::GRANULARITY.bits() != 0;
+    let limit = if g {
+        (raw_limit << 12) | 0xfff
+    } else {
+        raw_limit
+    };
+    let base = ((desc >> 16) & 0xff_ffff) | ((desc >> 32) & 0xff00_0000);
+    Segment {
+        selector,
+        base,
+        limit,
+        type_: ((desc >> 40) & 0xf) as u8,
+        present: desc & F::PRESENT.bits() != 0,
+        dpl: ((desc >> 45) & 3) as u8,
+        db: desc & F::DEFAULT_SIZE.bits() != 0,
+        s: desc & F::USER_SEGMENT.bits() != 0,
+        l: desc & F::LONG_MODE.bits() != 0,
+        g,
+    }
+}
+
+/// The table's bytes as written into guest memory (little-endian words).
+pub fn to_bytes(table: &[u64]) -> Vec<u8> {
+    table.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_words_match_firecracker_and_linux() {
+        assert_eq!(CODE32, 0x00cf_9b00_0000_ffff);
+        assert_eq!(DATA, 0x00cf_9300_0000_ffff);
+        assert_eq!(CODE64, 0x00af_9b00_0000_ffff);
+        assert_eq!(TSS_BUSY, 0x0000_8b00_0000_0067);
+    }
+
+    #[test]
+    fn selectors_index_the_right_descriptors() {
+        assert_eq!(PVH_GDT[usize::from(pvh::CS >> 3)], 0x00cf_9b00_0000_ffff);
+        assert_eq!(PVH_GDT[usize::from(pvh::DS >> 3)], 0x00cf_9300_0000_ffff);
+        assert_eq!(PVH_GDT[usize::from(pvh::TR >> 3)], 0x0000_8b00_0000_0067);
+        assert_eq!(
+            LONG64_GDT[usize::from(long64::CS >> 3)],
+            0x00af_9b00_0000_ffff
+        );
+        assert_eq!(
+            LONG64_GDT[usize::from(long64::DS >> 3)],
+            0x00cf_9300_0000_ffff
+        );
+        assert_eq!(
+            LONG64_GDT[usize::from(long64::TR >> 3)],
+            0x0000_8b00_0000_0067
+        );
+        assert_eq!(LONG64_GDT[usize::from(long64::TR >> 3) + 1], 0);
+    }
+
+    #[test]
+    fn segment_decoding() {
+        let cs = segment(0x08, 0x00cf_9b00_0000_ffff);
+        assert_eq!(
+            cs,
+            Segment {
+                selector: 0x08,
+                base: 0,
+                limit: 0xffff_ffff,
+                type_: 0xb,
+                present: true,
+                dpl: 0,
+                db: true,
+                s: true,
+                l: false,
+                g: true,
+            }
+        );
+        let cs64 = segment(0x10, 0x00af_9b00_0000_ffff);
+        assert!(cs64.l && !cs64.db && cs64.g);
+        let ds = segment(0x10, 0x00cf_9300_0000_ffff);
+        assert_eq!(
+            (ds.type_, ds.s, ds.db, ds.limit),
+            (0x3, true, true, 0xffff_ffff)
+        );
+        let tr = segment(0x18, 0x0000_8b00_0000_0067);
+        assert_eq!(
+            (tr.type_, tr.s, tr.limit, tr.g, tr.present, tr.base),
+            (0xb, false, 0x67, false, true, 0)
+        );
+        // Base bits 0..24 and 24..32 and a 20-bit byte-granular limit.
+        let odd = segment(0, 0x1200_9312_3456_789a);
+        assert_eq!((odd.base, odd.limit, odd.g), (0x1212_3456, 0x789a, false));
+    }
+
+    #[test]
+    fn bytes_are_little_endian_words() {
+        let b = to_bytes(&PVH_GDT);
+        assert_eq!(b.len(), 32);
+        assert_eq!(&b[8..16], &[0xff, 0xff, 0, 0, 0, 0x9b, 0xcf, 0x00]);
+        assert_eq!(GDT_SIZE, 48);
+    }
+}
