@@ -6,7 +6,18 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// An e820 range type. A newtype with named constants: any `u32` can appear
 /// in guest memory and must be carried, not rejected.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, FromBytes, IntoBytes, KnownLayout, Immutable,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
 )]
 #[repr(transparent)]
 pub struct E820Type(pub u32);

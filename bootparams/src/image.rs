@@ -148,7 +148,10 @@ impl<'a> BzImage<'a> {
         let fixed_end = 0x208;
         let len = bytes.len();
         let Some(fixed) = bytes.get(..fixed_end) else {
-            return Err(ImageError::TooShort { len, needed: fixed_end });
+            return Err(ImageError::TooShort {
+                len,
+                needed: fixed_end,
+            });
         };
         let boot_flag = u16::from_le_bytes([fixed[0x1fe], fixed[0x1ff]]);
         if boot_flag != BOOT_FLAG {
@@ -160,12 +163,18 @@ impl<'a> BzImage<'a> {
         }
         let found = u16::from_le_bytes([fixed[0x206], fixed[0x207]]);
         if found < Self::MIN_PROTOCOL {
-            return Err(ImageError::ProtocolTooOld { found, required: Self::MIN_PROTOCOL });
+            return Err(ImageError::ProtocolTooOld {
+                found,
+                required: Self::MIN_PROTOCOL,
+            });
         }
         // The header's real length is in the jump instruction's offset byte.
         let header_end = 0x202 + usize::from(fixed[0x201]);
         let Some(declared) = bytes.get(SETUP_HEADER_OFFSET..header_end) else {
-            return Err(ImageError::HeaderPastImage { end: header_end, len });
+            return Err(ImageError::HeaderPastImage {
+                end: header_end,
+                len,
+            });
         };
         // Copy what the image declares; a newer kernel's longer header is
         // cut to what this crate knows, an older one's shorter header is
@@ -177,7 +186,12 @@ impl<'a> BzImage<'a> {
         if setup_size > len {
             return Err(ImageError::SetupPastImage { setup_size, len });
         }
-        let image = Self { bytes, header, header_end, setup_size };
+        let image = Self {
+            bytes,
+            header,
+            header_end,
+            setup_size,
+        };
         image.payload_range()?;
         Ok(image)
     }
@@ -190,7 +204,9 @@ impl<'a> BzImage<'a> {
     /// The exact header bytes a loader copies into the zero page at 0x1f1
     /// (from 0x1f1 to `0x202 + image[0x201]`).
     pub fn header_bytes(&self) -> &'a [u8] {
-        self.bytes.get(SETUP_HEADER_OFFSET..self.header_end).unwrap_or(&[])
+        self.bytes
+            .get(SETUP_HEADER_OFFSET..self.header_end)
+            .unwrap_or(&[])
     }
 
     /// File offset of the protected-mode code: `(setup_sects + 1) * 512`.
@@ -214,7 +230,11 @@ impl<'a> BzImage<'a> {
         let start = offset as usize;
         match start.checked_add(length as usize) {
             Some(end) if end <= available => Ok((start, end)),
-            _ => Err(ImageError::PayloadOutOfBounds { offset, length, available }),
+            _ => Err(ImageError::PayloadOutOfBounds {
+                offset,
+                length,
+                available,
+            }),
         }
     }
 
@@ -226,7 +246,10 @@ impl<'a> BzImage<'a> {
     /// declares none.
     pub fn payload(&self) -> &'a [u8] {
         let kernel = self.kernel();
-        self.payload_range().ok().and_then(|(s, e)| kernel.get(s..e)).unwrap_or(&[])
+        self.payload_range()
+            .ok()
+            .and_then(|(s, e)| kernel.get(s..e))
+            .unwrap_or(&[])
     }
 
     /// The payload's compression.
@@ -239,7 +262,10 @@ impl<'a> BzImage<'a> {
     pub fn check_64bit_boot(&self) -> Result<(), ImageError> {
         let found = self.header.version;
         if found < Self::MIN_64BIT_PROTOCOL {
-            return Err(ImageError::ProtocolTooOld { found, required: Self::MIN_64BIT_PROTOCOL });
+            return Err(ImageError::ProtocolTooOld {
+                found,
+                required: Self::MIN_64BIT_PROTOCOL,
+            });
         }
         if !self.header.xload_flags().contains(XLoadFlags::KERNEL_64) {
             return Err(ImageError::No64BitEntry);
@@ -247,7 +273,6 @@ impl<'a> BzImage<'a> {
         Ok(())
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -286,33 +311,57 @@ mod tests {
     #[test]
     fn typed_errors() {
         let good = fake_image(0x020f, 1, b"0123456789");
-        assert!(matches!(BzImage::parse(&good[..0x100]), Err(ImageError::TooShort { .. })));
+        assert!(matches!(
+            BzImage::parse(&good[..0x100]),
+            Err(ImageError::TooShort { .. })
+        ));
         let mut bad = good.clone();
         bad[0x1fe] = 0;
-        assert!(matches!(BzImage::parse(&bad), Err(ImageError::BadBootFlag(0xaa00))));
+        assert!(matches!(
+            BzImage::parse(&bad),
+            Err(ImageError::BadBootFlag(0xaa00))
+        ));
         let mut bad = good.clone();
         bad[0x202] = b'X';
         assert!(matches!(BzImage::parse(&bad), Err(ImageError::NoHdrS(_))));
         let old = fake_image(0x0204, 1, b"0123456789");
         assert_eq!(
             BzImage::parse(&old).unwrap_err(),
-            ImageError::ProtocolTooOld { found: 0x0204, required: 0x0208 }
+            ImageError::ProtocolTooOld {
+                found: 0x0204,
+                required: 0x0208
+            }
         );
         let mut bad = good.clone();
         bad.truncate(0x210);
-        assert!(matches!(BzImage::parse(&bad), Err(ImageError::HeaderPastImage { .. })));
+        assert!(matches!(
+            BzImage::parse(&bad),
+            Err(ImageError::HeaderPastImage { .. })
+        ));
         let mut bad = good.clone();
         bad[0x1f1] = 200;
-        assert!(matches!(BzImage::parse(&bad), Err(ImageError::SetupPastImage { .. })));
+        assert!(matches!(
+            BzImage::parse(&bad),
+            Err(ImageError::SetupPastImage { .. })
+        ));
         let mut bad = good.clone();
         bad[0x24c..0x250].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(BzImage::parse(&bad), Err(ImageError::PayloadOutOfBounds { .. })));
+        assert!(matches!(
+            BzImage::parse(&bad),
+            Err(ImageError::PayloadOutOfBounds { .. })
+        ));
         let no64 = fake_image(0x020f, 0, b"0123456789");
-        assert_eq!(BzImage::parse(&no64).unwrap().check_64bit_boot(), Err(ImageError::No64BitEntry));
+        assert_eq!(
+            BzImage::parse(&no64).unwrap().check_64bit_boot(),
+            Err(ImageError::No64BitEntry)
+        );
         let v211 = fake_image(0x020b, 1, b"0123456789");
         assert!(matches!(
             BzImage::parse(&v211).unwrap().check_64bit_boot(),
-            Err(ImageError::ProtocolTooOld { required: 0x020c, .. })
+            Err(ImageError::ProtocolTooOld {
+                required: 0x020c,
+                ..
+            })
         ));
     }
 

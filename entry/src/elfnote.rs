@@ -83,11 +83,18 @@ pub struct Notes<'a> {
 impl<'a> Notes<'a> {
     /// Notes in `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        Self { data, offset: 0, failed: false }
+        Self {
+            data,
+            offset: 0,
+            failed: false,
+        }
     }
 
     fn next_note(&mut self) -> Result<Note<'a>, NoteError> {
-        let err = NoteError::Truncated { offset: self.offset, len: self.data.len() };
+        let err = NoteError::Truncated {
+            offset: self.offset,
+            len: self.data.len(),
+        };
         let rest = self.data.get(self.offset..).ok_or(err)?;
         let word = |i: usize| -> Result<u32, NoteError> {
             let b = rest.get(i * 4..i * 4 + 4).ok_or(err)?;
@@ -101,7 +108,11 @@ impl<'a> Notes<'a> {
         let desc = rest.get(desc_start..desc_end).ok_or(err)?;
         let next = pad4(desc_end).ok_or(err)?.min(rest.len());
         self.offset = self.offset.checked_add(next).ok_or(err)?;
-        Ok(Note { name, type_: type_ as u32, desc })
+        Ok(Note {
+            name,
+            type_: type_ as u32,
+            desc,
+        })
     }
 }
 
@@ -150,7 +161,11 @@ const _: () = {
 
 impl Phys32Reloc {
     /// The values used for fields the descriptor leaves out.
-    pub const DEFAULT: Self = Self { align: 0x20_0000, min_addr: 0, max_addr: 0xffff_ffff };
+    pub const DEFAULT: Self = Self {
+        align: 0x20_0000,
+        min_addr: 0,
+        max_addr: 0xffff_ffff,
+    };
 
     /// Decodes a descriptor of 0 to 3 `u32`s; missing fields take
     /// [`Self::DEFAULT`]'s values.
@@ -158,7 +173,11 @@ impl Phys32Reloc {
         if desc.len() > 12 || desc.len() % 4 != 0 {
             return Err(NoteError::RelocSize(desc.len()));
         }
-        let mut words = [Self::DEFAULT.align, Self::DEFAULT.min_addr, Self::DEFAULT.max_addr];
+        let mut words = [
+            Self::DEFAULT.align,
+            Self::DEFAULT.min_addr,
+            Self::DEFAULT.max_addr,
+        ];
         for (w, chunk) in words.iter_mut().zip(desc.chunks_exact(4)) {
             *w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }
@@ -167,9 +186,16 @@ impl Phys32Reloc {
             return Err(NoteError::RelocAlign(align));
         }
         if min_addr > max_addr {
-            return Err(NoteError::RelocRange { min: min_addr, max: max_addr });
+            return Err(NoteError::RelocRange {
+                min: min_addr,
+                max: max_addr,
+            });
         }
-        Ok(Self { align, min_addr, max_addr })
+        Ok(Self {
+            align,
+            min_addr,
+            max_addr,
+        })
     }
 }
 
@@ -251,7 +277,10 @@ mod tests {
     #[test]
     fn embedded_note_struct_matches_the_wire_format() {
         let n = Phys32EntryNote::new(0x10_0000);
-        assert_eq!(n.as_bytes(), &note(b"Xen\0", 18, &0x10_0000u64.to_le_bytes())[..]);
+        assert_eq!(
+            n.as_bytes(),
+            &note(b"Xen\0", 18, &0x10_0000u64.to_le_bytes())[..]
+        );
     }
 
     #[test]
@@ -261,13 +290,29 @@ mod tests {
         let desc: Vec<u8> = linux.iter().flat_map(|w| w.to_le_bytes()).collect();
         assert_eq!(
             Phys32Reloc::parse(&desc),
-            Ok(Phys32Reloc { align: 0x20_0000, min_addr: 0x100_0000, max_addr: 0x3fff_ffff })
+            Ok(Phys32Reloc {
+                align: 0x20_0000,
+                min_addr: 0x100_0000,
+                max_addr: 0x3fff_ffff
+            })
         );
-        assert_eq!(Phys32Reloc::parse(&desc[..4]).unwrap().max_addr, 0xffff_ffff);
+        assert_eq!(
+            Phys32Reloc::parse(&desc[..4]).unwrap().max_addr,
+            0xffff_ffff
+        );
         assert_eq!(Phys32Reloc::parse(&[0; 6]), Err(NoteError::RelocSize(6)));
-        assert_eq!(Phys32Reloc::parse(&3u32.to_le_bytes()), Err(NoteError::RelocAlign(3)));
-        let bad: Vec<u8> = [0x1000u32, 9, 8].iter().flat_map(|w| w.to_le_bytes()).collect();
-        assert_eq!(Phys32Reloc::parse(&bad), Err(NoteError::RelocRange { min: 9, max: 8 }));
+        assert_eq!(
+            Phys32Reloc::parse(&3u32.to_le_bytes()),
+            Err(NoteError::RelocAlign(3))
+        );
+        let bad: Vec<u8> = [0x1000u32, 9, 8]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        assert_eq!(
+            Phys32Reloc::parse(&bad),
+            Err(NoteError::RelocRange { min: 9, max: 8 })
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`reader`]: a validating reader of a start_info in memory.
 //! - [`writer`]: the only code in the workspace that writes start_info bytes.
 //! - [`zeropage`]: the translation from a start_info to a Linux zero page.
+//! - [`linux`]: the checks and placement a guest stub needs to boot a
+//!   bzImage through the Linux 64-bit boot protocol.
 //!
 //! The crate is `no_std` and needs no allocator unless the `alloc` feature
 //! is on; its logic is tested on the host.
@@ -20,6 +22,7 @@
 extern crate alloc;
 
 pub mod elfnote;
+pub mod linux;
 pub mod memory;
 pub mod reader;
 pub mod start_info;

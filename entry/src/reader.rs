@@ -29,7 +29,11 @@ impl Limits {
     /// The defaults: 4096 modules, 8192 memory-map entries (Xen's own
     /// E820 limit is far lower), 64 KiB command lines (Cloud Hypervisor's
     /// size; Linux's own limit is 2 KiB on x86).
-    pub const DEFAULT: Self = Self { max_modules: 4096, max_memmap_entries: 8192, max_cmdline: 64 * 1024 };
+    pub const DEFAULT: Self = Self {
+        max_modules: 4096,
+        max_memmap_entries: 8192,
+        max_cmdline: 64 * 1024,
+    };
 }
 
 impl Default for Limits {
@@ -144,15 +148,20 @@ fn cstr_len<M: PhysRead + ?Sized>(mem: &M, addr: u64, max: u32) -> Result<u32, C
     let mut buf = [0u8; CHUNK as usize];
     while done < max {
         let n = CHUNK.min(max - done);
-        let at = addr.checked_add(u64::from(done)).ok_or(CmdlineProblem::OutOfRange)?;
+        let at = addr
+            .checked_add(u64::from(done))
+            .ok_or(CmdlineProblem::OutOfRange)?;
         let chunk = &mut buf[..n as usize];
         if mem.read(at, chunk).is_err() {
             // The chunk straddles the end of memory: the NUL may still be
             // before it, so look byte by byte.
             for i in 0..n {
                 let mut b = [0u8];
-                let a = at.checked_add(u64::from(i)).ok_or(CmdlineProblem::OutOfRange)?;
-                mem.read(a, &mut b).map_err(|_| CmdlineProblem::OutOfRange)?;
+                let a = at
+                    .checked_add(u64::from(i))
+                    .ok_or(CmdlineProblem::OutOfRange)?;
+                mem.read(a, &mut b)
+                    .map_err(|_| CmdlineProblem::OutOfRange)?;
                 if b[0] == 0 {
                     return Ok(done + i);
                 }
@@ -169,7 +178,9 @@ fn cstr_len<M: PhysRead + ?Sized>(mem: &M, addr: u64, max: u32) -> Result<u32, C
 
 /// Checks that `count` entries of `size` bytes at `paddr` are readable.
 fn table_in_memory<M: PhysRead + ?Sized>(mem: &M, paddr: u64, count: u32, size: usize) -> bool {
-    let Some(len) = u64::from(count).checked_mul(size as u64) else { return false };
+    let Some(len) = u64::from(count).checked_mul(size as u64) else {
+        return false;
+    };
     range_in_memory(mem, paddr, len)
 }
 
@@ -179,7 +190,9 @@ fn range_in_memory<M: PhysRead + ?Sized>(mem: &M, addr: u64, len: u64) -> bool {
     if len == 0 {
         return true;
     }
-    let Some(last) = addr.checked_add(len - 1) else { return false };
+    let Some(last) = addr.checked_add(len - 1) else {
+        return false;
+    };
     let mut b = [0u8];
     if mem.read(addr, &mut b).is_err() || mem.read(last, &mut b).is_err() {
         return false;
@@ -231,17 +244,22 @@ impl<'m, M: PhysRead + ?Sized> StartInfoView<'m, M> {
         // version says it exists (it may be the last bytes of memory).
         let mut header = StartInfo::new_zeroed();
         let v0 = &mut header.as_mut_bytes()[..START_INFO_V0_SIZE];
-        mem.read(addr, v0).map_err(|_| ReadError::HeaderOutOfRange(addr))?;
+        mem.read(addr, v0)
+            .map_err(|_| ReadError::HeaderOutOfRange(addr))?;
         if header.magic != START_INFO_MAGIC {
             return Err(ReadError::BadMagic(header.magic));
         }
         if header.version >= 1 {
-            header = read_obj(mem, addr).map_err(|_: OutOfRange| ReadError::HeaderOutOfRange(addr))?;
+            header =
+                read_obj(mem, addr).map_err(|_: OutOfRange| ReadError::HeaderOutOfRange(addr))?;
         }
 
         let count = header.nr_modules;
         if count > limits.max_modules {
-            return Err(ReadError::TooManyModules { count, max: limits.max_modules });
+            return Err(ReadError::TooManyModules {
+                count,
+                max: limits.max_modules,
+            });
         }
         if count > 0 {
             let paddr = header.modlist_paddr;
@@ -255,7 +273,10 @@ impl<'m, M: PhysRead + ?Sized> StartInfoView<'m, M> {
         if header.version >= 1 {
             let count = header.memmap_entries;
             if count > limits.max_memmap_entries {
-                return Err(ReadError::TooManyMemmapEntries { count, max: limits.max_memmap_entries });
+                return Err(ReadError::TooManyMemmapEntries {
+                    count,
+                    max: limits.max_memmap_entries,
+                });
             }
             let paddr = header.memmap_paddr;
             if count > 0 && paddr == 0 {
@@ -265,8 +286,14 @@ impl<'m, M: PhysRead + ?Sized> StartInfoView<'m, M> {
                 return Err(ReadError::MemmapOutOfRange { paddr, count });
             }
         }
-        let cmdline_len = checked_cmdline(mem, header.cmdline_paddr, Which::Main, limits.max_cmdline)?;
-        let view = Self { mem, addr, header, cmdline_len };
+        let cmdline_len =
+            checked_cmdline(mem, header.cmdline_paddr, Which::Main, limits.max_cmdline)?;
+        let view = Self {
+            mem,
+            addr,
+            header,
+            cmdline_len,
+        };
         for index in 0..count {
             view.load_module(index, limits.max_cmdline)?;
         }
@@ -274,16 +301,30 @@ impl<'m, M: PhysRead + ?Sized> StartInfoView<'m, M> {
     }
 
     fn load_module(&self, index: u32, max_cmdline: u32) -> Result<Module, ReadError> {
-        let entry_addr = self.header.modlist_paddr + u64::from(index) * size_of::<ModlistEntry>() as u64;
+        let entry_addr =
+            self.header.modlist_paddr + u64::from(index) * size_of::<ModlistEntry>() as u64;
         let count = self.header.nr_modules;
         let paddr = self.header.modlist_paddr;
-        let entry: ModlistEntry =
-            read_obj(self.mem, entry_addr).map_err(|_| ReadError::ModuleListOutOfRange { paddr, count })?;
+        let entry: ModlistEntry = read_obj(self.mem, entry_addr)
+            .map_err(|_| ReadError::ModuleListOutOfRange { paddr, count })?;
         if !range_in_memory(self.mem, entry.paddr, entry.size) {
-            return Err(ReadError::ModuleOutOfRange { index, paddr: entry.paddr, size: entry.size });
+            return Err(ReadError::ModuleOutOfRange {
+                index,
+                paddr: entry.paddr,
+                size: entry.size,
+            });
         }
-        let cmdline_len = checked_cmdline(self.mem, entry.cmdline_paddr, Which::Module(index), max_cmdline)?;
-        Ok(Module { index, entry, cmdline_len })
+        let cmdline_len = checked_cmdline(
+            self.mem,
+            entry.cmdline_paddr,
+            Which::Module(index),
+            max_cmdline,
+        )?;
+        Ok(Module {
+            index,
+            entry,
+            cmdline_len,
+        })
     }
 
     /// The memory it was read from.
@@ -352,13 +393,22 @@ impl<'m, M: PhysRead + ?Sized> StartInfoView<'m, M> {
     /// Copies the command line of `module` into `buf` (see
     /// [`Self::read_cmdline`]).
     pub fn read_module_cmdline<'b>(&self, module: &Module, buf: &'b mut [u8]) -> Option<&'b [u8]> {
-        read_string(self.mem, module.entry.cmdline_paddr, module.cmdline_len?, buf)
+        read_string(
+            self.mem,
+            module.entry.cmdline_paddr,
+            module.cmdline_len?,
+            buf,
+        )
     }
 
     /// Number of memory-map entries carried (0 for version 0, or when the
     /// start_info says "no map here").
     pub fn memmap_len(&self) -> u32 {
-        if self.header.version >= 1 { self.header.memmap_entries } else { 0 }
+        if self.header.version >= 1 {
+            self.header.memmap_entries
+        } else {
+            0
+        }
     }
 
     /// Memory-map entry `index`.
@@ -385,10 +435,21 @@ fn checked_cmdline<M: PhysRead + ?Sized>(
     if paddr == 0 {
         return Ok(None);
     }
-    cstr_len(mem, paddr, max).map(Some).map_err(|problem| ReadError::Cmdline { which, paddr, problem })
+    cstr_len(mem, paddr, max)
+        .map(Some)
+        .map_err(|problem| ReadError::Cmdline {
+            which,
+            paddr,
+            problem,
+        })
 }
 
-fn read_string<'b, M: PhysRead + ?Sized>(mem: &M, addr: u64, len: u32, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+fn read_string<'b, M: PhysRead + ?Sized>(
+    mem: &M,
+    addr: u64,
+    len: u32,
+    buf: &'b mut [u8],
+) -> Option<&'b [u8]> {
     let n = buf.len().min(len as usize);
     let out = &mut buf[..n];
     mem.read(addr, out).ok()?;

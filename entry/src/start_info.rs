@@ -16,7 +16,9 @@ pub const START_INFO_V1_SIZE: usize = 56;
 
 /// `struct hvm_start_info` (version 1 layout, 56 bytes). A version-0 reader
 /// sees only the first [`START_INFO_V0_SIZE`] bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct StartInfo {
     /// [`START_INFO_MAGIC`].
@@ -42,7 +44,9 @@ pub struct StartInfo {
 }
 
 /// `struct hvm_modlist_entry` (32 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct ModlistEntry {
     /// Physical address of the module.
@@ -56,7 +60,9 @@ pub struct ModlistEntry {
 }
 
 /// `struct hvm_memmap_table_entry` (24 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct MemmapEntry {
     /// Start of the range.
@@ -106,7 +112,12 @@ impl StartInfo {
 impl MemmapEntry {
     /// A new entry.
     pub const fn new(addr: u64, size: u64, type_: MemmapType) -> Self {
-        Self { addr, size, type_, reserved: 0 }
+        Self {
+            addr,
+            size,
+            type_,
+            reserved: 0,
+        }
     }
 
     /// One past the last byte, or `None` if the range wraps past 2^64.
@@ -118,7 +129,19 @@ impl MemmapEntry {
 /// A memory-map range type (ACPI address range types, plus Xen's OEM ones).
 /// A newtype: unknown values are carried, never rejected.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
 )]
 #[repr(transparent)]
 pub struct MemmapType(pub u32);
@@ -193,7 +216,10 @@ mod tests {
 
     #[test]
     fn unknown_flags_and_types_are_kept() {
-        let info = StartInfo { flags: 0x8000_0003, ..Default::default() };
+        let info = StartInfo {
+            flags: 0x8000_0003,
+            ..Default::default()
+        };
         let f = info.sif_flags();
         assert!(f.contains(SifFlags::PRIVILEGED | SifFlags::INITDOMAIN));
         assert_eq!(f.bits(), 0x8000_0003);

@@ -6,12 +6,12 @@
 //! the modules, then writes tables and strings first and the header last, so
 //! a half-written block never carries the magic.
 
+use crate::Which;
 use crate::memory::{OutOfRange, PhysWrite, write_obj};
 use crate::start_info::{
     MemmapEntry, ModlistEntry, START_INFO_MAGIC, START_INFO_V0_SIZE, START_INFO_V1_SIZE, SifFlags,
     StartInfo,
 };
-use crate::Which;
 use zerocopy::IntoBytes;
 
 /// A module to describe: where its contents already are, and its command
@@ -73,7 +73,9 @@ pub enum WriteError {
     #[error("{0} is too large for the start_info ABI")]
     TooLarge(&'static str),
     /// Two parts of the placement overlap.
-    #[error("{first} ({first_start:#x}..{first_end:#x}) overlaps {second} ({second_start:#x}..{second_end:#x})")]
+    #[error(
+        "{first} ({first_start:#x}..{first_end:#x}) overlaps {second} ({second_start:#x}..{second_end:#x})"
+    )]
     Overlap {
         /// One part.
         first: Part,
@@ -150,10 +152,13 @@ impl Sizes {
             return Err(WriteError::MemmapInVersion0(spec.memmap.len()));
         }
         u32::try_from(spec.modules.len()).map_err(|_| WriteError::TooLarge("module count"))?;
-        u32::try_from(spec.memmap.len()).map_err(|_| WriteError::TooLarge("memory-map entry count"))?;
+        u32::try_from(spec.memmap.len())
+            .map_err(|_| WriteError::TooLarge("memory-map entry count"))?;
         let table = |n: usize, size: usize| (n as u64).checked_mul(size as u64);
-        let modlist = table(spec.modules.len(), size_of::<ModlistEntry>()).ok_or(WriteError::TooLarge("module list"))?;
-        let memmap = table(spec.memmap.len(), size_of::<MemmapEntry>()).ok_or(WriteError::TooLarge("memory map"))?;
+        let modlist = table(spec.modules.len(), size_of::<ModlistEntry>())
+            .ok_or(WriteError::TooLarge("module list"))?;
+        let memmap = table(spec.memmap.len(), size_of::<MemmapEntry>())
+            .ok_or(WriteError::TooLarge("memory map"))?;
         let mut strings = 0u64;
         let mut add = |s: Option<&[u8]>, which: Which| -> Result<(), WriteError> {
             if let Some(s) = s {
@@ -170,7 +175,12 @@ impl Sizes {
         for (i, m) in spec.modules.iter().enumerate() {
             add(m.cmdline, Which::Module(i as u32))?;
         }
-        Ok(Self { start_info, modlist, memmap, strings })
+        Ok(Self {
+            start_info,
+            modlist,
+            memmap,
+            strings,
+        })
     }
 
     /// Bytes of a packed block (see [`Placement::packed`]).
@@ -190,13 +200,24 @@ impl Placement {
     /// size.
     pub fn packed(base: u64, spec: &StartInfoSpec<'_>) -> Result<(Self, u64), WriteError> {
         let sizes = Sizes::of(spec)?;
-        let total = sizes.packed_total().ok_or(WriteError::TooLarge("start_info block"))?;
-        base.checked_add(total).ok_or(WriteError::TooLarge("start_info block"))?;
+        let total = sizes
+            .packed_total()
+            .ok_or(WriteError::TooLarge("start_info block"))?;
+        base.checked_add(total)
+            .ok_or(WriteError::TooLarge("start_info block"))?;
         let align8 = |v: u64| (v + 7) & !7;
         let modlist = align8(base + sizes.start_info);
         let memmap = align8(modlist + sizes.modlist);
         let strings = align8(memmap + sizes.memmap);
-        Ok((Self { start_info: base, modlist, memmap, strings }, total))
+        Ok((
+            Self {
+                start_info: base,
+                modlist,
+                memmap,
+                strings,
+            },
+            total,
+        ))
     }
 }
 
@@ -210,7 +231,9 @@ pub struct Written {
 }
 
 fn range(part: Part, start: u64, len: u64) -> Result<(Part, u64, u64), WriteError> {
-    let end = start.checked_add(len).ok_or(WriteError::TooLarge("placement"))?;
+    let end = start
+        .checked_add(len)
+        .ok_or(WriteError::TooLarge("placement"))?;
     Ok((part, start, end))
 }
 
@@ -269,18 +292,25 @@ pub fn write_start_info<M: PhysWrite + ?Sized>(
         let Some(s) = s else { return Ok(0) };
         let addr = at;
         mem.write(addr, s).map_err(mem_err(Part::Strings))?;
-        mem.write(addr + s.len() as u64, &[0]).map_err(mem_err(Part::Strings))?;
+        mem.write(addr + s.len() as u64, &[0])
+            .map_err(mem_err(Part::Strings))?;
         at = addr + s.len() as u64 + 1;
         Ok(addr)
     };
     let cmdline_paddr = put(mem, spec.cmdline)?;
     for (i, m) in spec.modules.iter().enumerate() {
-        let entry = ModlistEntry { paddr: m.paddr, size: m.size, cmdline_paddr: put(mem, m.cmdline)?, reserved: 0 };
+        let entry = ModlistEntry {
+            paddr: m.paddr,
+            size: m.size,
+            cmdline_paddr: put(mem, m.cmdline)?,
+            reserved: 0,
+        };
         let addr = placement.modlist + i as u64 * size_of::<ModlistEntry>() as u64;
         write_obj(mem, addr, &entry).map_err(mem_err(Part::ModuleList))?;
     }
     if !spec.memmap.is_empty() {
-        mem.write(placement.memmap, spec.memmap.as_bytes()).map_err(mem_err(Part::Memmap))?;
+        mem.write(placement.memmap, spec.memmap.as_bytes())
+            .map_err(mem_err(Part::Memmap))?;
     }
     let has = |len: usize, addr: u64| if len > 0 { addr } else { 0 };
     let header = StartInfo {
@@ -296,6 +326,7 @@ pub fn write_start_info<M: PhysWrite + ?Sized>(
         reserved: 0,
     };
     let bytes = &header.as_bytes()[..sizes.start_info as usize];
-    mem.write(placement.start_info, bytes).map_err(mem_err(Part::StartInfo))?;
+    mem.write(placement.start_info, bytes)
+        .map_err(mem_err(Part::StartInfo))?;
     Ok(Written { header, sizes })
 }

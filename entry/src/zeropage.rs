@@ -71,7 +71,9 @@ pub enum TranslateError {
         version: u32,
     },
     /// A memory-map entry's range wraps past 2^64.
-    #[error("memory-map entry {index} ({addr:#x}+{size:#x}) wraps past the end of the address space")]
+    #[error(
+        "memory-map entry {index} ({addr:#x}+{size:#x}) wraps past the end of the address space"
+    )]
     EntryWraps {
         /// Entry index.
         index: usize,
@@ -120,7 +122,9 @@ impl Translation {
     /// `SETUP_E820_EXT` node ([`write_e820_ext`]). A slice of the scratch
     /// buffer given to [`translate`].
     pub fn e820_ext<'s>(&self, scratch: &'s [E820Entry]) -> &'s [E820Entry] {
-        scratch.get(E820_MAX_ENTRIES_ZEROPAGE..self.e820_total).unwrap_or(&[])
+        scratch
+            .get(E820_MAX_ENTRIES_ZEROPAGE..self.e820_total)
+            .unwrap_or(&[])
     }
 }
 
@@ -176,14 +180,18 @@ pub fn translate<M: PhysRead + ?Sized>(
     let initrd = match options.initrd {
         InitrdChoice::None => None,
         InitrdChoice::FirstModule => info.module(0),
-        InitrdChoice::Module(index) => Some(
-            info.module(index)
-                .ok_or(TranslateError::NoSuchModule { index, count: info.module_count() })?,
-        ),
+        InitrdChoice::Module(index) => {
+            Some(info.module(index).ok_or(TranslateError::NoSuchModule {
+                index,
+                count: info.module_count(),
+            })?)
+        }
     }
     .map(|m| (m.entry.paddr, m.entry.size));
     if let (Some((addr, size)), Some(hdr)) = (initrd, options.setup_header) {
-        let above_4g = hdr.xload_flags().contains(XLoadFlags::CAN_BE_LOADED_ABOVE_4G);
+        let above_4g = hdr
+            .xload_flags()
+            .contains(XLoadFlags::CAN_BE_LOADED_ABOVE_4G);
         let max = u64::from(hdr.initrd_addr_max);
         let end = addr.saturating_add(size);
         if size > 0 && !above_4g && max != 0 && end - 1 > max {
@@ -209,11 +217,18 @@ fn build_e820<M: PhysRead + ?Sized>(
     let count = match supplied {
         Some(map) => map.len(),
         None if info.memmap_len() > 0 => info.memmap_len() as usize,
-        None => return Err(TranslateError::NoMemoryMap { version: info.version() }),
+        None => {
+            return Err(TranslateError::NoMemoryMap {
+                version: info.version(),
+            });
+        }
     };
     let needed = e820_scratch_len(count);
     if scratch.len() < needed {
-        return Err(TranslateError::ScratchTooSmall { needed, available: scratch.len() });
+        return Err(TranslateError::ScratchTooSmall {
+            needed,
+            available: scratch.len(),
+        });
     }
     let mut n = 0;
     for index in 0..count {
@@ -227,7 +242,11 @@ fn build_e820<M: PhysRead + ?Sized>(
             },
         };
         if entry.end().is_none() {
-            return Err(TranslateError::EntryWraps { index, addr: entry.addr, size: entry.size });
+            return Err(TranslateError::EntryWraps {
+                index,
+                addr: entry.addr,
+                size: entry.size,
+            });
         }
         if entry.size == 0 {
             continue;
@@ -236,7 +255,11 @@ fn build_e820<M: PhysRead + ?Sized>(
         n += 1;
     }
     if !isa_window_is_reserved(&scratch[..n]) {
-        scratch[n] = E820Entry::new(ISA_WINDOW.start, ISA_WINDOW.end - ISA_WINDOW.start, E820Type::RESERVED);
+        scratch[n] = E820Entry::new(
+            ISA_WINDOW.start,
+            ISA_WINDOW.end - ISA_WINDOW.start,
+            E820Type::RESERVED,
+        );
         n += 1;
     }
     scratch[..n].sort_unstable_by_key(|e| {
@@ -282,7 +305,10 @@ pub fn write_e820_ext<M: PhysWrite + ?Sized>(
     bp: &mut BootParams,
 ) -> Result<(), OutOfRange> {
     let len = entries.as_bytes().len();
-    let err = OutOfRange { addr, len: e820_ext_size(entries.len()) };
+    let err = OutOfRange {
+        addr,
+        len: e820_ext_size(entries.len()),
+    };
     let node = SetupData {
         next: bp.hdr.setup_data,
         type_: SetupDataType::E820_EXT,
@@ -317,12 +343,18 @@ mod owned {
         info: &StartInfoView<'_, M>,
         options: &TranslateOptions<'_>,
     ) -> Result<ZeroPage, TranslateError> {
-        let entries = options.memmap.map_or(info.memmap_len() as usize, <[_]>::len);
+        let entries = options
+            .memmap
+            .map_or(info.memmap_len() as usize, <[_]>::len);
         let mut scratch = vec![E820Entry::new(0, 0, E820Type(0)); e820_scratch_len(entries)];
         let mut params = BootParams::zeroed();
         let translation = translate(info, options, &mut scratch, &mut params)?;
         let e820_ext = translation.e820_ext(&scratch).to_vec();
-        Ok(ZeroPage { params, e820_ext, translation })
+        Ok(ZeroPage {
+            params,
+            e820_ext,
+            translation,
+        })
     }
 }
 
