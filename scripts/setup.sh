@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh - install everything the pvh test suite needs on a fresh Debian 12
 # machine: the Debian packages used to build/boot real guests (QEMU, Xen
-# headers, busybox for initramfs, archive tools, kmod for modinfo) and the
+# headers, busybox for initramfs, archive tools, kmod for modinfo, ACPICA's
+# iasl to check generated ACPI tables) and the
 # Rust bits (the bare-metal x86_64-unknown-none target, clippy, rustfmt).
 #
 # Idempotent and fast on re-runs: apt-get is skipped entirely when every
@@ -20,6 +21,7 @@ DEB_PACKAGES=(
     zstd
     cpio
     kmod
+    acpica-tools
 )
 RUST_TARGET=x86_64-unknown-none
 RUST_COMPONENTS=(clippy rustfmt)
