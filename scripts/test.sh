@@ -18,5 +18,7 @@ echo "test: cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "test: cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+echo "test: fuzz targets type-check (running them needs nightly)"
+cargo check --manifest-path fuzz/Cargo.toml --bins
 echo "test: cargo test"
 cargo test --workspace
