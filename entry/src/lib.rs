@@ -13,6 +13,7 @@
 //! - [`zeropage`]: the translation from a start_info to a Linux zero page.
 //! - [`linux`]: the checks and placement a guest stub needs to boot a
 //!   bzImage through the Linux 64-bit boot protocol.
+//! - [`payload`]: the header `pvh wrap` embeds in the zero-page stub.
 //!
 //! The crate is `no_std` and needs no allocator unless the `alloc` feature
 //! is on; its logic is tested on the host.
@@ -24,6 +25,7 @@ extern crate alloc;
 pub mod elfnote;
 pub mod linux;
 pub mod memory;
+pub mod payload;
 pub mod reader;
 pub mod start_info;
 pub mod writer;
