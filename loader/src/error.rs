@@ -42,7 +42,7 @@ pub enum LoadError {
     },
     /// The ELF structure could not be parsed.
     #[error("malformed ELF: {0}")]
-    Elf(&'static str),
+    Elf(String),
     /// The ELF is not for x86 or x86-64.
     #[error("ELF machine {machine} is not x86 (3) or x86-64 (62)")]
     ElfMachine {

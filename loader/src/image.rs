@@ -1,0 +1,103 @@
+//! Recognising kernel images, and unpacking a bzImage's payload to the
+//! vmlinux ELF inside it (the Xen toolstack's "pvh-unpack").
+
+use crate::elf::{ElfImage, is_elf};
+use crate::error::LoadError;
+use pvh_bootparams::{BzImage, Compression, ImageError};
+use std::io::{self, Read};
+
+/// The largest vmlinux the loader unpacks (1 GiB): a guard against
+/// decompression bombs beyond what the image announces.
+pub const MAX_UNPACKED: u64 = 1 << 30;
+
+/// A kernel image, recognised from its bytes.
+#[derive(Debug, Clone)]
+pub enum KernelImage<'a> {
+    /// A PVH-bootable ELF (PHYS32_ENTRY note).
+    PvhElf(ElfImage<'a>),
+    /// A Linux bzImage.
+    BzImage(BzImage<'a>),
+}
+
+impl<'a> KernelImage<'a> {
+    /// Recognises and checks `bytes`: the ELF magic means ELF (checked as
+    /// a PVH ELF); anything else must be a bzImage.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, LoadError> {
+        if is_elf(bytes) {
+            return Ok(Self::PvhElf(ElfImage::parse(bytes)?));
+        }
+        match BzImage::parse(bytes) {
+            Ok(bz) => Ok(Self::BzImage(bz)),
+            Err(
+                ImageError::BadBootFlag(_) | ImageError::NoHdrS(_) | ImageError::TooShort { .. },
+            ) => Err(LoadError::UnknownImage {
+                magic: bytes.iter().take(4).copied().collect(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// "PVH ELF" or "bzImage".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PvhElf(_) => "PVH ELF",
+            Self::BzImage(_) => "bzImage",
+        }
+    }
+}
+
+/// Decompresses `bz`'s payload (gzip, xz, legacy lzma, zstd) to the ELF
+/// it holds. Linux appends the uncompressed size (le32) to every payload:
+/// the output must have exactly that size, at most [`MAX_UNPACKED`].
+pub fn unpack(bz: &BzImage<'_>) -> Result<Vec<u8>, LoadError> {
+    let payload = bz.payload();
+    let compression = bz.compression();
+    let format = compression.name();
+    let err = |reason: String| LoadError::Decompress { format, reason };
+    let (body, size) = match payload.len().checked_sub(4) {
+        Some(n) => (&payload[..n], &payload[n..]),
+        None => {
+            return Err(err(format!(
+                "payload of {} bytes is too short",
+                payload.len()
+            )));
+        }
+    };
+    let size = u64::from(u32::from_le_bytes([size[0], size[1], size[2], size[3]]));
+    if size > MAX_UNPACKED {
+        return Err(LoadError::DecompressedTooLarge {
+            limit: MAX_UNPACKED,
+        });
+    }
+    let reader: Box<dyn Read + '_> = match compression {
+        // The gzip trailer holds the size too; the decoder stops at the end
+        // of the member, so it may read the whole payload.
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(payload)),
+        Compression::Xz => Box::new(xz2::read::XzDecoder::new(body)),
+        Compression::Lzma => {
+            let stream =
+                xz2::stream::Stream::new_lzma_decoder(u64::MAX).map_err(|e| err(e.to_string()))?;
+            Box::new(xz2::read::XzDecoder::new_stream(body, stream))
+        }
+        Compression::Zstd => {
+            Box::new(ruzstd::decoding::StreamingDecoder::new(body).map_err(|e| err(e.to_string()))?)
+        }
+        other => return Err(LoadError::UnsupportedCompression(other.name())),
+    };
+    let mut out = Vec::with_capacity(size.min(1 << 27) as usize);
+    // One byte more than announced, to notice a longer output.
+    reader
+        .take(size + 1)
+        .read_to_end(&mut out)
+        .map_err(|e: io::Error| err(e.to_string()))?;
+    if out.len() as u64 > size {
+        return Err(LoadError::DecompressedTooLarge { limit: size });
+    }
+    if (out.len() as u64) < size {
+        return Err(err(format!(
+            "{} bytes decompressed, the image announces {size}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
