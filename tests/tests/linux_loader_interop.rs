@@ -421,3 +421,94 @@ proptest! {
         prop_assert_eq!(got, e820);
     }
 }
+
+/// End to end with linux-loader on both sides: a start_info written by
+/// `PvhBootConfigurator` is translated by pvh, and the zero page is read as
+/// linux-loader's `boot_params`. The expected table is written out by hand.
+#[test]
+fn linux_loader_start_info_translates_to_a_zero_page_linux_loader_reads() {
+    const CMDLINE: u64 = 0x2_0000;
+    const MODLIST: u64 = 0x8000;
+    const MEMMAP: u64 = 0x9000;
+    const INITRD: u64 = 0x20_0000;
+    let mem = guest_memory();
+    let mut cmdline = Cmdline::new(256).unwrap();
+    cmdline.insert_str("console=ttyS0 root=/dev/vda").unwrap();
+    load_cmdline(&mem, GuestAddress(CMDLINE), &cmdline).unwrap();
+    let modules = [hvm_modlist_entry {
+        paddr: INITRD,
+        size: 0x1_2345,
+        cmdline_paddr: 0,
+        reserved: 0,
+    }];
+    // Unsorted, with a Xen OEM type; the ISA hole is not described.
+    let entry = |addr, size, type_| hvm_memmap_table_entry {
+        addr,
+        size,
+        type_,
+        reserved: 0,
+    };
+    let memmap = [
+        entry(0x10_0000, 0x3f0_0000, 1),
+        entry(0xfec0_0000, 0x1000, 0xf000_0002),
+        entry(0, 0x9_fc00, 1),
+        entry(0x9_fc00, 0x400, 2),
+        entry(0x400_0000, 0x1_0000, 3),
+    ];
+    let si = hvm_start_info {
+        magic: MAGIC,
+        version: 1,
+        flags: 0,
+        nr_modules: 1,
+        modlist_paddr: MODLIST,
+        cmdline_paddr: CMDLINE,
+        rsdp_paddr: 0xe_0000,
+        memmap_paddr: MEMMAP,
+        memmap_entries: memmap.len() as u32,
+        reserved: 0,
+    };
+    let mut params = LlBootParams::new(&si, GuestAddress(START_INFO_ADDR));
+    params.set_sections(&memmap, GuestAddress(MEMMAP));
+    params.set_modules(&modules, GuestAddress(MODLIST));
+    PvhBootConfigurator::write_bootparams(&params, &mem).unwrap();
+
+    let vm = VmMemory(&mem);
+    let view = StartInfoView::read(&vm, START_INFO_ADDR).unwrap();
+    let zp = pvh_entry::translate_owned(&view, &Default::default()).unwrap();
+    assert!(zp.e820_ext.is_empty());
+    VmMemory(&mem)
+        .write(ZERO_PAGE_ADDR, zp.params.as_page())
+        .unwrap();
+
+    let l: boot_params = mem.read_obj(GuestAddress(ZERO_PAGE_ADDR)).unwrap();
+    let hdr = l.hdr;
+    assert_eq!({ hdr.boot_flag }, 0xaa55);
+    assert_eq!({ hdr.header }, u32::from_le_bytes(*b"HdrS"));
+    assert_eq!({ hdr.type_of_loader }, 0xff);
+    assert_eq!({ hdr.cmd_line_ptr }, CMDLINE as u32);
+    assert_eq!({ l.ext_cmd_line_ptr }, 0);
+    assert_eq!({ hdr.ramdisk_image }, INITRD as u32);
+    assert_eq!({ hdr.ramdisk_size }, 0x1_2345);
+    assert_eq!({ hdr.hardware_subarch }, 0);
+    assert_eq!({ l.acpi_rsdp_addr }, 0xe_0000);
+    assert_eq!({ l.sentinel }, 0);
+    let expected: [(u64, u64, u32); 6] = [
+        (0, 0x9_fc00, 1),
+        (0x9_fc00, 0x400, 2),
+        (0xa_0000, 0x6_0000, 2),
+        (0x10_0000, 0x3f0_0000, 1),
+        (0x400_0000, 0x1_0000, 3),
+        (0xfec0_0000, 0x1000, 2),
+    ];
+    assert_eq!(l.e820_entries as usize, expected.len());
+    let table = { l.e820_table };
+    let got: Vec<(u64, u64, u32)> = table[..expected.len()]
+        .iter()
+        .map(|e| ({ e.addr }, { e.size }, { e.r#type }))
+        .collect();
+    assert_eq!(got, expected);
+    let mut cmd = [0u8; 28];
+    mem.read_slice(&mut cmd, GuestAddress(u64::from(hdr.cmd_line_ptr)))
+        .unwrap();
+    assert_eq!(&cmd, b"console=ttyS0 root=/dev/vda\0");
+}
