@@ -1,1 +1,28 @@
-//! The pvh hypervisor (work in progress).
+//! `pvh-hypervisor`: a small KVM hypervisor that boots PVH guests (and, via
+//! the loader, Linux bzImages), with the fewest devices Linux needs.
+//!
+//! The pieces, one file per concern:
+//! - [`kvm`]: opening `/dev/kvm` with a useful error;
+//! - [`vm`] and [`memory`]: the VM, guest RAM, in-kernel irqchip and PIT;
+//! - [`vcpu`], [`cpuid`], [`lapic`]: vCPU setup and the exit loop;
+//! - [`runner`]: one thread per vCPU, timeout and stop;
+//! - [`devices`]: UART, i8042, CMOS/RTC, debug console, exit port;
+//! - [`outcome`]: why a run ended and the process exit status;
+//! - [`boot`]: everything `pvh boot` does, as a library call.
+
+pub mod boot;
+pub mod cli;
+pub mod cpuid;
+pub mod devices;
+pub mod error;
+pub mod kvm;
+pub mod lapic;
+pub mod memory;
+pub mod outcome;
+pub mod probe;
+pub mod runner;
+pub mod vcpu;
+pub mod vm;
+
+pub use error::Error;
+pub use outcome::{RegsDump, VmEnd, status};

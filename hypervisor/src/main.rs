@@ -1,5 +1,7 @@
-//! `pvh`: boot PVH guests on KVM.
-fn main() {
-    eprintln!("pvh: not implemented yet");
-    std::process::exit(2);
+//! `pvh`: boot PVH guests on KVM. See `docs/hypervisor.md`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    ExitCode::from(pvh_hypervisor::cli::main())
 }

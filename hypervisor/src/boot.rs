@@ -1,0 +1,110 @@
+//! Booting a guest end to end: KVM, guest RAM, the loader, the VM, vCPU 0,
+//! and the run. The CLI (`pvh boot`) is a thin layer over [`boot`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pvh_loader::{BootConfig, GuestRam, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, LoadError};
+use vm_memory::GuestAddress;
+
+use crate::devices::ConsoleOut;
+use crate::error::Error;
+use crate::kvm;
+use crate::memory;
+use crate::outcome::status;
+use crate::runner::{self, RunReport};
+use crate::vcpu::Vcpu;
+use crate::vm::{KvmReserved, Vm};
+
+/// How to run the guest (everything that is not the guest itself).
+#[derive(Debug, Clone)]
+pub struct BootOptions {
+    /// The KVM device (normally `/dev/kvm`).
+    pub kvm_device: PathBuf,
+    /// Guest RAM in bytes.
+    pub memory: u64,
+    /// End the guest after this long.
+    pub timeout: Option<Duration>,
+    /// Where UART and debug-console output goes.
+    pub console: ConsoleOut,
+}
+
+/// Booting failed before the guest ran.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The loader rejected the memory size, kernel, modules or command line.
+    #[error("loading the guest failed: {0}")]
+    Load(#[from] LoadError),
+    /// KVM or VM setup failed.
+    #[error(transparent)]
+    Vmm(#[from] Error),
+}
+
+impl BootError {
+    /// The `pvh` exit status for this failure.
+    pub fn status(&self) -> u8 {
+        match self {
+            Self::Load(_) => status::BAD_INPUT,
+            Self::Vmm(Error::KvmOpen { .. } | Error::KvmApiVersion { .. } | Error::KvmCap(_)) => {
+                status::NO_KVM
+            }
+            Self::Vmm(_) => status::VMM_ERROR,
+        }
+    }
+}
+
+/// A VM with its boot vCPU set up, not yet running.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The VM.
+    pub vm: Vm,
+    /// The boot vCPU.
+    pub vcpus: Vec<Vcpu>,
+    /// What the loader did.
+    pub guest: pvh_loader::LoadedGuest,
+}
+
+/// Opens KVM, plans and loads the guest into fresh RAM, creates the VM and
+/// its boot vCPU with the loader's initial state.
+pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, BootError> {
+    // Check the input before touching KVM: a bad kernel is a bad kernel
+    // whether or not this machine has /dev/kvm.
+    let ram = GuestRam::new(opts.memory)?;
+    let plan = pvh_loader::plan(&ram, config)?;
+    let kvm = kvm::open(&opts.kvm_device)?;
+    let ranges: Vec<(GuestAddress, usize)> = ram
+        .regions()
+        .iter()
+        .map(|&(start, len)| {
+            usize::try_from(len)
+                .map(|len| (GuestAddress(start), len))
+                .map_err(|_| Error::MemoryRegion {
+                    addr: start,
+                    size: len,
+                    reason: "larger than the host address space".into(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let mem = memory::allocate(&ranges)?;
+    let guest = pvh_loader::load(&mem, &plan, config)?;
+    let reserved = KvmReserved {
+        tss: KVM_TSS_ADDR,
+        identity_map: KVM_IDENTITY_MAP_ADDR,
+    };
+    let vm = Vm::new(&kvm, mem, reserved, opts.console.clone())?;
+    let vcpu = Vcpu::new(&kvm, vm.fd(), 0, Arc::clone(vm.bus()))?;
+    vcpu.set_boot_state(&guest.cpu)?;
+    Ok(Prepared {
+        vm,
+        vcpus: vec![vcpu],
+        guest,
+    })
+}
+
+/// Boots the guest described by `config` and runs it to its end.
+pub fn boot(config: &BootConfig<'_>, opts: &BootOptions) -> Result<(RunReport, Vm), BootError> {
+    let Prepared { vm, vcpus, .. } = prepare(config, opts)?;
+    let report = runner::run(vcpus, opts.timeout)?;
+    Ok((report, vm))
+}

@@ -1,0 +1,341 @@
+//! `pvh boot`: load a kernel (or the built-in probe) and run it.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use pvh_loader::{BootConfig, BootProtocol, Module, SubarchPolicy};
+
+use super::size::parse_size;
+use crate::boot::{BootError, BootOptions};
+use crate::devices::ConsoleOut;
+use crate::kvm::KVM_DEVICE;
+use crate::outcome::{VmEnd, status};
+use crate::probe;
+
+/// `--boot-protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ProtocolArg {
+    /// PVH: a PVH ELF directly, a bzImage through the built-in stub.
+    #[default]
+    Pvh,
+    /// The Linux 64-bit boot protocol (bzImage only).
+    Linux,
+    /// Decompress the bzImage to its vmlinux and boot that through PVH.
+    PvhUnpack,
+}
+
+/// `--subarch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum SubarchArg {
+    /// hardware_subarch = PC.
+    #[default]
+    Pc,
+    /// hardware_subarch = XEN, with the start_info address.
+    Xen,
+}
+
+/// A `--module FILE[,cmdline]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleArg {
+    /// The file.
+    pub path: PathBuf,
+    /// Its command line, if given.
+    pub cmdline: Option<String>,
+}
+
+fn parse_module(s: &str) -> Result<ModuleArg, String> {
+    let (path, cmdline) = match s.split_once(',') {
+        Some((p, c)) => (p, Some(c.to_owned())),
+        None => (s, None),
+    };
+    if path.is_empty() {
+        return Err("module file name is empty".into());
+    }
+    Ok(ModuleArg {
+        path: PathBuf::from(path),
+        cmdline,
+    })
+}
+
+fn parse_memory(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
+}
+
+/// Arguments of `pvh boot`.
+#[derive(Debug, Clone, Args)]
+pub struct BootArgs {
+    /// Kernel: a PVH ELF, or a bzImage. Default: the built-in probe guest.
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+    /// How to enter the kernel.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Pvh)]
+    pub boot_protocol: ProtocolArg,
+    /// Initial ramdisk (becomes module 0).
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
+    /// A boot module with an optional command line; repeatable, in order,
+    /// after the initrd.
+    #[arg(long = "module", value_name = "FILE[,CMDLINE]", value_parser = parse_module)]
+    pub modules: Vec<ModuleArg>,
+    /// Kernel command line.
+    #[arg(long, default_value = "")]
+    pub cmdline: String,
+    /// Guest RAM (K, M, G suffixes).
+    #[arg(long, default_value = "512M", value_parser = parse_memory)]
+    pub memory: u64,
+    /// hardware_subarch in the zero page (Linux protocol and stub).
+    #[arg(long, value_enum, default_value_t = SubarchArg::Pc)]
+    pub subarch: SubarchArg,
+    /// Print the loader's boot plan and exit without running.
+    #[arg(long)]
+    pub plan: bool,
+    /// Where guest console output goes: `stdout` or a file.
+    #[arg(long, value_name = "stdout|FILE", default_value = "stdout")]
+    pub serial: String,
+    /// End the guest after this many seconds (status 73).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// Print the plan, exit counts and unanswered ports on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// The KVM device.
+    #[arg(long, value_name = "PATH", default_value = KVM_DEVICE)]
+    pub kvm_device: PathBuf,
+}
+
+impl Default for BootArgs {
+    fn default() -> Self {
+        Self {
+            kernel: None,
+            boot_protocol: ProtocolArg::Pvh,
+            initrd: None,
+            modules: Vec::new(),
+            cmdline: String::new(),
+            memory: 512 << 20,
+            subarch: SubarchArg::Pc,
+            plan: false,
+            serial: "stdout".into(),
+            timeout: None,
+            verbose: false,
+            kvm_device: PathBuf::from(KVM_DEVICE),
+        }
+    }
+}
+
+/// Prints `pvh: <msg>` on stderr and returns `code`.
+fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
+    eprintln!("pvh: {msg}");
+    code
+}
+
+fn read(what: &str, path: &Path) -> Result<Vec<u8>, u8> {
+    std::fs::read(path).map_err(|e| {
+        fail(
+            status::BAD_INPUT,
+            format_args!("cannot read {what} {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Runs `pvh boot`; returns the exit status.
+pub fn run(args: &BootArgs) -> u8 {
+    match run_inner(args) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+fn run_inner(args: &BootArgs) -> Result<u8, u8> {
+    let kernel: Vec<u8> = match &args.kernel {
+        Some(path) => read("kernel", path)?,
+        None => match probe::PROBE {
+            Some(bytes) => bytes.to_vec(),
+            None => {
+                return Err(fail(
+                    status::NO_PROBE,
+                    "the built-in probe guest is not built yet; pass --kernel FILE",
+                ));
+            }
+        },
+    };
+    let initrd = args
+        .initrd
+        .as_deref()
+        .map(|p| read("initrd", p))
+        .transpose()?;
+    let module_bytes = args
+        .modules
+        .iter()
+        .map(|m| read("module", &m.path))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut modules = Vec::new();
+    if let Some(bytes) = &initrd {
+        modules.push(Module {
+            bytes,
+            cmdline: None,
+            above_4g: false,
+        });
+    }
+    for (arg, bytes) in args.modules.iter().zip(&module_bytes) {
+        modules.push(Module {
+            bytes,
+            cmdline: arg.cmdline.as_deref().map(str::as_bytes),
+            above_4g: false,
+        });
+    }
+    let protocol = match args.boot_protocol {
+        ProtocolArg::Pvh => BootProtocol::Pvh,
+        ProtocolArg::Linux => BootProtocol::Linux64,
+        ProtocolArg::PvhUnpack => BootProtocol::PvhUnpack,
+    };
+    // A bzImage booted "as PVH" goes through the stub guest.
+    let is_bzimage = pvh_bootparams::BzImage::parse(&kernel).is_ok();
+    let stub = (protocol == BootProtocol::Pvh && is_bzimage)
+        .then_some(probe::STUB)
+        .flatten();
+    if protocol == BootProtocol::Pvh && is_bzimage && stub.is_none() {
+        return Err(fail(
+            status::BAD_INPUT,
+            "the kernel is a bzImage and the PVH stub guest is not built in; \
+             use --boot-protocol linux or pvh-unpack",
+        ));
+    }
+    let config = BootConfig {
+        kernel: &kernel,
+        protocol,
+        stub,
+        cmdline: args.cmdline.as_bytes(),
+        modules,
+        subarch: match args.subarch {
+            SubarchArg::Pc => SubarchPolicy::Pc,
+            SubarchArg::Xen => SubarchPolicy::Xen,
+        },
+        ..Default::default()
+    };
+
+    if args.plan {
+        let ram = pvh_loader::GuestRam::new(args.memory).map_err(|e| {
+            fail(
+                status::BAD_INPUT,
+                format_args!("loading the guest failed: {e}"),
+            )
+        })?;
+        let plan = pvh_loader::plan(&ram, &config).map_err(|e| {
+            fail(
+                status::BAD_INPUT,
+                format_args!("loading the guest failed: {e}"),
+            )
+        })?;
+        print!("{plan}");
+        return Ok(status::SUCCESS);
+    }
+
+    let console = open_console(&args.serial)?;
+    let opts = BootOptions {
+        kvm_device: args.kvm_device.clone(),
+        memory: args.memory,
+        timeout: args.timeout,
+        console: console.clone(),
+    };
+    let prepared = crate::boot::prepare(&config, &opts).map_err(|e| boot_failed(&e))?;
+    if args.verbose {
+        eprint!("pvh: boot plan:\n{}", prepared.guest.plan);
+    }
+    let bus = std::sync::Arc::clone(prepared.vm.bus());
+    let report = crate::runner::run(prepared.vcpus, args.timeout)
+        .map_err(|e| boot_failed(&BootError::Vmm(e)))?;
+    // Make sure everything the guest printed is out before our verdict.
+    let _ = console.clone().flush();
+
+    if args.verbose {
+        for (id, s) in &report.stats {
+            eprintln!(
+                "pvh: vcpu{id}: {} exits ({} port I/O, {} MMIO reads, {} MMIO writes, {} interrupted)",
+                s.exits, s.io, s.mmio_reads, s.mmio_writes, s.interrupted
+            );
+        }
+        for (port, c) in bus.unhandled() {
+            eprintln!(
+                "pvh: unanswered port {port:#06x}: {} reads, {} writes",
+                c.reads, c.writes
+            );
+        }
+    }
+    report_end(&report.end, args.verbose);
+    Ok(report.end.status())
+}
+
+fn boot_failed(e: &BootError) -> u8 {
+    fail(e.status(), e)
+}
+
+fn open_console(spec: &str) -> Result<ConsoleOut, u8> {
+    if spec == "stdout" {
+        return Ok(ConsoleOut::stdout());
+    }
+    let file = File::create(spec).map_err(|e| {
+        fail(
+            status::BAD_INPUT,
+            format_args!("cannot create serial output file {spec}: {e}"),
+        )
+    })?;
+    Ok(ConsoleOut::new(Box::new(BufWriter::new(file))))
+}
+
+/// The one-line verdict (plus registers when the guest died badly).
+fn report_end(end: &VmEnd, verbose: bool) {
+    let code = end.status();
+    if code != status::SUCCESS || verbose {
+        eprintln!("pvh: {end} (status {code})");
+    } else {
+        eprintln!("pvh: {end}");
+    }
+    let show_regs = !matches!(end, VmEnd::ExitPort(_) | VmEnd::Reset | VmEnd::Shutdown);
+    if let (true, Some(regs)) = (show_regs, end.regs()) {
+        let mut err = io::stderr().lock();
+        for line in regs.to_string().lines() {
+            let _ = writeln!(err, "pvh:   {line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_argument_splits_at_first_comma() {
+        assert_eq!(
+            parse_module("a.bin,foo=1,bar").unwrap(),
+            ModuleArg {
+                path: "a.bin".into(),
+                cmdline: Some("foo=1,bar".into())
+            }
+        );
+        assert_eq!(
+            parse_module("b.bin").unwrap(),
+            ModuleArg {
+                path: "b.bin".into(),
+                cmdline: None
+            }
+        );
+        assert!(parse_module(",x").is_err());
+    }
+
+    #[test]
+    fn timeout_parses_fractions_and_rejects_negative() {
+        assert_eq!(parse_timeout("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
+}

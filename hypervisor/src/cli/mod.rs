@@ -1,0 +1,52 @@
+//! The `pvh` command line. Each subcommand lives in its own module with its
+//! own `Args` struct and `run` function; adding one (`wrap`, `inspect`,
+//! `launch`) means a new module and a new [`Command`] variant.
+
+pub mod boot;
+pub mod size;
+
+use clap::{Parser, Subcommand};
+
+use crate::outcome::status;
+
+/// `pvh`: boot PVH guests on KVM.
+#[derive(Debug, Parser)]
+#[command(name = "pvh", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; without one, `pvh` boots the built-in probe guest.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot a guest on KVM (default: the built-in probe guest).
+    Boot(boot::BootArgs),
+}
+
+/// Parses the process arguments, runs the subcommand, and returns the exit
+/// status (documented in `docs/hypervisor.md`).
+pub fn main() -> u8 {
+    main_with(std::env::args_os())
+}
+
+/// [`main`] with explicit arguments (the first is the program name).
+pub fn main_with<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version land here too, on stdout with status 0.
+            let _ = e.print();
+            return if e.use_stderr() { status::USAGE } else { 0 };
+        }
+    };
+    match cli.command {
+        Some(Command::Boot(args)) => boot::run(&args),
+        None => boot::run(&boot::BootArgs::default()),
+    }
+}

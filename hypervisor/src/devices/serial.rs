@@ -1,0 +1,134 @@
+//! The 16550A UART on COM1 (0x3f8, GSI 4), from vm-superio.
+//!
+//! Linux registers ttyS0 only when the port behaves like a real UART and
+//! raises its interrupt: the THR-empty interrupt reaches the in-kernel
+//! IOAPIC/PIC through an eventfd registered as a KVM irqfd.
+
+use std::io;
+
+use vm_superio::{Serial, Trigger};
+use vmm_sys_util::eventfd::EventFd;
+
+use super::{ConsoleOut, DeviceError, IoAction, PortDevice};
+
+/// COM1 base port.
+pub const COM1_BASE: u16 = 0x3f8;
+/// A 16550 decodes eight registers.
+pub const COM1_LEN: u16 = 8;
+/// COM1's ISA interrupt line.
+pub const COM1_GSI: u32 = 4;
+
+/// The UART interrupt line: an eventfd KVM turns into an edge on the GSI.
+#[derive(Debug)]
+pub struct IrqLine(EventFd);
+
+impl IrqLine {
+    /// A new, unregistered line (register it with `register_irqfd`).
+    pub fn new() -> io::Result<Self> {
+        Ok(Self(EventFd::new(libc::EFD_NONBLOCK)?))
+    }
+
+    /// The eventfd to hand to KVM.
+    pub fn eventfd(&self) -> &EventFd {
+        &self.0
+    }
+}
+
+impl Trigger for IrqLine {
+    type E = io::Error;
+
+    fn trigger(&self) -> io::Result<()> {
+        self.0.write(1)
+    }
+}
+
+/// The UART device.
+pub struct Uart {
+    inner: Serial<IrqLine, vm_superio::serial::NoEvents, ConsoleOut>,
+}
+
+impl std::fmt::Debug for Uart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uart").finish_non_exhaustive()
+    }
+}
+
+impl Uart {
+    /// A UART raising `irq` and writing transmitted bytes to `out`.
+    pub fn new(irq: IrqLine, out: ConsoleOut) -> Self {
+        Self {
+            inner: Serial::new(irq, out),
+        }
+    }
+
+    /// The interrupt line, to register with KVM.
+    pub fn irq(&self) -> &IrqLine {
+        self.inner.interrupt_evt()
+    }
+}
+
+impl PortDevice for Uart {
+    fn read(&mut self, offset: u16, data: &mut [u8]) {
+        data.fill(0);
+        if let (Some(b), Ok(off)) = (data.first_mut(), u8::try_from(offset)) {
+            *b = self.inner.read(off);
+        }
+    }
+
+    fn write(&mut self, offset: u16, data: &[u8]) -> Result<IoAction, DeviceError> {
+        let (Some(&value), Ok(off)) = (data.first(), u8::try_from(offset)) else {
+            return Ok(IoAction::Continue);
+        };
+        self.inner.write(off, value).map_err(|e| match e {
+            vm_superio::serial::Error::Trigger(e) => DeviceError::Interrupt(e),
+            vm_superio::serial::Error::IOError(e) => DeviceError::Output(e),
+            other => DeviceError::Output(io::Error::other(format!("{other:?}"))),
+        })?;
+        Ok(IoAction::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn transmits_and_interrupts_when_thre_enabled() {
+        let cap = Capture::default();
+        let mut u = Uart::new(
+            IrqLine::new().unwrap(),
+            ConsoleOut::new(Box::new(cap.clone())),
+        );
+        let mut iir = [0u8];
+        // IER: enable THR-empty interrupt (bit 1): raised at once.
+        u.write(1, &[0x02]).unwrap();
+        assert_eq!(u.irq().eventfd().read().unwrap(), 1);
+        // IIR says THR empty (0x02) and acknowledges it.
+        u.read(2, &mut iir);
+        assert_eq!(iir[0] & 0x0f, 0x02);
+        u.write(0, b"h").unwrap();
+        u.read(2, &mut iir);
+        u.write(0, b"i").unwrap();
+        assert_eq!(&*cap.0.lock().unwrap(), b"hi");
+        // One interrupt per transmitted byte the driver acknowledged.
+        assert_eq!(u.irq().eventfd().read().unwrap(), 2);
+        // LSR: THR empty and transmitter idle (bits 5 and 6).
+        let mut lsr = [0u8];
+        u.read(5, &mut lsr);
+        assert_eq!(lsr[0] & 0x60, 0x60);
+    }
+}

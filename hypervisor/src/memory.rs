@@ -1,0 +1,47 @@
+//! Guest RAM: anonymous host mappings (vm-memory) registered with KVM as
+//! memory slots.
+
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::VmFd;
+use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use crate::error::{Error, kvm_op};
+
+/// Allocates guest RAM for `ranges` (guest-physical start, size), sorted and
+/// non-overlapping.
+pub fn allocate(ranges: &[(GuestAddress, usize)]) -> Result<GuestMemoryMmap, Error> {
+    GuestMemoryMmap::from_ranges(ranges).map_err(Error::Memory)
+}
+
+/// Registers every region of `mem` with KVM, one slot per region.
+pub fn register(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), Error> {
+    for (slot, region) in mem.iter().enumerate() {
+        let addr = region.start_addr().raw_value();
+        let size = region.len();
+        let host = mem
+            .get_host_address(region.start_addr())
+            .map_err(|e| Error::MemoryRegion {
+                addr,
+                size,
+                reason: e.to_string(),
+            })?;
+        let slot = u32::try_from(slot).map_err(|_| Error::MemoryRegion {
+            addr,
+            size,
+            reason: "too many regions".into(),
+        })?;
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: addr,
+            memory_size: size,
+            userspace_addr: host as u64,
+        };
+        // SAFETY: `host` is the start of a live anonymous mapping of `size`
+        // bytes owned by `mem`; the caller keeps `mem` alive as long as the
+        // VM (the `Vm` struct owns both), so KVM never sees a dangling range.
+        unsafe { vm.set_user_memory_region(region) }
+            .map_err(kvm_op("KVM_SET_USER_MEMORY_REGION"))?;
+    }
+    Ok(())
+}

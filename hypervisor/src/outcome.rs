@@ -1,0 +1,290 @@
+//! How a VM run ended, and the process exit status each ending maps to.
+//!
+//! The statuses are the `pvh` binary's contract (docs/hypervisor.md):
+//! 0..=63 are the guest's own verdict, 64 and up are the VMM's.
+
+use std::fmt;
+use std::time::Duration;
+
+use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
+
+use crate::devices::DeviceError;
+
+/// Process exit statuses of `pvh`.
+pub mod status {
+    /// The guest reset (i8042 0xfe), shut down, or wrote 0 to the exit port.
+    pub const SUCCESS: u8 = 0;
+    /// Largest exit-port value passed through unchanged as the status.
+    pub const GUEST_MAX: u8 = 63;
+    /// Command-line usage error.
+    pub const USAGE: u8 = 64;
+    /// The guest wrote a value above [`GUEST_MAX`] to the exit port.
+    pub const GUEST_CODE_OUT_OF_RANGE: u8 = 65;
+    /// An input file (kernel, initrd, module) could not be read or loaded.
+    pub const BAD_INPUT: u8 = 66;
+    /// `/dev/kvm` is missing or unusable.
+    pub const NO_KVM: u8 = 69;
+    /// The VMM itself failed (a KVM ioctl, a device's host side).
+    pub const VMM_ERROR: u8 = 70;
+    /// The guest triple-faulted (KVM_EXIT_SHUTDOWN).
+    pub const TRIPLE_FAULT: u8 = 71;
+    /// KVM could not run the guest (internal error, emulation failure,
+    /// entry failure).
+    pub const KVM_INTERNAL: u8 = 72;
+    /// `--timeout` expired.
+    pub const TIMEOUT: u8 = 73;
+    /// The guest halted with nothing to wake it (KVM_EXIT_HLT).
+    pub const HALTED: u8 = 74;
+    /// A VM exit this VMM does not handle, or a guest crash event.
+    pub const UNHANDLED_EXIT: u8 = 75;
+    /// The built-in probe guest was requested but is not built in.
+    pub const NO_PROBE: u8 = 76;
+}
+
+/// A snapshot of a vCPU's registers, printed when a run ends badly.
+#[derive(Clone, Copy)]
+pub struct RegsDump {
+    /// General-purpose registers.
+    pub regs: kvm_regs,
+    /// Segment and control registers.
+    pub sregs: kvm_sregs,
+}
+
+impl fmt::Debug for RegsDump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+fn seg(f: &mut fmt::Formatter<'_>, name: &str, s: &kvm_segment) -> fmt::Result {
+    write!(
+        f,
+        "{name}={:04x} base={:#x} limit={:#x} type={:#x} db={} l={}",
+        s.selector, s.base, s.limit, s.type_, s.db, s.l
+    )
+}
+
+impl fmt::Display for RegsDump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.regs;
+        let s = &self.sregs;
+        writeln!(
+            f,
+            "rip={:#018x} rsp={:#018x} rflags={:#010x}",
+            r.rip, r.rsp, r.rflags
+        )?;
+        writeln!(
+            f,
+            "rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}",
+            r.rax, r.rbx, r.rcx, r.rdx
+        )?;
+        writeln!(
+            f,
+            "rsi={:#018x} rdi={:#018x} rbp={:#018x}",
+            r.rsi, r.rdi, r.rbp
+        )?;
+        writeln!(
+            f,
+            "r8 ={:#018x} r9 ={:#018x} r10={:#018x} r11={:#018x}",
+            r.r8, r.r9, r.r10, r.r11
+        )?;
+        writeln!(
+            f,
+            "r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}",
+            r.r12, r.r13, r.r14, r.r15
+        )?;
+        writeln!(
+            f,
+            "cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x}",
+            s.cr0, s.cr2, s.cr3, s.cr4, s.efer
+        )?;
+        seg(f, "cs", &s.cs)?;
+        f.write_str("\n")?;
+        seg(f, "ss", &s.ss)?;
+        f.write_str("\n")?;
+        write!(
+            f,
+            "gdt={:#x}/{:#x} idt={:#x}/{:#x}",
+            s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit
+        )
+    }
+}
+
+/// Why a VM run ended.
+#[derive(Debug)]
+pub enum VmEnd {
+    /// The guest wrote this value to the exit port.
+    ExitPort(u32),
+    /// The guest reset the machine (i8042 command 0xfe, or a KVM reset event).
+    Reset,
+    /// The guest shut down (KVM system event).
+    Shutdown,
+    /// The guest halted and KVM returned to us (only without an in-kernel
+    /// local APIC, or with interrupts that can never arrive).
+    Halted(Option<RegsDump>),
+    /// Triple fault: KVM_EXIT_SHUTDOWN.
+    TripleFault(Option<RegsDump>),
+    /// KVM_EXIT_FAIL_ENTRY: the hardware refused the guest state.
+    FailEntry {
+        /// Hardware reason (VMX exit qualification / SVM code).
+        reason: u64,
+        /// Host CPU.
+        cpu: u32,
+        /// Registers at the time.
+        regs: Option<RegsDump>,
+    },
+    /// KVM_EXIT_INTERNAL_ERROR (e.g. emulation failure).
+    InternalError {
+        /// `KVM_INTERNAL_ERROR_*` sub-error.
+        suberror: u32,
+        /// Extra data words KVM gave.
+        data: Vec<u64>,
+        /// Registers at the time.
+        regs: Option<RegsDump>,
+    },
+    /// A VM exit this VMM does not handle (including a guest crash event).
+    Unhandled {
+        /// The exit as printed by kvm-ioctls.
+        exit: String,
+        /// Registers at the time.
+        regs: Option<RegsDump>,
+    },
+    /// The `--timeout` expired.
+    Timeout {
+        /// The limit that expired.
+        after: Duration,
+        /// vCPU 0's registers when it was stopped.
+        regs: Option<RegsDump>,
+    },
+    /// A device's host side failed (e.g. console output).
+    Device(DeviceError),
+    /// A KVM call failed while running.
+    Kvm {
+        /// What was being done.
+        op: &'static str,
+        /// The error.
+        source: kvm_ioctls::Error,
+    },
+    /// The vCPU was asked to stop (another vCPU ended the VM).
+    Stopped(Option<RegsDump>),
+}
+
+impl VmEnd {
+    /// The `pvh` process exit status for this ending.
+    pub fn status(&self) -> u8 {
+        use status::*;
+        match self {
+            Self::ExitPort(v) => match u8::try_from(*v) {
+                Ok(v) if v <= GUEST_MAX => v,
+                _ => GUEST_CODE_OUT_OF_RANGE,
+            },
+            Self::Reset | Self::Shutdown => SUCCESS,
+            Self::Halted(_) => HALTED,
+            Self::TripleFault(_) => TRIPLE_FAULT,
+            Self::FailEntry { .. } | Self::InternalError { .. } => KVM_INTERNAL,
+            Self::Unhandled { .. } => UNHANDLED_EXIT,
+            Self::Timeout { .. } => TIMEOUT,
+            Self::Device(_) | Self::Kvm { .. } | Self::Stopped(_) => VMM_ERROR,
+        }
+    }
+
+    /// The registers captured at the end, if this ending carries them.
+    pub fn regs(&self) -> Option<&RegsDump> {
+        match self {
+            Self::Halted(r) | Self::TripleFault(r) | Self::Stopped(r) => r.as_ref(),
+            Self::FailEntry { regs, .. }
+            | Self::InternalError { regs, .. }
+            | Self::Unhandled { regs, .. }
+            | Self::Timeout { regs, .. } => regs.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether this ending is the guest's normal way out.
+    pub fn is_clean(&self) -> bool {
+        self.status() == status::SUCCESS
+    }
+}
+
+impl fmt::Display for VmEnd {
+    /// The one-line reason printed on stderr.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ExitPort(v) if self.status() == status::GUEST_CODE_OUT_OF_RANGE => write!(
+                f,
+                "guest wrote {v:#x} to the exit port (above {}; status {})",
+                status::GUEST_MAX,
+                status::GUEST_CODE_OUT_OF_RANGE
+            ),
+            Self::ExitPort(v) => write!(f, "guest exited through the exit port with code {v}"),
+            Self::Reset => f.write_str("guest reset"),
+            Self::Shutdown => f.write_str("guest shut down"),
+            Self::Halted(_) => f.write_str("guest halted with nothing to wake it"),
+            Self::TripleFault(_) => f.write_str("guest triple fault (KVM_EXIT_SHUTDOWN)"),
+            Self::FailEntry { reason, cpu, .. } => write!(
+                f,
+                "KVM entry failure: hardware reason {reason:#x} on host cpu {cpu}"
+            ),
+            Self::InternalError { suberror, data, .. } => {
+                let what = match *suberror {
+                    kvm_bindings::KVM_INTERNAL_ERROR_EMULATION => "emulation failure",
+                    kvm_bindings::KVM_INTERNAL_ERROR_SIMUL_EX => "exception while delivering one",
+                    kvm_bindings::KVM_INTERNAL_ERROR_DELIVERY_EV => "event delivery failure",
+                    _ => "internal error",
+                };
+                write!(f, "KVM internal error {suberror} ({what}), data {data:x?}")
+            }
+            Self::Unhandled { exit, .. } => write!(f, "unhandled VM exit: {exit}"),
+            Self::Timeout { after, .. } => {
+                write!(
+                    f,
+                    "timeout: guest still running after {}s",
+                    after.as_secs_f64()
+                )
+            }
+            Self::Device(e) => write!(f, "device error: {e}"),
+            Self::Kvm { op, source } => write!(f, "KVM {op} failed: {source}"),
+            Self::Stopped(_) => f.write_str("vCPU stopped by the VMM"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_port_values_map_to_statuses() {
+        assert_eq!(VmEnd::ExitPort(0).status(), 0);
+        assert_eq!(VmEnd::ExitPort(42).status(), 42);
+        assert_eq!(VmEnd::ExitPort(63).status(), 63);
+        assert_eq!(VmEnd::ExitPort(64).status(), 65);
+        assert_eq!(VmEnd::ExitPort(0x1_0001).status(), 65);
+    }
+
+    #[test]
+    fn vmm_statuses_are_distinct_and_above_guest_range() {
+        let ends = [
+            VmEnd::Reset.status(),
+            VmEnd::Halted(None).status(),
+            VmEnd::TripleFault(None).status(),
+            VmEnd::InternalError {
+                suberror: 1,
+                data: vec![],
+                regs: None,
+            }
+            .status(),
+            VmEnd::Unhandled {
+                exit: String::new(),
+                regs: None,
+            }
+            .status(),
+            VmEnd::Timeout {
+                after: Duration::from_secs(1),
+                regs: None,
+            }
+            .status(),
+        ];
+        assert_eq!(ends, [0, 74, 71, 72, 75, 73]);
+    }
+}

@@ -1,0 +1,114 @@
+//! The VM: KVM VM fd, guest RAM, the in-kernel interrupt controllers and
+//! timer, and the port-I/O devices.
+
+use std::sync::{Arc, Mutex};
+
+use kvm_bindings::{KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
+use kvm_ioctls::{Kvm, VmFd};
+use vm_memory::GuestMemoryMmap;
+
+use crate::devices::debugcon::{DEBUGCON_PORT, DebugCon};
+use crate::devices::exit_port::{EXIT_PORT, EXIT_PORT_LEN, ExitPort};
+use crate::devices::i8042::{I8042, I8042_BASE, I8042_LEN};
+use crate::devices::rtc::{RTC_BASE, RTC_LEN, Rtc};
+use crate::devices::serial::{COM1_BASE, COM1_GSI, COM1_LEN, IrqLine, Uart};
+use crate::devices::{ConsoleOut, IoBus};
+use crate::error::{Error, kvm_op};
+use crate::memory;
+
+/// Guest-physical addresses KVM needs for its own use on Intel hosts
+/// (real-mode emulation): a 3-page TSS and a 1-page identity-map table.
+/// They must lie below 4 GiB, outside guest RAM the guest uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvmReserved {
+    /// `KVM_SET_TSS_ADDR` (three pages).
+    pub tss: u64,
+    /// `KVM_SET_IDENTITY_MAP_ADDR` (one page).
+    pub identity_map: u64,
+}
+
+/// A created VM, ready for vCPUs.
+#[derive(Debug)]
+pub struct Vm {
+    fd: Arc<VmFd>,
+    mem: GuestMemoryMmap,
+    bus: Arc<IoBus>,
+}
+
+impl Vm {
+    /// Creates the VM: registers `mem`, sets the KVM-reserved addresses,
+    /// creates the in-kernel irqchip (PIC + IOAPIC) and PIT, and maps the
+    /// port-I/O devices, with the UART and debug console writing to `console`.
+    pub fn new(
+        kvm: &Kvm,
+        mem: GuestMemoryMmap,
+        reserved: KvmReserved,
+        console: ConsoleOut,
+    ) -> Result<Self, Error> {
+        let fd = kvm.create_vm().map_err(kvm_op("KVM_CREATE_VM"))?;
+        memory::register(&fd, &mem)?;
+        let tss = usize::try_from(reserved.tss).map_err(|_| Error::MemoryRegion {
+            addr: reserved.tss,
+            size: 3 * 4096,
+            reason: "TSS address does not fit".into(),
+        })?;
+        fd.set_tss_address(tss)
+            .map_err(kvm_op("KVM_SET_TSS_ADDR"))?;
+        fd.set_identity_map_address(reserved.identity_map)
+            .map_err(kvm_op("KVM_SET_IDENTITY_MAP_ADDR"))?;
+        // The irqchip must exist before vCPUs are created so each gets a
+        // local APIC; without the PIT Linux has no tick and hangs after init.
+        fd.create_irq_chip().map_err(kvm_op("KVM_CREATE_IRQCHIP"))?;
+        let pit = kvm_pit_config {
+            // Let the in-kernel PIT answer port 0x61 (speaker/gate) too.
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        fd.create_pit2(pit).map_err(kvm_op("KVM_CREATE_PIT2"))?;
+        let bus = Self::devices(&fd, console)?;
+        Ok(Self {
+            fd: Arc::new(fd),
+            mem,
+            bus: Arc::new(bus),
+        })
+    }
+
+    fn devices(fd: &VmFd, console: ConsoleOut) -> Result<IoBus, Error> {
+        let mut bus = IoBus::new();
+        let irq = IrqLine::new().map_err(|source| Error::Os {
+            op: "creating the UART eventfd",
+            source,
+        })?;
+        fd.register_irqfd(irq.eventfd(), COM1_GSI)
+            .map_err(kvm_op("KVM_IRQFD (COM1)"))?;
+        bus.register(
+            COM1_BASE,
+            COM1_LEN,
+            Arc::new(Mutex::new(Uart::new(irq, console.clone()))),
+        )?;
+        bus.register(I8042_BASE, I8042_LEN, Arc::new(Mutex::new(I8042::new())))?;
+        bus.register(RTC_BASE, RTC_LEN, Arc::new(Mutex::new(Rtc::new())))?;
+        bus.register(
+            DEBUGCON_PORT,
+            1,
+            Arc::new(Mutex::new(DebugCon::new(console))),
+        )?;
+        bus.register(EXIT_PORT, EXIT_PORT_LEN, Arc::new(Mutex::new(ExitPort)))?;
+        Ok(bus)
+    }
+
+    /// The KVM VM fd.
+    pub fn fd(&self) -> &Arc<VmFd> {
+        &self.fd
+    }
+
+    /// Guest RAM.
+    pub fn memory(&self) -> &GuestMemoryMmap {
+        &self.mem
+    }
+
+    /// The port-I/O bus (shared with the vCPU threads).
+    pub fn bus(&self) -> &Arc<IoBus> {
+        &self.bus
+    }
+}

@@ -1,0 +1,101 @@
+//! The VMM core on this machine's KVM, in-process, without the loader: a
+//! hand-assembled 32-bit guest entered in the PVH state of
+//! `pvh_loader::CpuState::pvh`.
+
+mod common;
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pvh_hypervisor::devices::ConsoleOut;
+use pvh_hypervisor::vcpu::Vcpu;
+use pvh_hypervisor::vm::{KvmReserved, Vm};
+use pvh_hypervisor::{VmEnd, kvm, memory, runner};
+use pvh_loader::layout::{GDT_ADDR, IDT_ADDR};
+use pvh_loader::{CpuState, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, gdt};
+use vm_memory::{Bytes, GuestAddress};
+
+use common::{Asm, kvm_available};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+const CODE_ADDR: u64 = 0x10_0000;
+
+/// Runs `code` at 1 MiB in 4 MiB of RAM; returns how it ended and the output.
+fn run_code(code: &[u8]) -> (VmEnd, Vec<u8>) {
+    let kvm = kvm::open("/dev/kvm".as_ref()).expect("open /dev/kvm");
+    let mem = memory::allocate(&[(GuestAddress(0), 4 << 20)]).unwrap();
+    mem.write_slice(&gdt::to_bytes(&gdt::PVH_GDT), GuestAddress(GDT_ADDR))
+        .unwrap();
+    mem.write_slice(code, GuestAddress(CODE_ADDR)).unwrap();
+    let cap = Capture::default();
+    let reserved = KvmReserved {
+        tss: KVM_TSS_ADDR,
+        identity_map: KVM_IDENTITY_MAP_ADDR,
+    };
+    let vm = Vm::new(&kvm, mem, reserved, ConsoleOut::new(Box::new(cap.clone()))).unwrap();
+    let vcpu = Vcpu::new(&kvm, vm.fd(), 0, Arc::clone(vm.bus())).unwrap();
+    vcpu.set_boot_state(&CpuState::pvh(CODE_ADDR, 0, GDT_ADDR, IDT_ADDR))
+        .unwrap();
+    // A watchdog, not a timed assertion: a broken VMM must not hang the test.
+    let report = runner::run(vec![vcpu], Some(Duration::from_secs(30))).unwrap();
+    let out = cap.0.lock().unwrap().clone();
+    (report.end, out)
+}
+
+#[test]
+fn guest_prints_on_uart_and_exits_with_code() {
+    if !kvm_available("guest_prints_on_uart_and_exits_with_code") {
+        return;
+    }
+    let code = Asm::new().print("hello\n").exit(42);
+    let (end, out) = run_code(code.bytes());
+    assert!(matches!(end, VmEnd::ExitPort(42)), "{end:?}");
+    assert_eq!(end.status(), 42);
+    assert_eq!(out, b"hello\n");
+}
+
+#[test]
+fn debugcon_output_and_i8042_reset() {
+    if !kvm_available("debugcon_output_and_i8042_reset") {
+        return;
+    }
+    let code = Asm::new()
+        .mov_dx(0xe9)
+        .mov_al(b'D')
+        .out_dx_al()
+        .mov_dx(0x64)
+        .mov_al(0xfe)
+        .out_dx_al()
+        .exit(9);
+    let (end, out) = run_code(code.bytes());
+    assert!(matches!(end, VmEnd::Reset), "{end:?}");
+    assert_eq!(end.status(), 0);
+    assert_eq!(out, b"D");
+}
+
+#[test]
+fn triple_fault_is_reported_with_registers() {
+    if !kvm_available("triple_fault_is_reported_with_registers") {
+        return;
+    }
+    // The boot IDT has one (empty) gate: #UD (vector 6) lies beyond its
+    // limit -> #GP -> #DF (also beyond) -> triple fault.
+    let code = Asm::new().ud2();
+    let (end, _) = run_code(code.bytes());
+    assert!(matches!(end, VmEnd::TripleFault(Some(_))), "{end:?}");
+    assert_eq!(end.status(), pvh_hypervisor::status::TRIPLE_FAULT);
+    let rip = end.regs().unwrap().regs.rip;
+    assert_eq!(rip, CODE_ADDR, "stopped at the faulting ud2");
+}
