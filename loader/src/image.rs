@@ -46,7 +46,7 @@ impl<'a> KernelImage<'a> {
     }
 }
 
-/// Decompresses `bz`'s payload (gzip, xz, legacy lzma, zstd) to the ELF
+/// Decompresses `bz`'s payload (gzip, xz, legacy lzma, zstd; or none) to the ELF
 /// it holds. Linux appends the uncompressed size (le32) to every payload:
 /// the output must have exactly that size, at most [`MAX_UNPACKED`].
 pub fn unpack(bz: &BzImage<'_>) -> Result<Vec<u8>, LoadError> {
@@ -54,6 +54,10 @@ pub fn unpack(bz: &BzImage<'_>) -> Result<Vec<u8>, LoadError> {
     let compression = bz.compression();
     let format = compression.name();
     let err = |reason: String| LoadError::Decompress { format, reason };
+    if compression == Compression::None {
+        // CONFIG_KERNEL_UNCOMPRESSED: the payload is the ELF itself.
+        return Ok(payload.to_vec());
+    }
     let (body, size) = match payload.len().checked_sub(4) {
         Some(n) => (&payload[..n], &payload[n..]),
         None => {
