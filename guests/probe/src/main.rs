@@ -1,0 +1,209 @@
+//! `pvh-probe`: a PVH guest that reports what its loader passed it.
+//!
+//! It prints one `key=value` line per fact on the runtime console (COM1, or
+//! port 0xE9 under Xen): every start_info field, the command line, each
+//! module (address, size, command line, CRC32 of its contents), the memory
+//! map (from the start_info, or from `XENMEM_memory_map` for a version-0
+//! start_info under Xen), total RAM, the RSDP check, and the Linux zero
+//! page `pvh_entry::zeropage::translate` makes from all of it. Addresses
+//! and sizes are hex with `0x`, counts decimal; strings are escaped so each
+//! value stays on one line (see `pvh_entry::rt::console::Escaped`).
+//!
+//! Exit codes (QEMU isa-debug-exit; see `pvh_entry::rt::exit::ExitCode`):
+//! - `Success` (QEMU status 1), after a last line `probe.done=1`, when
+//!   every step could be carried out, even if a fact is "bad" (such as
+//!   `rsdp.valid=0`: the host decides what is acceptable);
+//! - `Failure` (status 3), after a `probe.error=` line, when the
+//!   start_info cannot be read or translated at all;
+//! - `Panic` (5) and `Fault` (7), from the runtime.
+#![no_std]
+#![no_main]
+
+use pvh_entry::bootparams::{BootParams, E820Entry, E820Type};
+use pvh_entry::rt::console::Escaped;
+use pvh_entry::rt::exit::{ExitCode, exit};
+use pvh_entry::rt::{BootInfo, paging, rsdp};
+use pvh_entry::zeropage::{TranslateOptions, e820_scratch_len, translate};
+use pvh_entry::{MemmapEntry, MemmapType, PhysRead, StartInfoView, rt_println as out};
+
+pvh_entry::pvh_main!(main);
+
+/// Most memory-map entries the probe handles (E820MAX).
+const MAX_MAP: usize = 128;
+
+fn main(boot: BootInfo) -> ! {
+    out!("probe.start=1");
+    out!(
+        "platform={}",
+        if boot.xen.is_some() { "xen" } else { "native" }
+    );
+    // SAFETY: the probe only reads through this view.
+    let mem = unsafe { pvh_entry::rt::identity_memory() };
+    out!("start_info.addr={:#x}", boot.start_info);
+    let view = match StartInfoView::read(&mem, boot.start_info) {
+        Ok(v) => v,
+        Err(e) => fail(format_args!("start_info: {e}")),
+    };
+    let h = *view.header();
+    out!("magic={:#x}", { h.magic });
+    out!("version={}", { h.version });
+    out!("flags={:#x}", { h.flags });
+    out!("nr_modules={}", { h.nr_modules });
+    out!("modlist_paddr={:#x}", { h.modlist_paddr });
+    out!("cmdline_paddr={:#x}", { h.cmdline_paddr });
+    out!("rsdp_paddr={:#x}", { h.rsdp_paddr });
+    out!("memmap_paddr={:#x}", { h.memmap_paddr });
+    out!("memmap_entries={}", { h.memmap_entries });
+
+    let mut buf = [0u8; 4096];
+    if let Some(cmdline) = view.read_cmdline(&mut buf) {
+        out!("cmdline={}", Escaped(cmdline));
+    }
+    for m in view.modules() {
+        let i = m.index;
+        out!("module.{i}.paddr={:#x}", { m.entry.paddr });
+        out!("module.{i}.size={:#x}", { m.entry.size });
+        if let Some(cmdline) = view.read_module_cmdline(&m, &mut buf) {
+            out!("module.{i}.cmdline={}", Escaped(cmdline));
+        }
+        match crc32(&mem, m.entry.paddr, m.entry.size, &mut buf) {
+            Some(crc) => out!("module.{i}.crc32={crc:#010x}"),
+            None => out!("module.{i}.crc32=unreadable"),
+        }
+    }
+
+    // The memory map: the start_info's, else Xen's by hypercall.
+    let mut map = [MemmapEntry::new(0, 0, MemmapType::RAM); MAX_MAP];
+    let mut count = 0;
+    let mut supplied = false;
+    if view.memmap_len() > 0 {
+        out!("memmap.source=start_info");
+        for e in view.memmap().take(MAX_MAP) {
+            map[count] = e;
+            count += 1;
+        }
+    } else if let Some(xen) = boot.xen {
+        out!("memmap.source=hypercall");
+        let mut e820 = [E820Entry::new(0, 0, E820Type::RAM); MAX_MAP];
+        match xen.memory_map(&mut e820) {
+            Ok(n) => {
+                for (slot, e) in map.iter_mut().zip(&e820[..n]) {
+                    *slot = MemmapEntry::new(e.addr, e.size, MemmapType({ e.type_ }.0));
+                }
+                count = n;
+                supplied = true;
+            }
+            Err(e) => out!("memmap.error={e}"),
+        }
+    } else {
+        out!("memmap.source=none");
+    }
+    let map = &map[..count];
+    out!("memmap.count={count}");
+    let mut ram = 0u64;
+    let mut ram_top = 0u64;
+    for (i, e) in map.iter().enumerate() {
+        out!(
+            "memmap.{i}={:#x},{:#x},{}",
+            { e.addr },
+            { e.size },
+            { e.type_ }.0
+        );
+        if { e.type_ } == MemmapType::RAM {
+            ram = ram.saturating_add(e.size);
+            ram_top = ram_top.max(e.end().unwrap_or(u64::MAX));
+        }
+    }
+    out!("ram_bytes={ram:#x}");
+    out!("ram_top={ram_top:#x}");
+    match paging::extend_identity_map(ram_top) {
+        Ok(top) => out!("identity_map.top={top:#x}"),
+        Err(e) => out!("identity_map.error={e}"),
+    }
+
+    match view.rsdp_paddr() {
+        Some(addr) => {
+            out!("rsdp.found_by=start_info");
+            report_rsdp(&mem, addr);
+        }
+        None => match rsdp::scan(&mem, rsdp::BIOS_AREA) {
+            Some(addr) => {
+                out!("rsdp.found_by=scan");
+                report_rsdp(&mem, addr);
+            }
+            None => {
+                out!("rsdp.found_by=none");
+                out!("rsdp.valid=0");
+            }
+        },
+    }
+
+    let options = TranslateOptions {
+        memmap: supplied.then_some(map),
+        ..TranslateOptions::default()
+    };
+    let mut scratch = [E820Entry::new(0, 0, E820Type::RAM); e820_scratch_len(MAX_MAP)];
+    let mut bp = BootParams::zeroed();
+    match translate(&view, &options, &mut scratch, &mut bp) {
+        Ok(t) => {
+            out!("zeropage.e820_total={}", t.e820_total);
+            out!("zeropage.e820_entries={}", bp.e820_entries);
+            let mut zp_ram = 0u64;
+            for (i, e) in bp.e820().iter().enumerate() {
+                out!(
+                    "zeropage.e820.{i}={:#x},{:#x},{}",
+                    { e.addr },
+                    { e.size },
+                    { e.type_ }.0
+                );
+                if { e.type_ } == E820Type::RAM {
+                    zp_ram = zp_ram.saturating_add(e.size);
+                }
+            }
+            out!("zeropage.ram_bytes={zp_ram:#x}");
+            out!("zeropage.cmd_line_ptr={:#x}", bp.cmd_line_ptr());
+            out!("zeropage.ramdisk_image={:#x}", bp.ramdisk_image());
+            out!("zeropage.ramdisk_size={:#x}", bp.ramdisk_size());
+            out!(
+                "zeropage.hardware_subarch={}",
+                { bp.hdr.hardware_subarch }.0
+            );
+            out!("zeropage.acpi_rsdp_addr={:#x}", { bp.acpi_rsdp_addr });
+        }
+        Err(e) => fail(format_args!("zeropage: {e}")),
+    }
+    out!("probe.done=1");
+    exit(ExitCode::Success)
+}
+
+fn report_rsdp<M: PhysRead>(mem: &M, addr: u64) {
+    out!("rsdp.addr={addr:#x}");
+    match rsdp::check(mem, addr) {
+        Ok(r) => {
+            out!("rsdp.revision={}", r.revision);
+            out!("rsdp.valid=1");
+        }
+        Err(e) => {
+            out!("rsdp.error={e}");
+            out!("rsdp.valid=0");
+        }
+    }
+}
+
+/// CRC32 (IEEE) of `size` bytes at `addr`, read through `mem` in chunks.
+fn crc32<M: PhysRead>(mem: &M, addr: u64, size: u64, buf: &mut [u8]) -> Option<u32> {
+    let mut h = crc32fast::Hasher::new();
+    let mut done = 0u64;
+    while done < size {
+        let n = (size - done).min(buf.len() as u64) as usize;
+        mem.read(addr.checked_add(done)?, &mut buf[..n]).ok()?;
+        h.update(&buf[..n]);
+        done += n as u64;
+    }
+    Some(h.finalize())
+}
+
+fn fail(why: core::fmt::Arguments<'_>) -> ! {
+    out!("probe.error={why}");
+    exit(ExitCode::Failure)
+}
