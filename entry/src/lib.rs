@@ -27,6 +27,8 @@ pub mod linux;
 pub mod memory;
 pub mod payload;
 pub mod reader;
+#[cfg(feature = "rt")]
+pub mod rt;
 pub mod start_info;
 pub mod writer;
 pub mod zeropage;
