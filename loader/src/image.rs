@@ -58,6 +58,12 @@ pub fn unpack(bz: &BzImage<'_>) -> Result<Vec<u8>, LoadError> {
         // CONFIG_KERNEL_UNCOMPRESSED: the payload is the ELF itself.
         return Ok(payload.to_vec());
     }
+    if !matches!(
+        compression,
+        Compression::Gzip | Compression::Xz | Compression::Lzma | Compression::Zstd
+    ) {
+        return Err(LoadError::UnsupportedCompression(format));
+    }
     let (body, size) = match payload.len().checked_sub(4) {
         Some(n) => (&payload[..n], &payload[n..]),
         None => {

@@ -1,0 +1,380 @@
+//! bzImage paths: the Linux 64-bit boot protocol, pvh-unpack and the guest
+//! stub, on synthetic bzImages built here.
+
+mod common;
+
+use common::*;
+use pvh_bootparams::BootParams;
+use pvh_entry::{StartInfoView, VmMemory};
+use pvh_loader::*;
+use zerocopy::FromBytes;
+
+fn linux64(kernel: &[u8]) -> BootConfig<'_> {
+    BootConfig {
+        kernel,
+        protocol: BootProtocol::Linux64,
+        cmdline: b"console=ttyS0 quiet",
+        ..Default::default()
+    }
+}
+
+fn zero_page(mem: &vm_memory::GuestMemoryMmap, at: u64) -> BootParams {
+    BootParams::read_from_bytes(&read(mem, at, 4096)).unwrap()
+}
+
+#[test]
+fn linux64_boot_state_zero_page_and_page_tables() {
+    let bz = Bz::default().build();
+    let initrd = vec![0x17u8; 10_000];
+    let mut config = linux64(&bz);
+    config.rsdp = Some(0xe_0000);
+    config.modules = vec![Module {
+        bytes: &initrd,
+        cmdline: None,
+        above_4g: false,
+    }];
+    let ram = GuestRam::new(64 << 20).unwrap();
+    let mem = memory(64 << 20, 0xaa);
+    let plan = plan(&ram, &config).unwrap();
+    let k = plan.find(Purpose::Kernel).unwrap();
+    assert_eq!(
+        (k.start, k.len),
+        (0x100_0000, 0x40_0000),
+        "pref_address, init_size"
+    );
+    let guest = load(&mem, &plan, &config).unwrap();
+    let cpu = guest.cpu;
+    let zp = guest.zero_page.unwrap();
+    let pt = plan.page_tables.unwrap();
+    assert_eq!(cpu.mode, EntryMode::Long64);
+    assert_eq!((cpu.rip, cpu.rsi, cpu.cr3), (0x100_0200, zp, pt));
+    assert_eq!(
+        (cpu.cs.selector, cpu.ds.selector, cpu.cs.l),
+        (0x10, 0x18, true)
+    );
+    let stack = plan.find(Purpose::Stack).unwrap();
+    assert_eq!(cpu.rsp, stack.start + stack.len);
+    // Protected-mode code copied from file offset (4 + 1) * 512.
+    assert_eq!(read(&mem, 0x100_0000, 0x400), bz[0xa00..0xe00].to_vec());
+
+    let bp = zero_page(&mem, zp);
+    assert_eq!({ bp.hdr.header }, u32::from_le_bytes(*b"HdrS"));
+    assert_eq!({ bp.hdr.version }, 0x020f);
+    assert_eq!(bp.hdr.type_of_loader, 0xff);
+    assert_eq!(bp.hdr.loadflags & 1, 1, "LOADED_HIGH");
+    assert_eq!({ bp.hdr.code32_start }, 0x100_0000);
+    assert_eq!(bp.sentinel, 0);
+    assert_eq!({ bp.acpi_rsdp_addr }, 0xe_0000);
+    let cmd = bp.cmd_line_ptr();
+    assert_eq!(read(&mem, cmd, 20), b"console=ttyS0 quiet\0".to_vec());
+    let m0 = plan.find(Purpose::Module(0)).unwrap();
+    assert_eq!((bp.ramdisk_image(), bp.ramdisk_size()), (m0.start, 10_000));
+    assert_eq!(read(&mem, m0.start, 10_000), initrd);
+    let e820: Vec<(u64, u64, u32)> = bp
+        .e820()
+        .iter()
+        .map(|e| ({ e.addr }, { e.size }, { e.type_ }.0))
+        .collect();
+    assert!(
+        e820.contains(&(0x10_0000, (64 << 20) - 0x10_0000, 1)),
+        "{e820:x?}"
+    );
+    assert!(e820.contains(&(0, 0xa_0000, 1)), "{e820:x?}");
+
+    // Identity map: PML4[0] -> PDPT, PDPT[i] -> PD i, 2 MiB pages up to 4 GiB.
+    let word = |a: u64| u64::from_le_bytes(read(&mem, a, 8).try_into().unwrap());
+    assert_eq!(word(pt), (pt + 0x1000) | 3);
+    assert_eq!(word(pt + 8), 0);
+    for gib in 0..4 {
+        assert_eq!(
+            word(pt + 0x1000 + gib * 8),
+            (pt + 0x2000 + gib * 0x1000) | 3
+        );
+    }
+    assert_eq!(word(pt + 0x1000 + 4 * 8), 0);
+    assert_eq!(word(pt + 0x2000), 0x83);
+    assert_eq!(word(pt + 0x2000 + 8), 0x20_0000 | 0x83);
+    assert_eq!(
+        word(pt + 0x2000 + 4 * 0x1000 - 8),
+        (0x1_0000_0000 - 0x20_0000) | 0x83
+    );
+    assert_eq!(plan.find(Purpose::PageTables).unwrap().len, 6 * 0x1000);
+
+    // The same start_info is there for anyone to read.
+    let vm = VmMemory(&mem);
+    let view = StartInfoView::read(&vm, guest.start_info).unwrap();
+    assert_eq!(view.module(0).unwrap().entry.paddr, m0.start);
+}
+
+#[test]
+fn linux64_relocates_an_aligned_kernel_when_pref_is_not_ram() {
+    let bz = Bz::default().build();
+    let ram = GuestRam::new(12 << 20).unwrap(); // 16 MiB pref is outside
+    let p = plan(&ram, &linux64(&bz)).unwrap();
+    let k = p.find(Purpose::Kernel).unwrap();
+    assert_eq!(k.start, 0x20_0000, "lowest 2 MiB-aligned fit above 1 MiB");
+    assert_eq!(p.entry, 0x20_0200);
+}
+
+#[test]
+fn linux64_non_relocatable_kernel_needs_its_address() {
+    let bz = Bz {
+        relocatable: false,
+        ..Default::default()
+    }
+    .build();
+    let ram = GuestRam::new(12 << 20).unwrap();
+    assert!(matches!(
+        plan(&ram, &linux64(&bz)),
+        Err(LoadError::NotInRam {
+            purpose: Purpose::Kernel,
+            start: 0x100_0000,
+            ..
+        })
+    ));
+    let ram = GuestRam::new(64 << 20).unwrap();
+    assert_eq!(
+        plan(&ram, &linux64(&bz))
+            .unwrap()
+            .find(Purpose::Kernel)
+            .unwrap()
+            .start,
+        0x100_0000
+    );
+}
+
+#[test]
+fn linux64_checks_cmdline_size_protocol_and_64bit_flag() {
+    let ram = GuestRam::new(64 << 20).unwrap();
+    let bz = Bz {
+        cmdline_size: 5,
+        ..Default::default()
+    }
+    .build();
+    assert_eq!(
+        plan(&ram, &linux64(&bz)).unwrap_err(),
+        LoadError::CmdlineTooLong { len: 19, max: 5 }
+    );
+    let bz = Bz {
+        version: 0x020b,
+        ..Default::default()
+    }
+    .build();
+    assert!(matches!(
+        plan(&ram, &linux64(&bz)),
+        Err(LoadError::BzImage(
+            pvh_bootparams::ImageError::ProtocolTooOld { found: 0x020b, .. }
+        ))
+    ));
+    let bz = Bz {
+        xloadflags: 0,
+        ..Default::default()
+    }
+    .build();
+    assert_eq!(
+        plan(&ram, &linux64(&bz)).unwrap_err(),
+        LoadError::BzImage(pvh_bootparams::ImageError::No64BitEntry)
+    );
+}
+
+#[test]
+fn linux64_initrd_respects_initrd_addr_max() {
+    let bz = Bz {
+        initrd_addr_max: 0x7f_ffff,
+        ..Default::default()
+    }
+    .build();
+    let initrd = vec![1u8; 4096];
+    let mut config = linux64(&bz);
+    config.modules = vec![Module {
+        bytes: &initrd,
+        cmdline: None,
+        above_4g: false,
+    }];
+    let ram = GuestRam::new(64 << 20).unwrap();
+    let p = plan(&ram, &config).unwrap();
+    let m = p.find(Purpose::Module(0)).unwrap();
+    assert!(m.start + m.len <= 0x80_0000, "{m:?}");
+    // The second module is not an initrd: top of RAM.
+    config.modules.push(Module {
+        bytes: &initrd,
+        cmdline: None,
+        above_4g: false,
+    });
+    let p = plan(&ram, &config).unwrap();
+    assert_eq!(
+        p.find(Purpose::Module(1)).unwrap().start,
+        (64 << 20) - 0x1000
+    );
+}
+
+#[test]
+fn wrong_image_for_protocol() {
+    let ram = GuestRam::new(64 << 20).unwrap();
+    let elf = simple_elf().build();
+    assert_eq!(
+        plan(&ram, &linux64(&elf)).unwrap_err(),
+        LoadError::WrongImage {
+            image: "PVH ELF",
+            protocol: "linux64"
+        }
+    );
+    let bz = Bz::default().build();
+    let config = BootConfig {
+        kernel: &bz,
+        ..Default::default()
+    };
+    assert_eq!(
+        plan(&ram, &config).unwrap_err(),
+        LoadError::WrongImage {
+            image: "bzImage",
+            protocol: "pvh"
+        }
+    );
+    let config = BootConfig {
+        kernel: &elf,
+        protocol: BootProtocol::PvhUnpack,
+        ..Default::default()
+    };
+    assert!(matches!(
+        plan(&ram, &config),
+        Err(LoadError::WrongImage { .. })
+    ));
+    let junk = [0u8; 100];
+    assert!(matches!(
+        plan(
+            &ram,
+            &BootConfig {
+                kernel: &junk,
+                ..Default::default()
+            }
+        ),
+        Err(LoadError::UnknownImage { .. })
+    ));
+}
+
+fn unpack_case(payload: Vec<u8>) -> Result<(BootPlan, vm_memory::GuestMemoryMmap), LoadError> {
+    let bz = Bz {
+        payload,
+        ..Default::default()
+    }
+    .build();
+    let config = BootConfig {
+        kernel: &bz,
+        protocol: BootProtocol::PvhUnpack,
+        ..Default::default()
+    };
+    let ram = GuestRam::new(16 << 20).unwrap();
+    let p = plan(&ram, &config)?;
+    let mem = memory(16 << 20, 0xaa);
+    let g = load(&mem, &p, &config)?;
+    assert_eq!(g.cpu.rip, 0x10_0010);
+    assert_eq!(g.cpu.mode, EntryMode::Protected32);
+    Ok((p, mem))
+}
+
+#[test]
+fn pvh_unpack_gzip_xz_zstd() {
+    let elf = simple_elf().build();
+    for (name, packed) in [("gzip", gzip(&elf)), ("xz", xz(&elf)), ("zstd", zstd(&elf))] {
+        let (p, mem) =
+            unpack_case(with_size(packed, elf.len())).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(read(&mem, 0x10_0000, 0x40), vec![0x90; 0x40], "{name}");
+        assert_eq!(read(&mem, 0x10_1020, 0x10), vec![0; 0x10], "{name}: BSS");
+        assert!(p.find(Purpose::Segment(1)).is_some());
+    }
+}
+
+#[test]
+fn pvh_unpack_errors_are_typed() {
+    let elf = simple_elf().build();
+    let lz4 = vec![0x02, 0x21, 0x4c, 0x18, 0, 0, 0, 0, 0, 0];
+    assert_eq!(
+        unpack_case(lz4).unwrap_err(),
+        LoadError::UnsupportedCompression("lz4")
+    );
+    let bzip2 = b"BZh91AY&SY".to_vec();
+    assert_eq!(
+        unpack_case(bzip2).unwrap_err(),
+        LoadError::UnsupportedCompression("bzip2")
+    );
+    let mut broken = xz(&elf);
+    let mid = broken.len() / 2;
+    broken[mid] ^= 0xff;
+    assert!(matches!(
+        unpack_case(with_size(broken, elf.len())),
+        Err(LoadError::Decompress { format: "xz", .. })
+    ));
+    // Announced size too small: the output is longer.
+    assert!(matches!(
+        unpack_case(with_size(gzip(&elf), elf.len() - 1)),
+        Err(LoadError::DecompressedTooLarge { .. })
+    ));
+    // Announced size too large: the output is shorter.
+    assert!(matches!(
+        unpack_case(with_size(zstd(&elf), elf.len() + 1)),
+        Err(LoadError::Decompress { format: "zstd", .. })
+    ));
+    // Absurd announced size.
+    assert!(matches!(
+        unpack_case(with_size(gzip(&elf), 0xffff_ffff)),
+        Err(LoadError::DecompressedTooLarge { .. })
+    ));
+    // A compressed non-ELF.
+    let text = b"not an elf at all".repeat(10);
+    assert!(unpack_case(with_size(gzip(&text), text.len())).is_err());
+}
+
+#[test]
+fn stub_boot_passes_bzimage_as_module_0_and_initrd_as_module_1() {
+    let stub = simple_elf().build();
+    let bz = Bz::default().build();
+    let initrd = vec![0x33u8; 3000];
+    let config = BootConfig {
+        kernel: &bz,
+        stub: Some(&stub),
+        cmdline: b"root=/dev/ram0",
+        modules: vec![Module {
+            bytes: &initrd,
+            cmdline: None,
+            above_4g: false,
+        }],
+        ..Default::default()
+    };
+    let ram = GuestRam::new(64 << 20).unwrap();
+    let mem = memory(64 << 20, 0);
+    let p = plan(&ram, &config).unwrap();
+    let g = load(&mem, &p, &config).unwrap();
+    assert_eq!((g.cpu.rip, g.cpu.mode), (0x10_0010, EntryMode::Protected32));
+    let vm = VmMemory(&mem);
+    let view = StartInfoView::read(&vm, g.start_info).unwrap();
+    let mods: Vec<_> = view.modules().collect();
+    assert_eq!(mods.len(), 2);
+    assert_eq!(mods[0].entry.size, bz.len() as u64);
+    assert_eq!(read(&mem, mods[0].entry.paddr, bz.len()), bz);
+    assert_eq!(read(&mem, mods[1].entry.paddr, 3000), initrd);
+    let mut buf = [0u8; 32];
+    assert_eq!(view.read_cmdline(&mut buf).unwrap(), b"root=/dev/ram0");
+    // A non-ELF stub is rejected.
+    let bad = BootConfig {
+        stub: Some(&bz),
+        ..config.clone()
+    };
+    assert!(plan(&ram, &bad).is_err());
+}
+
+#[test]
+fn linux64_nothing_outside_planned_ram() {
+    let bz = Bz::default().build();
+    let initrd = vec![2u8; 1 << 20];
+    let mut config = linux64(&bz);
+    config.modules = vec![Module {
+        bytes: &initrd,
+        cmdline: None,
+        above_4g: false,
+    }];
+    let ram = GuestRam::new(32 << 20).unwrap();
+    let mem = memory(40 << 20, 0x5a);
+    load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
+    assert!(read(&mem, 32 << 20, 8 << 20).iter().all(|&b| b == 0x5a));
+}
