@@ -23,6 +23,14 @@ pub enum LinuxBootError {
         /// Protected-mode code size.
         code: u64,
     },
+    /// More ranges to avoid than the caller's scratch space holds.
+    #[error("{ranges} ranges in use, more than the {capacity} the stub can track")]
+    TooManyRanges {
+        /// Ranges needed.
+        ranges: usize,
+        /// Capacity.
+        capacity: usize,
+    },
     /// No free RAM range can hold the kernel.
     #[error("no room for {size:#x} bytes aligned to {align:#x} in free RAM")]
     NoRoom {
@@ -64,7 +72,10 @@ impl KernelNeeds {
         let code_size = image.kernel().len() as u64;
         let init_size = u64::from(hdr.init_size);
         if init_size < code_size {
-            return Err(LinuxBootError::BadInitSize { init_size, code: code_size });
+            return Err(LinuxBootError::BadInitSize {
+                init_size,
+                code: code_size,
+            });
         }
         let pref = hdr.pref_address;
         Ok(Self {
@@ -73,7 +84,9 @@ impl KernelNeeds {
             align: u64::from(align),
             pref_address: if pref == 0 { 0x10_0000 } else { pref },
             relocatable: hdr.relocatable_kernel != 0,
-            above_4g: hdr.xload_flags().contains(XLoadFlags::CAN_BE_LOADED_ABOVE_4G),
+            above_4g: hdr
+                .xload_flags()
+                .contains(XLoadFlags::CAN_BE_LOADED_ABOVE_4G),
         })
     }
 }
@@ -105,14 +118,18 @@ fn align_up(v: u64, align: u64) -> Option<u64> {
 /// Whether `start..start+size` is usable: inside one RAM entry, clear of
 /// every non-RAM entry and of every range in `avoid`.
 pub fn is_free(e820: &[E820Entry], avoid: &[(u64, u64)], start: u64, size: u64) -> bool {
-    let Some(end) = start.checked_add(size) else { return false };
+    let Some(end) = start.checked_add(size) else {
+        return false;
+    };
     let in_ram = e820.iter().any(|e| {
         let (addr, t) = (e.addr, e.type_);
         t == E820Type::RAM && addr <= start && e.end().is_some_and(|e| e >= end)
     });
     let reserved = e820.iter().any(|e| {
         let t = e.type_;
-        t != E820Type::RAM && e.end().is_some_and(|e_end| overlaps((e.addr, e_end), (start, end)))
+        t != E820Type::RAM
+            && e.end()
+                .is_some_and(|e_end| overlaps((e.addr, e_end), (start, end)))
     });
     in_ram && !reserved && !avoid.iter().any(|&r| overlaps(r, (start, end)))
 }
@@ -124,7 +141,9 @@ pub fn is_free(e820: &[E820Entry], avoid: &[(u64, u64)], start: u64, size: u64) 
 pub fn find_free(e820: &[E820Entry], avoid: &[(u64, u64)], req: &Request) -> Option<u64> {
     let fits = |start: u64| {
         start >= req.min
-            && start.checked_add(req.size).is_some_and(|end| end <= req.limit)
+            && start
+                .checked_add(req.size)
+                .is_some_and(|end| end <= req.limit)
             && align_up(start, req.align) == Some(start)
             && is_free(e820, avoid, start, req.size)
     };
@@ -140,15 +159,23 @@ pub fn find_free(e820: &[E820Entry], avoid: &[(u64, u64)], req: &Request) -> Opt
     let mut best: Option<u64> = None;
     for ram in e820.iter().filter(|e| { e.type_ } == E820Type::RAM) {
         let Some(ram_end) = ram.end() else { continue };
-        let Some(mut at) = align_up(ram.addr.max(req.min), req.align) else { continue };
+        let Some(mut at) = align_up(ram.addr.max(req.min), req.align) else {
+            continue;
+        };
         // Each pass either succeeds, ends, or jumps past a blocker's end, so
         // the loop ends within (number of blockers + 1) passes.
         for _ in 0..=blockers().count() {
-            let Some(end) = at.checked_add(req.size) else { break };
+            let Some(end) = at.checked_add(req.size) else {
+                break;
+            };
             if end > ram_end || end > req.limit {
                 break;
             }
-            match blockers().filter(|&b| overlaps(b, (at, end))).map(|b| b.1).max() {
+            match blockers()
+                .filter(|&b| overlaps(b, (at, end)))
+                .map(|b| b.1)
+                .max()
+            {
                 None => {
                     best = Some(best.map_or(at, |b| b.min(at)));
                     break;
@@ -174,15 +201,114 @@ pub fn choose_kernel_address(
 ) -> Result<u64, LinuxBootError> {
     let limit = if needs.above_4g { u64::MAX } else { 1 << 32 };
     let pref_end = needs.pref_address.checked_add(needs.init_size);
-    if pref_end.is_some_and(|end| end <= limit) && is_free(e820, avoid, needs.pref_address, needs.init_size) {
+    if pref_end.is_some_and(|end| end <= limit)
+        && is_free(e820, avoid, needs.pref_address, needs.init_size)
+    {
         return Ok(needs.pref_address);
     }
-    let no_room = LinuxBootError::NoRoom { size: needs.init_size, align: needs.align };
+    let no_room = LinuxBootError::NoRoom {
+        size: needs.init_size,
+        align: needs.align,
+    };
     if !needs.relocatable {
         return Err(no_room);
     }
-    let req = Request { size: needs.init_size, align: needs.align, min: 0x10_0000, limit, preferred: None };
+    let req = Request {
+        size: needs.init_size,
+        align: needs.align,
+        min: 0x10_0000,
+        limit,
+        preferred: None,
+    };
     find_free(e820, avoid, &req).ok_or(no_room)
+}
+
+/// Where the stub puts things, from [`plan_boot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootPlan {
+    /// Load address of the protected-mode code (entry at `+ 0x200`).
+    pub kernel: u64,
+    /// Whether the code must be copied there (false: it already is).
+    pub copy: bool,
+    /// Address of the zero page, followed by the `SETUP_E820_EXT` node if
+    /// any.
+    pub zero_page: u64,
+}
+
+/// What [`plan_boot`] places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootRequest {
+    /// The kernel's needs.
+    pub needs: KernelNeeds,
+    /// Where the protected-mode code is now (start, end).
+    pub code: (u64, u64),
+    /// Bytes for the zero page plus the e820 extension node.
+    pub zero_page_size: u64,
+}
+
+/// Lowest address for the zero page: clear of the real-mode IVT and BDA.
+pub const ZERO_PAGE_MIN: u64 = 0x1_0000;
+
+/// Plans a boot: the kernel runs where its code already is when that
+/// address is aligned, acceptable (relocatable, or the preferred address)
+/// and followed by `init_size` free bytes; otherwise it goes where
+/// [`choose_kernel_address`] says, clear of its current copy too. The zero
+/// page (and e820 node) then goes in the lowest free page-aligned range at
+/// or above [`ZERO_PAGE_MIN`], clear of the kernel's `init_size` range.
+///
+/// `avoid` lists every range in use (modules, start_info and its tables,
+/// the stub, its payload except the code itself, the command line), as
+/// half-open ranges; `scratch` holds `avoid` plus two more ranges.
+pub fn plan_boot(
+    req: &BootRequest,
+    e820: &[E820Entry],
+    avoid: &[(u64, u64)],
+    scratch: &mut [(u64, u64)],
+) -> Result<BootPlan, LinuxBootError> {
+    let needs = &req.needs;
+    let n = avoid.len();
+    let too_many = LinuxBootError::TooManyRanges {
+        ranges: n.saturating_add(2),
+        capacity: scratch.len(),
+    };
+    if scratch.len() < n.saturating_add(2) {
+        return Err(too_many);
+    }
+    let limit = if needs.above_4g { u64::MAX } else { 1 << 32 };
+    let at = req.code.0;
+    let acceptable = needs.relocatable || at == needs.pref_address;
+    let in_place = acceptable
+        && at % needs.align.max(1) == 0
+        && at
+            .checked_add(needs.init_size)
+            .is_some_and(|end| end <= limit)
+        && is_free(e820, avoid, at, needs.init_size);
+    let (kernel, copy) = if in_place {
+        (at, false)
+    } else {
+        scratch[..n].copy_from_slice(avoid);
+        scratch[n] = req.code;
+        (choose_kernel_address(needs, e820, &scratch[..=n])?, true)
+    };
+    scratch[..n].copy_from_slice(avoid);
+    scratch[n] = req.code;
+    scratch[n + 1] = (kernel, kernel.saturating_add(needs.init_size));
+    let zp = Request {
+        size: req.zero_page_size,
+        align: 0x1000,
+        min: ZERO_PAGE_MIN,
+        limit,
+        preferred: None,
+    };
+    let zero_page = find_free(e820, &scratch[..n + 2], &zp).ok_or(LinuxBootError::NoRoom {
+        size: req.zero_page_size,
+        align: 0x1000,
+    })?;
+    Ok(BootPlan {
+        kernel,
+        copy,
+        zero_page,
+    })
 }
 
 #[cfg(test)]
@@ -211,12 +337,19 @@ mod tests {
     #[test]
     fn preferred_address_when_free() {
         let map = [ram(0, 0x9_fc00), ram(0x10_0000, 0x7ff0_0000)];
-        assert_eq!(choose_kernel_address(&needs(0x100_0000, true), &map, &[]), Ok(0x100_0000));
+        assert_eq!(
+            choose_kernel_address(&needs(0x100_0000, true), &map, &[]),
+            Ok(0x100_0000)
+        );
     }
 
     #[test]
     fn relocates_past_modules_and_reserved_ranges() {
-        let map = [ram(0, 0x9_fc00), ram(0x10_0000, 0x7ff0_0000), rsv(0x180_0000, 0x1000)];
+        let map = [
+            ram(0, 0x9_fc00),
+            ram(0x10_0000, 0x7ff0_0000),
+            rsv(0x180_0000, 0x1000),
+        ];
         // The module covers the preferred address; the reserved page is in
         // the next aligned slot; the one after must be chosen.
         let avoid = [(0x100_0000, 0x120_0000)];
@@ -226,7 +359,10 @@ mod tests {
         // Not relocatable: no way out.
         assert_eq!(
             choose_kernel_address(&needs(0x100_0000, false), &map, &avoid),
-            Err(LinuxBootError::NoRoom { size: 0x100_0000, align: 0x20_0000 })
+            Err(LinuxBootError::NoRoom {
+                size: 0x100_0000,
+                align: 0x20_0000
+            })
         );
     }
 
@@ -244,6 +380,72 @@ mod tests {
         let map = [ram(0x10_0000, 0x1000_0000), rsv(0x100_0000, 0x10)];
         assert!(!is_free(&map, &[], 0x100_0000, 0x1000));
         assert!(is_free(&map, &[], 0x200_0000, 0x1000));
+    }
+
+    fn req(code: u64) -> BootRequest {
+        BootRequest {
+            needs: needs(0x100_0000, true),
+            code: (code, code + 0x80_0000),
+            zero_page_size: 0x1000,
+        }
+    }
+
+    #[test]
+    fn boots_in_place_when_aligned_and_free() {
+        let map = [ram(0, 0x9_fc00), ram(0x10_0000, 0x7ff0_0000)];
+        let mut scratch = [(0, 0); 8];
+        // Payload header and initrd below the code.
+        let avoid = [(0x20_0000, 0x30_0000), (0x10_0000, 0x12_0000)];
+        let plan = plan_boot(&req(0x40_0000), &map, &avoid, &mut scratch).unwrap();
+        assert_eq!(
+            plan,
+            BootPlan {
+                kernel: 0x40_0000,
+                copy: false,
+                zero_page: 0x1_0000
+            }
+        );
+    }
+
+    #[test]
+    fn copies_when_misaligned_or_not_free() {
+        let map = [ram(0, 0x9_fc00), ram(0x10_0000, 0x7ff0_0000)];
+        let mut scratch = [(0, 0); 8];
+        // Misaligned code: goes to the preferred address.
+        let plan = plan_boot(&req(0x41_0000), &map, &[], &mut scratch).unwrap();
+        assert_eq!((plan.kernel, plan.copy), (0x100_0000, true));
+        // The code at 16 MiB, but a module at 20 MiB is in its init_size
+        // range: the kernel goes past the module and past its own copy
+        // (code ends at 24 MiB, module at 20..22 MiB), at 24 MiB.
+        let avoid = [(0x140_0000, 0x160_0000)];
+        let plan = plan_boot(&req(0x100_0000), &map, &avoid, &mut scratch).unwrap();
+        assert_eq!((plan.kernel, plan.copy), (0x180_0000, true));
+        // The zero page avoids low reserved memory and the avoided ranges.
+        let map2 = [ram(0, 0x1_1000), ram(0x10_0000, 0x7ff0_0000)];
+        let avoid2 = [(0x1_0000, 0x1_1000)];
+        let plan = plan_boot(&req(0x40_0000), &map2, &avoid2, &mut scratch).unwrap();
+        assert_eq!(plan.zero_page, 0x10_0000);
+    }
+
+    #[test]
+    fn plan_errors_name_the_problem() {
+        let small = [ram(0, 0x9_fc00), ram(0x10_0000, 0x100_0000)];
+        let mut scratch = [(0, 0); 8];
+        assert_eq!(
+            plan_boot(&req(0x41_0000), &small, &[], &mut scratch),
+            Err(LinuxBootError::NoRoom {
+                size: 0x100_0000,
+                align: 0x20_0000
+            })
+        );
+        let avoid = [(0, 1); 7];
+        assert_eq!(
+            plan_boot(&req(0x40_0000), &small, &avoid, &mut scratch),
+            Err(LinuxBootError::TooManyRanges {
+                ranges: 9,
+                capacity: 8
+            })
+        );
     }
 
     proptest! {
