@@ -206,12 +206,6 @@ pub enum LoadError {
         /// Maximum last byte.
         max: u64,
     },
-    /// A command line contains NUL.
-    #[error("command line {which} contains a NUL byte")]
-    NulInCmdline {
-        /// `kernel` or `module N`.
-        which: String,
-    },
     /// The command line is longer than the kernel accepts.
     #[error("command line of {len} bytes exceeds the kernel's limit of {max}")]
     CmdlineTooLong {

@@ -28,3 +28,16 @@ pub use load::{LoadedGuest, load};
 pub use plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, Relocation};
 pub use planner::{check_disjoint, plan};
 pub use pvh_entry::{MemmapEntry, SubarchPolicy};
+
+/// A rust-vmm `linux_loader` command line, re-exported for callers that
+/// build their command line with it.
+pub use linux_loader::cmdline::Cmdline;
+
+/// The bytes (without NUL) of a `linux_loader` command line, for
+/// [`BootConfig::cmdline`].
+pub fn cmdline_bytes(cmdline: &Cmdline) -> Result<Vec<u8>, LoadError> {
+    let c = cmdline
+        .as_cstring()
+        .map_err(|e| LoadError::Cmdline(e.to_string()))?;
+    Ok(c.into_bytes())
+}
