@@ -1,0 +1,113 @@
+//! Builds the `guests/` workspace (a separate workspace: its target is
+//! `x86_64-unknown-none` and it has its own flags in
+//! `guests/.cargo/config.toml`) with `cargo build --release`, into a target
+//! directory under `OUT_DIR`, and hands the images to the crate through
+//! `PVH_<NAME>_PATH` environment variables.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The guest target.
+const TARGET: &str = "x86_64-unknown-none";
+/// Guest binaries to export: (binary name, env var for its path).
+const GUESTS: &[(&str, &str)] = &[("pvh-probe", "PVH_PROBE_PATH")];
+
+fn main() {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest.parent().expect("guests-bin lives in the workspace root");
+    let guests = root.join("guests");
+    for p in [
+        "guests/Cargo.toml",
+        "guests/Cargo.lock",
+        "guests/pvh.ld",
+        "guests/.cargo/config.toml",
+        "guests/probe",
+        "entry/Cargo.toml",
+        "entry/src",
+        "bootparams/Cargo.toml",
+        "bootparams/src",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
+
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
+    check_target(&rustc);
+
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let target_dir = out.join("guests-target");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut cmd = Command::new(cargo);
+    // Cargo finds guests/.cargo/config.toml from the current directory.
+    cmd.current_dir(&guests)
+        .args(["build", "--release", "--locked", "--target-dir"])
+        .arg(&target_dir);
+    // The outer build's settings must not leak in: its target directory,
+    // flags (meant for the host target), wrappers (clippy's driver) and
+    // profile or target overrides.
+    for (key, _) in env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let leaks = matches!(
+            key,
+            "CARGO_TARGET_DIR"
+                | "CARGO_BUILD_TARGET_DIR"
+                | "CARGO_BUILD_TARGET"
+                | "CARGO_BUILD_RUSTFLAGS"
+                | "CARGO_ENCODED_RUSTFLAGS"
+                | "RUSTFLAGS"
+                | "RUSTC_WRAPPER"
+                | "RUSTC_WORKSPACE_WRAPPER"
+                | "CARGO_BUILD_RUSTC_WRAPPER"
+                | "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER"
+                | "CLIPPY_ARGS"
+                | "CLIPPY_CONF_DIR"
+        ) || key.starts_with("CARGO_PROFILE_")
+            || key.starts_with("CARGO_TARGET_")
+            || key.starts_with("__CARGO");
+        if leaks {
+            cmd.env_remove(key);
+        }
+    }
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("pvh-guests: cannot run cargo for guests/: {e}"));
+    if !output.status.success() {
+        panic!(
+            "pvh-guests: building guests/ for {TARGET} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for (bin, var) in GUESTS {
+        let built = target_dir.join(TARGET).join("release").join(bin);
+        // A copy outside the nested target directory: a stable path that a
+        // later guests build does not rewrite while a test reads it.
+        let copy = out.join(bin);
+        std::fs::copy(&built, &copy)
+            .unwrap_or_else(|e| panic!("pvh-guests: copying {}: {e}", built.display()));
+        println!("cargo:rustc-env={var}={}", copy.display());
+    }
+}
+
+/// Fails with an instruction if the guest target's standard library is
+/// not installed.
+fn check_target(rustc: &OsString) {
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = sysroot
+        .as_deref()
+        .map(|s| s.join("lib/rustlib").join(TARGET).join("lib"))
+        .is_some_and(|p| Path::new(&p).is_dir());
+    if !installed {
+        panic!(
+            "pvh-guests: the Rust target {TARGET} is not installed (needed to build the \
+             guests in guests/): run scripts/setup.sh (or `rustup target add {TARGET}`)"
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! The PVH guest programs of `guests/`, built by this crate's build script
+//! for `x86_64-unknown-none` (no manual step: `cargo build` of the
+//! workspace builds them), as bytes and as paths for host tests and tools.
+//!
+//! - [`PROBE`] / [`probe_path`]: `pvh-probe`, which prints one `key=value`
+//!   line per fact its loader passed it (see `guests/probe/src/main.rs`)
+//!   and exits through QEMU's isa-debug-exit with an [`ExitCode`].
+
+use std::path::Path;
+
+pub use pvh_entry::rt::exit::ExitCode;
+
+/// The `pvh-probe` ELF image.
+pub const PROBE: &[u8] = include_bytes!(env!("PVH_PROBE_PATH"));
+
+/// Where the `pvh-probe` ELF image is on disk (in this crate's build
+/// output directory), for tools that take a file name, such as QEMU's
+/// `-kernel`.
+pub fn probe_path() -> &'static Path {
+    Path::new(env!("PVH_PROBE_PATH"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_is_a_pvh_elf_and_the_file_matches_the_bytes() {
+        assert_eq!(&PROBE[..4], b"\x7fELF");
+        assert_eq!(std::fs::read(probe_path()).unwrap(), PROBE);
+        // Class 64, little-endian, x86-64, ET_EXEC.
+        assert_eq!(PROBE[4], 2);
+        assert_eq!(PROBE[5], 1);
+        assert_eq!(u16::from_le_bytes([PROBE[16], PROBE[17]]), 2);
+        assert_eq!(u16::from_le_bytes([PROBE[18], PROBE[19]]), 62);
+    }
+
+    #[test]
+    fn probe_enters_at_1_mib_and_loads_below_2_gib() {
+        let elf = pvh_loader::ElfImage::parse(PROBE).unwrap();
+        assert_eq!(elf.class, pvh_loader::ElfClass::Elf64);
+        // guests/pvh.ld puts `.text.pvh32` (the entry) first at 1 MiB.
+        assert_eq!(elf.entry, 0x10_0000);
+        assert_eq!(elf.reloc, None);
+        assert!(elf.segments.iter().any(|s| s.executable));
+        for s in &elf.segments {
+            assert!(s.paddr >= 0x10_0000, "{s:?}");
+            assert!(s.paddr + s.memsz <= 0x8000_0000, "{s:?}");
+        }
+    }
+}
