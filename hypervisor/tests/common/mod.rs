@@ -115,6 +115,28 @@ impl Asm {
         self.0.extend(addr.to_le_bytes());
         self
     }
+    /// `xor edx, edx`.
+    pub fn xor_edx(mut self) -> Self {
+        self.0.extend([0x31, 0xd2]);
+        self
+    }
+    /// `jb rel8` to byte offset `target` (forward or back).
+    pub fn jb_to(mut self, target: usize) -> Self {
+        let rel = target as isize - (self.0.len() as isize + 2);
+        self.0.extend([0x72, rel as i8 as u8]);
+        self
+    }
+    /// `jbe rel8` to byte offset `target`.
+    pub fn jbe_to(mut self, target: usize) -> Self {
+        let rel = target as isize - (self.0.len() as isize + 2);
+        self.0.extend([0x76, rel as i8 as u8]);
+        self
+    }
+    /// Raw bytes.
+    pub fn raw(mut self, b: &[u8]) -> Self {
+        self.0.extend(b);
+        self
+    }
     /// Current length (a jump target).
     pub fn here(&self) -> usize {
         self.0.len()
@@ -139,8 +161,12 @@ impl Asm {
     }
 }
 
-/// Where the test ELFs load and enter.
+/// Where the test ELFs load.
 pub const LOAD_ADDR: u64 = 0x10_0000;
+/// File offset of the code in the test ELFs.
+pub const CODE_OFF: usize = 0x100;
+/// Guest-physical address of the code's first byte (the entry point).
+pub const CODE_ADDR: u64 = LOAD_ADDR + CODE_OFF as u64;
 
 /// Wraps 32-bit `code` in a minimal ELF64 PVH kernel: one PT_LOAD at
 /// [`LOAD_ADDR`] holding the whole file, and a PT_NOTE with
@@ -152,7 +178,8 @@ pub fn pvh_elf(code: &[u8]) -> Vec<u8> {
     let note_off = EHDR + 2 * PHDR;
     // Note: namesz, descsz, type, "Xen\0", 4-byte entry.
     let note_len = 12 + 4 + 4;
-    let code_off = (note_off + note_len).next_multiple_of(16);
+    assert!(note_off + note_len <= CODE_OFF);
+    let code_off = CODE_OFF;
     let file_len = code_off + code.len();
     let entry = LOAD_ADDR + code_off as u64;
 

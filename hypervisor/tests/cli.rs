@@ -1,0 +1,319 @@
+//! The `pvh` binary as a child process: hand-assembled guests (wrapped in a
+//! minimal PVH ELF and loaded by the real loader) that behave and that
+//! misbehave. Each run has a watchdog: a test never hangs, whatever the VMM
+//! does.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Asm, CODE_ADDR, kvm_available, pvh_elf};
+use pvh_hypervisor::status;
+
+/// Generous bound for any single `pvh` run; only hit if the VMM is broken.
+const WATCHDOG: Duration = Duration::from_secs(120);
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn pvh(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pvh");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait pvh") {
+            break st;
+        }
+        if start.elapsed() > WATCHDOG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watchdog: pvh {args:?} still running after {WATCHDOG:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
+    Run {
+        status: status.code().expect("pvh killed by a signal"),
+        stdout,
+        stderr,
+    }
+}
+
+/// Writes `code` as a PVH ELF into a fresh file under the target dir.
+fn guest_file(name: &str, code: &Asm) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pvh-hypervisor-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.elf"));
+    std::fs::write(&path, pvh_elf(code.bytes())).unwrap();
+    path
+}
+
+fn boot(name: &str, code: &Asm, extra: &[&str]) -> Run {
+    let path = guest_file(name, code);
+    let mut args = vec!["boot", "--kernel", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    pvh(&args)
+}
+
+#[test]
+fn uart_output_and_exit_port_code() {
+    if !kvm_available("uart_output_and_exit_port_code") {
+        return;
+    }
+    let r = boot(
+        "hello",
+        &Asm::new().print("hello from the guest\n").exit(42),
+        &[],
+    );
+    assert_eq!(r.status, 42, "stderr: {}", r.stderr);
+    assert_eq!(r.stdout, "hello from the guest\n");
+    assert!(r.stderr.contains("exit port with code 42"), "{}", r.stderr);
+}
+
+#[test]
+fn exit_port_zero_is_success_and_large_values_are_65() {
+    if !kvm_available("exit_port_zero_is_success_and_large_values_are_65") {
+        return;
+    }
+    assert_eq!(boot("exit0", &Asm::new().exit(0), &[]).status, 0);
+    let r = boot("exit200", &Asm::new().exit(200), &[]);
+    assert_eq!(r.status, i32::from(status::GUEST_CODE_OUT_OF_RANGE));
+    assert!(r.stderr.contains("0xc8"), "{}", r.stderr);
+}
+
+#[test]
+fn i8042_reset_ends_with_status_0() {
+    if !kvm_available("i8042_reset_ends_with_status_0") {
+        return;
+    }
+    let code = Asm::new()
+        .print("bye")
+        .mov_dx(0x64)
+        .mov_al(0xfe)
+        .out_dx_al()
+        .exit(5);
+    let r = boot("reset", &code, &[]);
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    assert_eq!(r.stdout, "bye");
+    assert!(r.stderr.contains("guest reset"), "{}", r.stderr);
+}
+
+#[test]
+fn serial_to_file() {
+    if !kvm_available("serial_to_file") {
+        return;
+    }
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pvh-serial-out.txt");
+    let _ = std::fs::remove_file(&out);
+    let r = boot(
+        "serialfile",
+        &Asm::new().print("to a file").exit(0),
+        &["--serial", out.to_str().unwrap()],
+    );
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    assert_eq!(r.stdout, "");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "to a file");
+}
+
+#[test]
+fn triple_fault_prints_registers() {
+    if !kvm_available("triple_fault_prints_registers") {
+        return;
+    }
+    // lidt with limit 0 (a 6-byte zero descriptor placed after the code),
+    // then ud2: #UD beyond the IDT limit -> #GP -> #DF -> triple fault.
+    let idtr_at = CODE_ADDR + 7 + 2 + 2; // lidt (7) + ud2 (2) + jmp $ (2)
+    let mut code = Asm::new().lidt_abs(idtr_at as u32).ud2();
+    let here = code.here();
+    code = code.jmp_to(here).raw(&[0; 6]);
+    let r = boot("triplefault", &code, &[]);
+    assert_eq!(r.status, i32::from(status::TRIPLE_FAULT), "{}", r.stderr);
+    assert!(r.stderr.contains("triple fault"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("rip={:#018x}", CODE_ADDR + 7)),
+        "registers at the int3: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("idt=0x0/0x0"), "{}", r.stderr);
+}
+
+#[test]
+fn spinning_on_an_unanswered_port_ends_by_timeout() {
+    if !kvm_available("spinning_on_an_unanswered_port_ends_by_timeout") {
+        return;
+    }
+    let mut code = Asm::new().mov_dx(0x1234);
+    let top = code.here();
+    code = code.in_al_dx().jmp_to(top);
+    let r = boot("spinport", &code, &["--timeout", "1", "--verbose"]);
+    assert_eq!(r.status, i32::from(status::TIMEOUT), "{}", r.stderr);
+    assert!(r.stderr.contains("timeout"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unanswered port 0x1234: "),
+        "verbose counts: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn garbage_on_every_port_is_survived() {
+    if !kvm_available("garbage_on_every_port_is_survived") {
+        return;
+    }
+    // for dx in 0..=0xffff, skipping the exit port 0xf4..=0xf7:
+    //   out dx, al (0xa5); then the same with out dx, ax.
+    let mut code = Asm::new();
+    for wide in [false, true] {
+        code = code.xor_edx().mov_eax(0xa5a5_a5a5);
+        let top = code.here();
+        // cmp dx,0xf4 / jb write / cmp dx,0xf7 / jbe skip
+        code = code.cmp_dx(0xf4);
+        let jb_at = code.here();
+        code = code.jb_to(jb_at); // patched below
+        code = code.cmp_dx(0xf7);
+        let jbe_at = code.here();
+        code = code.jbe_to(jbe_at); // patched below
+        let write = code.here();
+        code = if wide {
+            code.out_dx_ax()
+        } else {
+            code.out_dx_al()
+        };
+        let skip = code.here();
+        code = code.inc_dx().jne_to(top);
+        code.0[jb_at + 1] = (write - (jb_at + 2)) as u8;
+        code.0[jbe_at + 1] = (skip - (jbe_at + 2)) as u8;
+    }
+    // The garbage left COM1's LCR with DLAB set: restore 8N1 before printing.
+    let code = code
+        .mov_dx(0x3fb)
+        .mov_al(0x03)
+        .out_dx_al()
+        .print("survived\n")
+        .exit(7);
+    let r = boot("garbage", &code, &["--timeout", "100", "--verbose"]);
+    assert_eq!(r.status, 7, "stderr: {}", r.stderr);
+    assert!(r.stdout.ends_with("survived\n"), "{:?}", r.stdout);
+    // Far more than a thousand distinct ports nobody answers were counted.
+    let unanswered = r.stderr.matches("unanswered port").count();
+    assert!(unanswered > 60_000, "{unanswered} unanswered ports listed");
+}
+
+#[test]
+fn guest_that_never_exits_ends_by_timeout() {
+    if !kvm_available("guest_that_never_exits_ends_by_timeout") {
+        return;
+    }
+    // Halted with interrupts off: KVM keeps the vCPU inside KVM_RUN.
+    let r = boot("clihlt", &Asm::new().cli().hlt(), &["--timeout", "0.5"]);
+    assert_eq!(r.status, i32::from(status::TIMEOUT), "{}", r.stderr);
+    // A tight loop: never leaves the guest at all.
+    let mut spin = Asm::new();
+    let top = spin.here();
+    spin = spin.jmp_to(top);
+    let r = boot("spin", &spin, &["--timeout", "0.5"]);
+    assert_eq!(r.status, i32::from(status::TIMEOUT), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("rip={CODE_ADDR:#018x}")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn missing_kvm_device_is_a_clear_error() {
+    // Needs no KVM: the device path is wrong on purpose.
+    let r = boot(
+        "nokvm",
+        &Asm::new().exit(0),
+        &["--kvm-device", "/nonexistent/kvm"],
+    );
+    assert_eq!(r.status, i32::from(status::NO_KVM), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot open /nonexistent/kvm"),
+        "{}",
+        r.stderr
+    );
+    // A file that is not a KVM device: the API version check fails.
+    let r = boot(
+        "notkvm",
+        &Asm::new().exit(0),
+        &["--kvm-device", "/dev/null"],
+    );
+    assert_eq!(r.status, i32::from(status::NO_KVM), "{}", r.stderr);
+}
+
+#[test]
+fn usage_errors_are_64() {
+    let r = pvh(&["boot", "--memory", "12X"]);
+    assert_eq!(r.status, i32::from(status::USAGE));
+    assert!(r.stderr.contains("12X"), "{}", r.stderr);
+    let r = pvh(&["frobnicate"]);
+    assert_eq!(r.status, i32::from(status::USAGE));
+    let r = pvh(&["--help"]);
+    assert_eq!(r.status, 0);
+    assert!(r.stdout.contains("boot"), "{}", r.stdout);
+}
+
+#[test]
+fn unreadable_or_bad_kernel_is_66() {
+    let r = pvh(&["boot", "--kernel", "/nonexistent/vmlinux"]);
+    assert_eq!(r.status, i32::from(status::BAD_INPUT), "{}", r.stderr);
+    assert!(r.stderr.contains("/nonexistent/vmlinux"), "{}", r.stderr);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let junk = dir.join("pvh-junk-kernel");
+    std::fs::write(&junk, b"this is not a kernel").unwrap();
+    let r = pvh(&["boot", "--kernel", junk.to_str().unwrap()]);
+    assert_eq!(r.status, i32::from(status::BAD_INPUT), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("loading the guest failed"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn plan_prints_without_running() {
+    let path = guest_file("plan", &Asm::new().exit(3));
+    let r = pvh(&[
+        "boot",
+        "--kernel",
+        path.to_str().unwrap(),
+        "--memory",
+        "64M",
+        "--plan",
+        "--kvm-device",
+        "/nonexistent/kvm",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!("entry {CODE_ADDR:#x}")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("start_info"), "{}", r.stdout);
+}
