@@ -16,7 +16,9 @@ const GUESTS: &[(&str, &str)] = &[("pvh-probe", "PVH_PROBE_PATH")];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest.parent().expect("guests-bin lives in the workspace root");
+    let root = manifest
+        .parent()
+        .expect("guests-bin lives in the workspace root");
     let guests = root.join("guests");
     for p in [
         "guests/Cargo.toml",

@@ -5,8 +5,14 @@
 //! - [`PROBE`] / [`probe_path`]: `pvh-probe`, which prints one `key=value`
 //!   line per fact its loader passed it (see `guests/probe/src/main.rs`)
 //!   and exits through QEMU's isa-debug-exit with an [`ExitCode`].
+//! - [`report`]: reading such output back; [`harness`]: running an
+//!   emulator under a deadline, and the skip-or-fail rule for missing
+//!   resources.
 
 use std::path::Path;
+
+pub mod harness;
+pub mod report;
 
 pub use pvh_entry::rt::exit::ExitCode;
 

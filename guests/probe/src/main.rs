@@ -32,6 +32,9 @@ pvh_entry::pvh_main!(main);
 const MAX_MAP: usize = 128;
 
 fn main(boot: BootInfo) -> ! {
+    // An empty line first: firmware may have left the cursor mid-line
+    // (SeaBIOS's "Booting from ROM..").
+    out!();
     out!("probe.start=1");
     out!(
         "platform={}",
