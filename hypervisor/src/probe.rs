@@ -1,11 +1,10 @@
 //! The guests built into `pvh`: the probe (booted when no kernel is given)
-//! and the stub that boots a bzImage through PVH. They come from the
-//! `pvh-guests` crate once it exists; until then both are absent and the
-//! CLI says so.
+//! and the stub that boots a bzImage through PVH, from the `pvh-guests`
+//! crate (which builds them for `x86_64-unknown-none`).
 
-/// The probe guest (a PVH ELF that reports what it was booted with), if
-/// built in.
-pub const PROBE: Option<&[u8]> = None;
+/// The probe guest: a PVH ELF that prints one `key=value` line per fact
+/// its loader passed it, then exits through the exit port.
+pub const PROBE: Option<&[u8]> = Some(pvh_guests::PROBE);
 
-/// The PVH stub guest that boots a bzImage, if built in.
+/// The PVH stub guest that boots a bzImage (not built in yet).
 pub const STUB: Option<&[u8]> = None;
