@@ -1,7 +1,7 @@
 //! The boot GDTs written into guest memory, and the segment registers
 //! derived from them.
 //!
-//! Descriptor words come from the `x86_64` crate's [`DescriptorFlags`]
+//! Descriptor words come from the `x86_64` crate's [`DescriptorFlags`](x86_64::structures::gdt::DescriptorFlags)
 //! (flat 4 GiB code and data segments with the accessed bit set, as a CPU
 //! would leave them after loading); only the TSS, which that crate builds
 //! only as a 64-bit system descriptor pointing at a Rust object, is

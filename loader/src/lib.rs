@@ -2,12 +2,37 @@
 //! command lines, a memory map and the start_info into guest memory through
 //! rust-vmm `vm-memory`, and returns the boot vCPU's initial state.
 //!
-//! ```text
-//! let ram = GuestRam::new(512 << 20)?;            // layout the hypervisor backs
-//! let plan = pvh_loader::plan(&ram, &config)?;     // decide, check, no writes
-//! let guest = pvh_loader::load(&mem, &plan, &config)?; // write; cpu state out
+//! Two steps: [`plan()`] decides and checks every placement without writing
+//! anything; [`load`] writes exactly what the plan says (start_info only
+//! through `pvh_entry::write_start_info`, the zero page only through
+//! `pvh_entry::zeropage::translate`) and returns a [`LoadedGuest`].
+//!
+//! ```no_run
+//! use pvh_loader::{BootConfig, BootProtocol, GuestRam, Module, load, plan};
+//! use vm_memory::{GuestAddress, GuestMemoryMmap};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let kernel = std::fs::read("vmlinux")?;
+//! let initrd = std::fs::read("initrd.img")?;
+//! let ram = GuestRam::new(512 << 20)?;
+//! let ranges: Vec<_> = ram.regions().iter().map(|&(a, l)| (GuestAddress(a), l as usize)).collect();
+//! let mem = GuestMemoryMmap::<()>::from_ranges(&ranges)?;
+//! let config = BootConfig {
+//!     kernel: &kernel,
+//!     protocol: BootProtocol::Pvh,
+//!     cmdline: b"console=ttyS0",
+//!     modules: vec![Module { bytes: &initrd, cmdline: None, above_4g: false }],
+//!     ..Default::default()
+//! };
+//! let plan = plan(&ram, &config)?;
+//! println!("{plan}");
+//! let guest = load(&mem, &plan, &config)?;
+//! assert_eq!(guest.cpu.rbx, guest.start_info);
+//! # Ok(())
+//! # }
 //! ```
-//! See `docs/loader.md` for the full example and every error.
+//! See `docs/loader.md` for every error and what pvh checks that other
+//! loaders do not.
 
 pub mod cpu;
 pub mod elf;

@@ -41,8 +41,8 @@ pub enum Relocation {
     #[default]
     Preferred,
     /// Elsewhere per PHYS32_RELOC even if the preferred range is free: the
-    /// lowest fitting address above the preferred one, or above the
-    /// minimum.
+    /// lowest aligned address at or above the note's minimum (and 1 MiB)
+    /// where the whole image fits below its maximum and 4 GiB.
     Anywhere,
     /// With its lowest segment at this address (must satisfy PHYS32_RELOC).
     At(u64),
@@ -144,7 +144,7 @@ impl Placement {
 }
 
 /// The complete plan: every placement, the memory map, the entry state
-/// inputs. Made by [`crate::plan`], consumed by [`crate::load`].
+/// inputs. Made by [`crate::plan()`], consumed by [`crate::load()`].
 #[derive(Debug, Clone)]
 pub struct BootPlan {
     /// Entry protocol of the vCPU.

@@ -11,13 +11,17 @@ const RAM: u64 = 8 << 20;
 const GUARD: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, image)) = data.split_first() else { return };
+    let Some((&selector, image)) = data.split_first() else {
+        return;
+    };
     if let Ok(pvh_loader::KernelImage::BzImage(bz)) = pvh_loader::KernelImage::parse(image) {
         let _ = pvh_loader::unpack(&bz);
     }
     let ram = GuestRam::new(RAM).unwrap();
-    let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM as usize + GUARD)]).unwrap();
-    mem.write_slice(&vec![0x6b; GUARD], GuestAddress(RAM)).unwrap();
+    let mem =
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM as usize + GUARD)]).unwrap();
+    mem.write_slice(&vec![0x6b; GUARD], GuestAddress(RAM))
+        .unwrap();
     let protocol = match selector % 2 {
         0 => BootProtocol::Linux64,
         _ => BootProtocol::PvhUnpack,
@@ -27,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
         kernel: image,
         protocol,
         cmdline: b"quiet",
-        modules: vec![Module { bytes: &initrd, cmdline: None, above_4g: false }],
+        modules: vec![Module {
+            bytes: &initrd,
+            cmdline: None,
+            above_4g: false,
+        }],
         ..Default::default()
     };
     if let Ok(p) = plan(&ram, &config) {

@@ -12,10 +12,17 @@ const GUARD: usize = 1 << 20;
 fuzz_target!(|data: &[u8]| {
     let _ = pvh_loader::ElfImage::parse(data);
     let ram = GuestRam::new(RAM).unwrap();
-    let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM as usize + GUARD)]).unwrap();
-    mem.write_slice(&vec![0x6b; GUARD], GuestAddress(RAM)).unwrap();
+    let mem =
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM as usize + GUARD)]).unwrap();
+    mem.write_slice(&vec![0x6b; GUARD], GuestAddress(RAM))
+        .unwrap();
     for relocation in [Relocation::Preferred, Relocation::Anywhere] {
-        let config = BootConfig { kernel: data, relocation, cmdline: b"console=ttyS0", ..Default::default() };
+        let config = BootConfig {
+            kernel: data,
+            relocation,
+            cmdline: b"console=ttyS0",
+            ..Default::default()
+        };
         if let Ok(p) = plan(&ram, &config) {
             let _ = load(&mem, &p, &config);
         }
