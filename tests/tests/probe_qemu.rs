@@ -15,8 +15,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// RAM given with `-m`, in MiB.
+/// RAM given with `-m`, in MiB, for the basic runs.
 const RAM_MIB: u64 = 256;
+/// RAM for the run with memory above 4 GiB (q35 puts 2 GiB below the
+/// PCI hole and the rest from 4 GiB on; TCG allocates lazily).
+const HIGH_RAM_MIB: u64 = 4608;
 /// How much of `-m` firmware may keep for itself (EBDA, BIOS area, ACPI
 /// tables at the top of RAM, qboot/SeaBIOS data): seen 0.4 and 0.5 MiB.
 const RESERVED_SLACK: u64 = 4 << 20;
@@ -47,7 +50,7 @@ struct Run {
     module: Vec<u8>,
 }
 
-fn boot_probe(machine: &str) -> Option<Run> {
+fn boot_probe(machine: &str, ram_mib: u64) -> Option<Run> {
     let Some(qemu) = which("qemu-system-x86_64") else {
         skip_or_fail("qemu-system-x86_64 not found on PATH");
         return None;
@@ -76,7 +79,7 @@ fn boot_probe(machine: &str) -> Option<Run> {
 
     let mut cmd = Command::new(qemu);
     cmd.args(["-M", &format!("{machine},accel=tcg"), "-cpu", "max"])
-        .args(["-m", &RAM_MIB.to_string()])
+        .args(["-m", &ram_mib.to_string()])
         .arg("-kernel")
         .arg(pvh_guests::probe_path())
         .arg("-initrd")
@@ -118,12 +121,12 @@ fn num(r: &Report, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("probe printed no number for {key}: {r:#?}"))
 }
 
-fn check(machine: &str) {
+fn check(machine: &str, ram_mib: u64) {
     let Some(Run {
         report: r,
         cmdline,
         module,
-    }) = boot_probe(machine)
+    }) = boot_probe(machine, ram_mib)
     else {
         return;
     };
@@ -146,12 +149,24 @@ fn check(machine: &str) {
     let map = r.map("memmap");
     assert_eq!(map.len() as u64, num(&r, "memmap_entries"));
     let ram = ram_bytes(&map);
-    let given = RAM_MIB << 20;
+    let given = ram_mib << 20;
     assert!(
         ram <= given && ram >= given - RESERVED_SLACK,
-        "{machine}: {ram:#x} bytes of RAM in the map for -m {RAM_MIB}M: {map:#x?}"
+        "{machine}: {ram:#x} bytes of RAM in the map for -m {ram_mib}M: {map:#x?}"
     );
     assert_eq!(num(&r, "ram_bytes"), ram);
+
+    // The identity map covers all RAM (grown past 4 GiB when needed) and
+    // the last word of RAM was read through it.
+    let ram_top = map
+        .iter()
+        .filter(|e| e.type_ == 1)
+        .map(|e| e.end())
+        .max()
+        .unwrap_or(0);
+    assert_eq!(num(&r, "ram_top"), ram_top);
+    assert!(num(&r, "identity_map.top") >= ram_top.max(4 << 30));
+    assert_eq!(r.get("ram_top.read"), Some("ok"));
 
     // ACPI: an RSDP with good checksums.
     assert_eq!(r.get("rsdp.valid"), Some("1"), "{r:#?}");
@@ -177,10 +192,76 @@ fn check(machine: &str) {
 
 #[test]
 fn probe_on_qemu_microvm_qboot() {
-    check("microvm");
+    check("microvm", RAM_MIB);
 }
 
 #[test]
 fn probe_on_qemu_q35_seabios_option_rom() {
-    check("q35");
+    check("q35", RAM_MIB);
+}
+
+/// Boots the probe on microvm with `cmdline` and returns (QEMU status,
+/// stdout).
+fn boot_expecting_failure(cmdline: &str) -> Option<(Option<i32>, String)> {
+    let Some(qemu) = which("qemu-system-x86_64") else {
+        skip_or_fail("qemu-system-x86_64 not found on PATH");
+        return None;
+    };
+    let mut cmd = Command::new(qemu);
+    cmd.args(["-M", "microvm,accel=tcg", "-cpu", "max", "-m", "128"])
+        .arg("-kernel")
+        .arg(pvh_guests::probe_path())
+        .args(["-append", cmdline])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+        .args([
+            "-nographic",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+        ]);
+    let out = run_bounded(&mut cmd, DEADLINE).expect("run qemu");
+    assert!(
+        !out.timed_out(),
+        "killed after {DEADLINE:?}:\n{}",
+        out.stdout
+    );
+    Some((out.code(), out.stdout))
+}
+
+/// A panic prints one `panic:` line and exits with `ExitCode::Panic`.
+#[test]
+fn probe_panic_is_reported_with_its_exit_code() {
+    let Some((code, stdout)) = boot_expecting_failure("probe.panic") else {
+        return;
+    };
+    assert_eq!(code, Some(ExitCode::Panic.qemu_status()), "{stdout}");
+    let line = stdout.lines().find(|l| l.starts_with("panic: "));
+    assert!(
+        line.is_some_and(|l| l.contains("requested by the command line")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("probe.done=1"));
+}
+
+/// A page fault is caught by the runtime's IDT: one `exception:` line with
+/// vector 14 and CR2, and `ExitCode::Fault`, not a triple fault.
+#[test]
+fn probe_page_fault_is_reported_with_its_exit_code() {
+    let Some((code, stdout)) = boot_expecting_failure("x probe.fault") else {
+        return;
+    };
+    assert_eq!(code, Some(ExitCode::Fault.qemu_status()), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("exception: "))
+        .unwrap_or_else(|| panic!("no exception line:\n{stdout}"));
+    assert!(line.contains("vector=14 "), "{line}");
+    assert!(line.contains("cr2=0x400000000000"), "{line}");
+}
+
+/// RAM above 4 GiB: the runtime's identity map must grow to reach it.
+#[test]
+fn probe_on_qemu_q35_with_ram_above_4g() {
+    check("q35", HIGH_RAM_MIB);
 }

@@ -15,7 +15,9 @@
 //!   `rsdp.valid=0`: the host decides what is acceptable);
 //! - `Failure` (status 3), after a `probe.error=` line, when the
 //!   start_info cannot be read or translated at all;
-//! - `Panic` (5) and `Fault` (7), from the runtime.
+//! - `Panic` (5) and `Fault` (7), from the runtime. The command-line words
+//!   `probe.panic` and `probe.fault` cause them on purpose (a panic, a read
+//!   of an unmapped address), so tests can check those paths.
 #![no_std]
 #![no_main]
 
@@ -61,6 +63,14 @@ fn main(boot: BootInfo) -> ! {
     let mut buf = [0u8; 4096];
     if let Some(cmdline) = view.read_cmdline(&mut buf) {
         out!("cmdline={}", Escaped(cmdline));
+        // Self-tests of the runtime's failure paths, on request.
+        for word in cmdline.split(|&b| b == b' ') {
+            match word {
+                b"probe.panic" => panic!("requested by the command line"),
+                b"probe.fault" => fault(),
+                _ => {}
+            }
+        }
     }
     for m in view.modules() {
         let i = m.index;
@@ -120,7 +130,17 @@ fn main(boot: BootInfo) -> ! {
     out!("ram_bytes={ram:#x}");
     out!("ram_top={ram_top:#x}");
     match paging::extend_identity_map(ram_top) {
-        Ok(top) => out!("identity_map.top={top:#x}"),
+        Ok(top) => {
+            out!("identity_map.top={top:#x}");
+            // Prove the extension: read the last word of RAM through the
+            // grown map (a missing mapping ends in a page fault, reported
+            // by the runtime with ExitCode::Fault).
+            // SAFETY: read only.
+            let high = unsafe { pvh_entry::rt::identity_memory() };
+            let mut word = [0u8; 8];
+            let readable = ram_top >= 8 && high.read(ram_top - 8, &mut word).is_ok();
+            out!("ram_top.read={}", if readable { "ok" } else { "failed" });
+        }
         Err(e) => out!("identity_map.error={e}"),
     }
 
@@ -204,6 +224,16 @@ fn crc32<M: PhysRead>(mem: &M, addr: u64, size: u64, buf: &mut [u8]) -> Option<u
         done += n as u64;
     }
     Some(h.finalize())
+}
+
+/// Reads an address the identity map does not cover, to exercise the
+/// runtime's page-fault report (vector 14, CR2 = the address).
+fn fault() -> ! {
+    const UNMAPPED: u64 = 1 << 46;
+    // SAFETY: deliberately faulting: the read never completes, the
+    // runtime's #PF handler reports it and exits.
+    let v = unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
+    fail(format_args!("read {v:#x} from unmapped {UNMAPPED:#x}"))
 }
 
 fn fail(why: core::fmt::Arguments<'_>) -> ! {
