@@ -11,6 +11,7 @@
 //! - [`boot`]: everything `pvh boot` does, as a library call.
 
 pub mod boot;
+pub mod bootinfo;
 pub mod cli;
 pub mod cpuid;
 pub mod devices;

@@ -1,0 +1,150 @@
+//! The `pvh boot` options as a [`BootInfo`] with one domain, so a single
+//! guest and a tree of them are built from the same structures.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::compression;
+use super::error::BootInfoError;
+use super::parser::MAX_VCPUS;
+use super::types::{
+    BootDomain, BootInfo, BootModule, Capabilities, DomainMode, ModuleKind, ModuleOrigin,
+};
+
+/// What the single domain is called (in messages and console prefixes).
+pub const SINGLE_DOMAIN_NAME: &str = "guest";
+/// Its domain id: the first one the tree parser would allocate.
+pub const SINGLE_DOMAIN_ID: u32 = 1;
+
+/// One file (or built-in image) given on the `pvh boot` command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliModule {
+    /// The option it came from (`--kernel`, `--initrd`, `--module`).
+    pub option: &'static str,
+    /// The file, if any.
+    pub path: Option<PathBuf>,
+    /// The bytes.
+    pub bytes: Arc<[u8]>,
+    /// Its command line (the part after the comma of `--module`).
+    pub cmdline: String,
+}
+
+impl CliModule {
+    /// Reads `path` for `option`.
+    pub fn read(
+        option: &'static str,
+        path: PathBuf,
+        cmdline: impl Into<String>,
+    ) -> Result<Self, BootInfoError> {
+        let bytes = std::fs::read(&path).map_err(|source| BootInfoError::FileMissing {
+            node: option.to_owned(),
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            option,
+            path: Some(path),
+            bytes: bytes.into(),
+            cmdline: cmdline.into(),
+        })
+    }
+
+    fn into_module(self, kind: ModuleKind) -> BootModule {
+        let (compression, headroom) = compression::headroom(&self.bytes);
+        BootModule {
+            kind,
+            origin: ModuleOrigin::CommandLine {
+                option: self.option,
+                path: self.path,
+            },
+            bytes: self.bytes,
+            cmdline: self.cmdline,
+            compression,
+            headroom,
+            node: self.option.to_owned(),
+        }
+    }
+}
+
+/// The `pvh boot` options that describe the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SingleDomain {
+    /// `--kernel` (or the built-in probe).
+    pub kernel: CliModule,
+    /// `--initrd`.
+    pub initrd: Option<CliModule>,
+    /// `--module`s, in order.
+    pub modules: Vec<CliModule>,
+    /// `--cmdline`.
+    pub cmdline: String,
+    /// `--memory`, bytes.
+    pub memory: u64,
+    /// vCPUs.
+    pub cpus: u32,
+    /// Host memory limit, bytes.
+    pub host_memory_limit: u64,
+}
+
+impl BootInfo {
+    /// One PVH domain from the `pvh boot` options: modules are the kernel,
+    /// then the initrd, then the `--module`s; the kernel's command line is
+    /// `--cmdline`.
+    pub fn single_domain(spec: SingleDomain) -> Result<BootInfo, BootInfoError> {
+        let SingleDomain {
+            mut kernel,
+            initrd,
+            modules,
+            cmdline,
+            memory,
+            cpus,
+            host_memory_limit,
+        } = spec;
+        if memory > host_memory_limit {
+            return Err(BootInfoError::MemoryOverLimit {
+                node: "command line".into(),
+                property: "--memory",
+                bytes: memory,
+                limit: host_memory_limit,
+            });
+        }
+        if cpus == 0 || cpus > MAX_VCPUS {
+            return Err(BootInfoError::InvalidValue {
+                node: "command line".into(),
+                property: "--cpus",
+                value: u64::from(cpus),
+                reason: "must be between 1 and 255",
+            });
+        }
+        kernel.cmdline.clone_from(&cmdline);
+        let mut all = vec![kernel.into_module(ModuleKind::Kernel)];
+        let ramdisk = initrd.map(|m| {
+            all.push(m.into_module(ModuleKind::Ramdisk));
+            all.len() - 1
+        });
+        let first_extra = all.len();
+        all.extend(
+            modules
+                .into_iter()
+                .map(|m| m.into_module(ModuleKind::Unknown)),
+        );
+        let domain = BootDomain {
+            domid: SINGLE_DOMAIN_ID,
+            name: SINGLE_DOMAIN_NAME.into(),
+            mode: DomainMode::Pvh,
+            capabilities: Capabilities::empty(),
+            memory,
+            mem_min: memory,
+            mem_max: memory,
+            vcpus: cpus,
+            kernel: 0,
+            ramdisk,
+            extra_modules: (first_extra..all.len()).collect(),
+            cmdline,
+        };
+        Ok(BootInfo {
+            modules: all,
+            domains: vec![domain],
+            host_memory_limit,
+        })
+    }
+}

@@ -1,0 +1,554 @@
+//! Boot-domain device trees (dom0less and hyperlaunch) parsed into the
+//! expected `BootInfo`, compared whole; expected values written by hand.
+
+mod bootinfo_util;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bootinfo_util::*;
+use pvh_bootparams::Compression;
+use pvh_hypervisor::bootinfo::{
+    self, BootDomain, BootInfo, BootModule, Capabilities, CliModule, DomainMode, ModuleKind,
+    ModuleOrigin, SingleDomain,
+};
+
+const VMLINUX: &[u8] = b"\x7fELF vmlinux bytes";
+const PROBE: &[u8] = b"\x7fELF probe";
+/// A gzip stream whose trailer says 64 KiB: headroom
+/// 65536 - 32 + 262144 = 327648, page-aligned 327680.
+const INITRD_GZ: &[u8] = &[
+    0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+    18, 0, 0, 1, 0,
+];
+const INITRD_HEADROOM: u64 = 327_680;
+const MIB: u64 = 1 << 20;
+
+fn module(
+    kind: ModuleKind,
+    origin: ModuleOrigin,
+    bytes: &[u8],
+    cmdline: &str,
+    node: &str,
+) -> BootModule {
+    BootModule {
+        kind,
+        origin,
+        bytes: Arc::from(bytes),
+        cmdline: cmdline.into(),
+        compression: None,
+        headroom: 0,
+        node: node.into(),
+    }
+}
+
+fn gz(mut m: BootModule) -> BootModule {
+    m.compression = Some(Compression::Gzip);
+    m.headroom = INITRD_HEADROOM;
+    m
+}
+
+#[allow(clippy::too_many_arguments)]
+fn domain(
+    domid: u32,
+    name: &str,
+    memory: u64,
+    vcpus: u32,
+    kernel: usize,
+    ramdisk: Option<usize>,
+    cmdline: &str,
+) -> BootDomain {
+    BootDomain {
+        domid,
+        name: name.into(),
+        mode: DomainMode::Pvh,
+        capabilities: Capabilities::empty(),
+        memory,
+        mem_min: memory,
+        mem_max: memory,
+        vcpus,
+        kernel,
+        ramdisk,
+        extra_modules: vec![],
+        cmdline: cmdline.into(),
+    }
+}
+
+fn example_files() -> Scratch {
+    let s = Scratch::new();
+    s.file("vmlinux", VMLINUX);
+    s.file("initrd.img", INITRD_GZ);
+    s.file("probe.elf", PROBE);
+    s
+}
+
+fn dom0less_expected(dir: &Path) -> BootInfo {
+    BootInfo {
+        modules: vec![
+            module(
+                ModuleKind::Kernel,
+                ModuleOrigin::File(dir.join("vmlinux")),
+                VMLINUX,
+                "console=ttyS0",
+                "/chosen/domU1/module@1",
+            ),
+            gz(module(
+                ModuleKind::Ramdisk,
+                ModuleOrigin::File(dir.join("initrd.img")),
+                INITRD_GZ,
+                "",
+                "/chosen/domU1/module@2",
+            )),
+            module(
+                ModuleKind::Kernel,
+                ModuleOrigin::File(dir.join("probe.elf")),
+                PROBE,
+                "hello",
+                "/chosen/domU2/module@1",
+            ),
+        ],
+        domains: vec![
+            domain(1, "domU1", 256 * MIB, 2, 0, Some(1), "console=ttyS0"),
+            domain(2, "domU2", 128 * MIB, 1, 2, None, "hello"),
+        ],
+        host_memory_limit: GIB,
+    }
+}
+
+/// The dom0less example of bootdt.md, built in code.
+fn dom0less_tree() -> Vec<u8> {
+    let kernel = |name: &str, file: &str, args: &str| {
+        Node::new(name)
+            .prop("compatible", ["multiboot,kernel", "multiboot,module"])
+            .prop("xen,uefi-binary", file)
+            .prop("bootargs", args)
+    };
+    let mut chosen = Node::new("chosen")
+        .prop("#address-cells", 2u32)
+        .prop("#size-cells", 2u32);
+    chosen.children = vec![
+        Node::new("domU1")
+            .prop("compatible", "xen,domain")
+            .prop("#address-cells", 2u32)
+            .prop("#size-cells", 2u32)
+            .prop("memory", [0, 0x40000])
+            .prop("cpus", 2u32)
+            .child(kernel("module@1", "vmlinux", "console=ttyS0"))
+            .child(
+                Node::new("module@2")
+                    .prop("compatible", ["multiboot,ramdisk", "multiboot,module"])
+                    .prop("xen,uefi-binary", "initrd.img"),
+            ),
+        Node::new("domU2")
+            .prop("compatible", "xen,domain")
+            .prop("#address-cells", 2u32)
+            .prop("#size-cells", 2u32)
+            .prop("memory", [0, 0x20000])
+            .prop("cpus", 1u32)
+            .child(kernel("module@1", "probe.elf", "hello")),
+    ];
+    blob(vec![chosen])
+}
+
+#[test]
+fn dom0less_example_from_dtc() {
+    let Some(dtb) = dtc("dom0less.dts") else {
+        return;
+    };
+    let files = example_files();
+    let info = bootinfo::parse(&dtb, sources(&[], Some(&files.0))).unwrap();
+    assert_eq!(info, dom0less_expected(&files.0));
+}
+
+#[test]
+fn dom0less_example_built_in_code() {
+    let files = example_files();
+    let info = bootinfo::parse(&dom0less_tree(), sources(&[], Some(&files.0))).unwrap();
+    assert_eq!(info, dom0less_expected(&files.0));
+}
+
+fn example_loader_modules(kernel2_cmdline: &str) -> Vec<bootinfo::LoaderModule> {
+    vec![
+        lm(VMLINUX, ""),
+        lm(INITRD_GZ, ""),
+        lm(PROBE, kernel2_cmdline),
+    ]
+}
+
+fn hyperlaunch_expected() -> BootInfo {
+    BootInfo {
+        modules: vec![
+            module(
+                ModuleKind::Kernel,
+                ModuleOrigin::ModuleIndex(0),
+                VMLINUX,
+                "console=ttyS0",
+                "/chosen/hypervisor/domU1/kernel",
+            ),
+            gz(module(
+                ModuleKind::Ramdisk,
+                ModuleOrigin::ModuleIndex(1),
+                INITRD_GZ,
+                "",
+                "/chosen/hypervisor/domU1/ramdisk",
+            )),
+            module(
+                ModuleKind::Kernel,
+                ModuleOrigin::ModuleIndex(2),
+                PROBE,
+                "hello",
+                "/chosen/hypervisor/domU2/kernel",
+            ),
+        ],
+        domains: vec![
+            domain(1, "domU1", 256 * MIB, 2, 0, Some(1), "console=ttyS0"),
+            domain(2, "domU2", 128 * MIB, 1, 2, None, "hello"),
+        ],
+        host_memory_limit: GIB,
+    }
+}
+
+/// The hyperlaunch form of the example, built in code.
+fn hyperlaunch_tree() -> Vec<u8> {
+    let module = |name: &str, kind: &str, index: u32| {
+        Node::new(name)
+            .prop("compatible", [kind, "multiboot,module"])
+            .prop("module-index", index)
+    };
+    hyperlaunch(vec![
+        Node::new("domU1")
+            .prop("compatible", "xen,domain")
+            .prop("domid", 1u32)
+            .prop("mode", 0u32)
+            .prop("memory", [0, 0x40000])
+            .prop("cpus", 2u32)
+            .child(module("kernel", "multiboot,kernel", 0).prop("bootargs", "console=ttyS0"))
+            .child(module("ramdisk", "multiboot,ramdisk", 1)),
+        Node::new("domU2")
+            .prop("compatible", "xen,domain")
+            .prop("domid", 2u32)
+            .prop("mode", 0u32)
+            .prop("memory", [0, 0x20000])
+            .prop("cpus", 1u32)
+            .child(module("kernel", "multiboot,kernel", 2).prop("bootargs", "hello")),
+    ])
+}
+
+#[test]
+fn hyperlaunch_example_from_dtc() {
+    let Some(dtb) = dtc("hyperlaunch.dts") else {
+        return;
+    };
+    let mods = example_loader_modules("");
+    let info = bootinfo::parse(&dtb, sources(&mods, None)).unwrap();
+    assert_eq!(info, hyperlaunch_expected());
+}
+
+#[test]
+fn hyperlaunch_example_built_in_code() {
+    let mods = example_loader_modules("");
+    let info = bootinfo::parse(&hyperlaunch_tree(), sources(&mods, None)).unwrap();
+    assert_eq!(info, hyperlaunch_expected());
+}
+
+#[test]
+fn loader_module_string_wins_over_bootargs() {
+    let mods = example_loader_modules("from the loader");
+    let info = bootinfo::parse(&hyperlaunch_tree(), sources(&mods, None)).unwrap();
+    let mut expected = hyperlaunch_expected();
+    expected.modules[2].cmdline = "from the loader".into();
+    expected.domains[1].cmdline = "from the loader".into();
+    assert_eq!(info, expected);
+}
+
+#[test]
+fn modules_by_reg_with_guessed_kinds() {
+    let Some(dtb) = dtc("reg.dts") else { return };
+    let (a, b, c, d, e) = (
+        &[1u8; 16][..],
+        &[2u8; 32][..],
+        &[3u8; 8][..],
+        &[4u8; 4][..],
+        &[5u8; 4][..],
+    );
+    let mods = vec![
+        lm_at(a, 0x100_0000, ""),
+        lm_at(b, 0x200_0000, ""),
+        lm_at(c, 0x300_0000, "loader wins"),
+        lm_at(d, 0x400_0000, ""),
+        lm_at(e, 0x500_0000, ""),
+    ];
+    let info = bootinfo::parse(&dtb, sources(&mods, None)).unwrap();
+    let reg = |addr, size| ModuleOrigin::Reg { addr, size };
+    let expected = BootInfo {
+        modules: vec![
+            module(
+                ModuleKind::Kernel,
+                reg(0x100_0000, 0x10),
+                a,
+                "root=/dev/ram0",
+                "/chosen/domA/module@1000000",
+            ),
+            module(
+                ModuleKind::Ramdisk,
+                reg(0x200_0000, 0x20),
+                b,
+                "",
+                "/chosen/domA/module@2000000",
+            ),
+            module(
+                ModuleKind::Kernel,
+                reg(0x300_0000, 8),
+                c,
+                "loader wins",
+                "/chosen/domB/module@3000000",
+            ),
+            module(
+                ModuleKind::Ramdisk,
+                reg(0x400_0000, 4),
+                d,
+                "",
+                "/chosen/domB/module@4000000",
+            ),
+            module(
+                ModuleKind::DeviceTree,
+                reg(0x500_0000, 4),
+                e,
+                "",
+                "/chosen/domB/module@5000000",
+            ),
+        ],
+        domains: vec![
+            BootDomain {
+                capabilities: Capabilities::CONTROL | Capabilities::XENSTORE,
+                ..domain(7, "domA", 64 * MIB, 1, 0, Some(1), "root=/dev/ram0")
+            },
+            BootDomain {
+                extra_modules: vec![4],
+                ..domain(1, "domB", 32 * MIB, 3, 2, Some(3), "loader wins")
+            },
+        ],
+        host_memory_limit: GIB,
+    };
+    assert_eq!(info, expected);
+}
+
+#[test]
+fn design_document_style_with_config_node() {
+    let Some(dtb) = dtc("design.dts") else { return };
+    let (ucode, xsm) = (b"ucode".as_slice(), b"flask".as_slice());
+    let mods = vec![
+        lm(ucode, ""),
+        lm(xsm, ""),
+        lm(VMLINUX, ""),
+        lm(INITRD_GZ, ""),
+    ];
+    let info = bootinfo::parse(&dtb, sources(&mods, None)).unwrap();
+    let idx = ModuleOrigin::ModuleIndex;
+    let expected = BootInfo {
+        modules: vec![
+            module(
+                ModuleKind::Microcode,
+                idx(0),
+                ucode,
+                "",
+                "/chosen/hypervisor/config/microcode",
+            ),
+            module(
+                ModuleKind::XsmPolicy,
+                idx(1),
+                xsm,
+                "",
+                "/chosen/hypervisor/config/xsm",
+            ),
+            module(
+                ModuleKind::Kernel,
+                idx(2),
+                VMLINUX,
+                "console=hvc0",
+                "/chosen/hypervisor/dom0/kernel",
+            ),
+            gz(module(
+                ModuleKind::Ramdisk,
+                idx(3),
+                INITRD_GZ,
+                "",
+                "/chosen/hypervisor/dom0/ramdisk",
+            )),
+            module(
+                ModuleKind::Kernel,
+                idx(2),
+                VMLINUX,
+                "shared kernel",
+                "/chosen/hypervisor/legacy/zimage",
+            ),
+        ],
+        domains: vec![
+            BootDomain {
+                capabilities: Capabilities::CONTROL
+                    | Capabilities::HARDWARE
+                    | Capabilities::XENSTORE,
+                mem_min: 64 * MIB,
+                mem_max: 256 * MIB,
+                ..domain(0, "dom0", 128 * MIB, 2, 2, Some(3), "console=hvc0")
+            },
+            domain(1, "legacy", 32 * MIB, 1, 4, None, "shared kernel"),
+        ],
+        host_memory_limit: GIB,
+    };
+    assert_eq!(info, expected);
+    // The two domains share one copy of the kernel.
+    assert!(Arc::ptr_eq(&info.modules[2].bytes, &info.modules[4].bytes));
+}
+
+#[test]
+fn dom0less_and_hyperlaunch_domains_in_one_tree() {
+    let files = example_files();
+    let mods = example_loader_modules("");
+    let tree = chosen(vec![
+        Node::new("domU1")
+            .prop("compatible", "xen,domain")
+            .prop("memory", [0, 0x40000])
+            .prop("cpus", 2u32)
+            .child(
+                Node::new("k")
+                    .prop("compatible", "multiboot,kernel")
+                    .prop("xen,uefi-binary", "vmlinux"),
+            ),
+        Node::new("hypervisor")
+            .prop("compatible", "hypervisor,xen")
+            .child(
+                Node::new("domU2")
+                    .prop("compatible", "xen,domain")
+                    .prop("domid", 1u32)
+                    .prop("memory", [0, 0x20000])
+                    .child(
+                        Node::new("k")
+                            .prop("compatible", "multiboot,kernel")
+                            .prop("module-index", 2u32),
+                    ),
+            ),
+    ]);
+    let info = bootinfo::parse(&tree, sources(&mods, Some(&files.0))).unwrap();
+    let expected = BootInfo {
+        modules: vec![
+            module(
+                ModuleKind::Kernel,
+                ModuleOrigin::File(files.0.join("vmlinux")),
+                VMLINUX,
+                "",
+                "/chosen/domU1/k",
+            ),
+            module(
+                ModuleKind::Kernel,
+                ModuleOrigin::ModuleIndex(2),
+                PROBE,
+                "",
+                "/chosen/hypervisor/domU2/k",
+            ),
+        ],
+        // domid 1 is taken by the hyperlaunch domain, so domU1 gets 2.
+        domains: vec![
+            domain(2, "domU1", 256 * MIB, 2, 0, None, ""),
+            domain(1, "domU2", 128 * MIB, 1, 1, None, ""),
+        ],
+        host_memory_limit: GIB,
+    };
+    assert_eq!(info, expected);
+}
+
+#[test]
+fn single_domain_from_boot_options() {
+    let s = Scratch::new();
+    let kernel = s.file("k.elf", VMLINUX);
+    let initrd = s.file("initrd", INITRD_GZ);
+    let extra = s.file("extra", b"data");
+    let spec = SingleDomain {
+        kernel: CliModule::read("--kernel", kernel.clone(), "").unwrap(),
+        initrd: Some(CliModule::read("--initrd", initrd.clone(), "").unwrap()),
+        modules: vec![CliModule::read("--module", extra.clone(), "m=1").unwrap()],
+        cmdline: "console=ttyS0".into(),
+        memory: 512 * MIB,
+        cpus: 2,
+        host_memory_limit: GIB,
+    };
+    let info = BootInfo::single_domain(spec).unwrap();
+    let cli = |option, path: &Path| ModuleOrigin::CommandLine {
+        option,
+        path: Some(path.to_path_buf()),
+    };
+    let expected = BootInfo {
+        modules: vec![
+            module(
+                ModuleKind::Kernel,
+                cli("--kernel", &kernel),
+                VMLINUX,
+                "console=ttyS0",
+                "--kernel",
+            ),
+            gz(module(
+                ModuleKind::Ramdisk,
+                cli("--initrd", &initrd),
+                INITRD_GZ,
+                "",
+                "--initrd",
+            )),
+            module(
+                ModuleKind::Unknown,
+                cli("--module", &extra),
+                b"data",
+                "m=1",
+                "--module",
+            ),
+        ],
+        domains: vec![BootDomain {
+            extra_modules: vec![2],
+            ..domain(1, "guest", 512 * MIB, 2, 0, Some(1), "console=ttyS0")
+        }],
+        host_memory_limit: GIB,
+    };
+    assert_eq!(info, expected);
+}
+
+#[test]
+fn single_domain_checks_memory_and_cpus() {
+    let probe = CliModule {
+        option: "--kernel",
+        path: None,
+        bytes: Arc::from(PROBE),
+        cmdline: String::new(),
+    };
+    let spec = |memory, cpus| SingleDomain {
+        kernel: probe.clone(),
+        initrd: None,
+        modules: vec![],
+        cmdline: String::new(),
+        memory,
+        cpus,
+        host_memory_limit: GIB,
+    };
+    assert!(matches!(
+        BootInfo::single_domain(spec(2 * GIB, 1)),
+        Err(bootinfo::BootInfoError::MemoryOverLimit { property: "--memory", bytes, limit: GIB, .. }) if bytes == 2 * GIB
+    ));
+    assert!(matches!(
+        BootInfo::single_domain(spec(MIB, 0)),
+        Err(bootinfo::BootInfoError::InvalidValue {
+            property: "--cpus",
+            value: 0,
+            ..
+        })
+    ));
+    assert!(matches!(
+        BootInfo::single_domain(spec(MIB, 256)),
+        Err(bootinfo::BootInfoError::InvalidValue {
+            property: "--cpus",
+            value: 256,
+            ..
+        })
+    ));
+    assert!(matches!(
+        CliModule::read("--initrd", "/nonexistent/pvh-initrd".into(), ""),
+        Err(bootinfo::BootInfoError::FileMissing { .. })
+    ));
+}
