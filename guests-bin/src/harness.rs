@@ -77,7 +77,7 @@ pub fn under_ci() -> bool {
 }
 
 /// Reports a missing resource: under CI a panic (test failure), otherwise
-/// a "skipped: <reason>" line. Returns so the caller can `return`.
+/// a `skipped: <reason>` line. Returns so the caller can `return`.
 pub fn skip_or_fail(reason: &str) {
     if under_ci() {
         panic!("required resource missing under CI=true: {reason}");

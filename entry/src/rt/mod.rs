@@ -4,7 +4,7 @@
 //! - the `XEN_ELFNOTE_PHYS32_ENTRY` note and a 32-bit entry point that
 //!   trusts nothing but EBX (`entry`): own GDT, segments, stack, zeroed
 //!   `.bss`, an identity map of the first 4 GiB with 2 MiB pages, long mode,
-//!   then [`BootInfo`] handed to the guest's main (see [`pvh_main!`](crate::pvh_main));
+//!   then `BootInfo` (built for `target_os = "none"` only) handed to the guest's main (see [`pvh_main!`](crate::pvh_main));
 //! - [`paging`]: the identity map and its extension above 4 GiB;
 //! - [`console`]: polled 8250 UART output, or port 0xE9 under Xen, with
 //!   [`rt_print!`](crate::rt_print) / [`rt_println!`](crate::rt_println);

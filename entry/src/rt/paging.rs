@@ -2,7 +2,7 @@
 //!
 //! At entry the 32-bit code maps the first 4 GiB with 2 MiB pages
 //! (one PML4 entry, four PDPT entries, four page directories). RAM above
-//! 4 GiB is mapped later, from Rust, by [`extend_identity_map`]: with 1 GiB
+//! 4 GiB is mapped later, from Rust, by `extend_identity_map` (on `target_os = "none"`): with 1 GiB
 //! pages when CPUID says the CPU has them, else with 2 MiB pages, taking
 //! tables from a fixed pool in `.bss` ([`POOL_TABLES`] of them).
 //!
@@ -23,7 +23,7 @@ pub const SIZE_1G: u64 = 1 << 30;
 pub const BOOT_MAP_TOP: u64 = 4 << 30;
 /// The end of what 4-level paging can address (2^48).
 pub const MAX_IDENTITY_TOP: u64 = 1 << 48;
-/// Tables in the `.bss` pool that [`extend_identity_map`] draws from:
+/// Tables in the `.bss` pool that `extend_identity_map` draws from:
 /// 16 GiB more RAM with 2 MiB pages, 8 TiB with 1 GiB pages.
 pub const POOL_TABLES: usize = 16;
 
