@@ -116,11 +116,7 @@ fn probe_report_matches_cmdline_modules_and_memory() {
     assert!(r.done(), "{out}");
     assert_eq!(r.get("cmdline"), Some(cmdline));
     assert_eq!(r.num("nr_modules"), Some(3));
-    let expect = [
-        (&initrd, None),
-        (&m1, Some("name=one,x=1")),
-        (&m2, None),
-    ];
+    let expect = [(&initrd, None), (&m1, Some("name=one,x=1")), (&m2, None)];
     for (i, (bytes, cmd)) in expect.iter().enumerate() {
         assert_eq!(
             r.num(&format!("module.{i}.size")),
