@@ -125,10 +125,11 @@ core::arch::global_asm!(
     "inc %ecx",
     "cmp ${pd_entries}, %ecx",
     "jb 2b",
-    // CR3, CR4.PAE, EFER.LME, CR0.PG (CD and NW cleared).
+    // CR3; CR4 = PAE alone (whatever the loader left, LA57 in particular,
+    // would change how the tables are read); EFER.LME; CR0.PG (CD and NW
+    // cleared).
     "mov %esi, %cr3",
-    "mov %cr4, %eax",
-    "or $0x20, %eax",
+    "mov $0x20, %eax",
     "mov %eax, %cr4",
     "mov $0xc0000080, %ecx",
     "rdmsr",
