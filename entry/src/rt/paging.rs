@@ -370,6 +370,44 @@ mod tests {
         assert_eq!(walk(&mut t, 0x20_0000), Some(0x20_0000));
     }
 
+    proptest::proptest! {
+        /// Any range, either page size, mapped in two steps over a hierarchy
+        /// that already maps 4 GiB: every address in the range (rounded
+        /// out) maps to itself, and nothing between the two ranges or above
+        /// the top is mapped.
+        #[test]
+        fn mapping_is_identity_and_exact(
+            a in 0u64..(1 << 41),
+            len in 1u64..(64 << 30),
+            gap in 0u64..(8 << 30),
+            huge in proptest::bool::ANY,
+            probes in proptest::collection::vec(0u64..1_000_000, 8),
+        ) {
+            let page = if huge { PageSize::Size1G } else { PageSize::Size2M };
+            let size = page.bytes();
+            let mut t = VecTables::new(10_000);
+            identity_map(&mut t, 0x1000, 0, BOOT_MAP_TOP, PageSize::Size2M).unwrap();
+            let start = BOOT_MAP_TOP + a;
+            let top1 = identity_map(&mut t, 0x1000, start, start + len, page).unwrap();
+            let start2 = top1 + gap;
+            let top2 = identity_map(&mut t, 0x1000, start2, start2 + len, page).unwrap();
+            let first = start & !(size - 1);
+            let second = start2 & !(size - 1);
+            for p in &probes {
+                for (lo, hi) in [(0, BOOT_MAP_TOP), (first, top1), (second, top2)] {
+                    let addr = lo + p * 4099 % (hi - lo);
+                    proptest::prop_assert_eq!(walk(&mut t, addr), Some(addr));
+                }
+            }
+            if second > top1 && first > BOOT_MAP_TOP {
+                // The gap and the space between 4 GiB and the first range.
+                proptest::prop_assert_eq!(walk(&mut t, top1), None);
+                proptest::prop_assert_eq!(walk(&mut t, first - 1), None);
+            }
+            proptest::prop_assert_eq!(walk(&mut t, top2), None);
+        }
+    }
+
     #[test]
     fn errors_are_typed() {
         let mut t = VecTables::new(2);
