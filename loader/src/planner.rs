@@ -350,8 +350,8 @@ fn place_elf(
     Ok(ElfPlaced {
         segments,
         entry: base + (u64::from(elf.entry) - span.start),
-        // Both ends are below 4 GiB here: the difference fits.
-        delta: base as i64 - span.start as i64,
+        // Two's complement: `entry + delta` (mod 2^64) is the new address.
+        delta: base.wrapping_sub(span.start) as i64,
     })
 }
 
@@ -589,6 +589,29 @@ mod tests {
             purpose,
             start,
             len,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+        /// `overlaps` against its definition: some byte is in both.
+        #[test]
+        fn overlaps_matches_brute_force(a in 0u64..40, al in 0u64..12, b in 0u64..40, bl in 0u64..12) {
+            let (ra, rb) = (a..a + al, b..b + bl);
+            let brute = (0..64u64).any(|x| ra.contains(&x) && rb.contains(&x));
+            proptest::prop_assert_eq!(crate::layout::overlaps(&ra, &rb), brute);
+            proptest::prop_assert_eq!(crate::layout::overlaps(&rb, &ra), brute);
+        }
+
+        /// `check_disjoint` against all pairs.
+        #[test]
+        fn check_disjoint_matches_all_pairs(v in proptest::collection::vec((0u64..200, 0u64..30), 0..8)) {
+            let list: Vec<Placement> = v.iter().enumerate().map(|(i, &(s, l))| pl(Purpose::Module(i), s, l)).collect();
+            let any_pair = list.iter().enumerate().any(|(i, a)| {
+                list[i + 1..].iter().any(|b| crate::layout::overlaps(&a.range(), &b.range()))
+            });
+            proptest::prop_assert_eq!(check_disjoint(&list).is_err(), any_pair);
         }
     }
 
