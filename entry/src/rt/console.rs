@@ -185,7 +185,7 @@ mod tests {
         write!(w, "a=1\nb={}\n", 2).unwrap();
         assert_eq!(w.0.0, b"a=1\r\nb=2\r\n");
         let mut w = LineWriter(Bytes::<false>(Vec::new()));
-        write!(w, "a=1\n").unwrap();
+        w.write_str("a=1\n").unwrap();
         assert_eq!(w.0.0, b"a=1\n");
     }
 
