@@ -5,6 +5,8 @@
 //! - [`PROBE`] / [`probe_path`]: `pvh-probe`, which prints one `key=value`
 //!   line per fact its loader passed it (see `guests/probe/src/main.rs`)
 //!   and exits through QEMU's isa-debug-exit with an [`ExitCode`].
+//! - [`STUB`] / [`stub_path`]: `pvh-stub`, the zero-page stub that boots
+//!   an unmodified bzImage (embedded by `pvh wrap`, or passed as a module).
 //! - [`report`]: reading such output back; [`harness`]: running an
 //!   emulator under a deadline, and the skip-or-fail rule for missing
 //!   resources.
@@ -26,6 +28,14 @@ pub fn probe_path() -> &'static Path {
     Path::new(env!("PVH_PROBE_PATH"))
 }
 
+/// The `pvh-stub` ELF image (the zero-page stub).
+pub const STUB: &[u8] = include_bytes!(env!("PVH_STUB_PATH"));
+
+/// Where the `pvh-stub` ELF image is on disk.
+pub fn stub_path() -> &'static Path {
+    Path::new(env!("PVH_STUB_PATH"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +49,28 @@ mod tests {
         assert_eq!(PROBE[5], 1);
         assert_eq!(u16::from_le_bytes([PROBE[16], PROBE[17]]), 2);
         assert_eq!(u16::from_le_bytes([PROBE[18], PROBE[19]]), 62);
+    }
+
+    /// Guests must not touch SSE/AVX state: nothing sets up CR4.OSFXSR,
+    /// and some hosts (the PVM-style KVM here) cannot emulate it.
+    #[test]
+    fn probe_has_no_vector_register_instructions() {
+        let Some(objdump) = harness::which("objdump") else {
+            return harness::skip_or_fail("objdump not found on PATH");
+        };
+        let out = std::process::Command::new(objdump)
+            .arg("-d")
+            .arg(probe_path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("<pvh_start32>:"), "not disassembled?");
+        let vector: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("%xmm") || l.contains("%ymm") || l.contains("%zmm"))
+            .collect();
+        assert!(vector.is_empty(), "{vector:#?}");
     }
 
     #[test]
