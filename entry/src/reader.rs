@@ -42,7 +42,7 @@ impl Default for Limits {
     }
 }
 
-/// Which string a [`CmdlineError`] is about.
+/// Which string a [`ReadError::Cmdline`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
     /// The start_info's own command line.
