@@ -12,7 +12,10 @@ use std::process::Command;
 /// The guest target.
 const TARGET: &str = "x86_64-unknown-none";
 /// Guest binaries to export: (binary name, env var for its path).
-const GUESTS: &[(&str, &str)] = &[("pvh-probe", "PVH_PROBE_PATH")];
+const GUESTS: &[(&str, &str)] = &[
+    ("pvh-probe", "PVH_PROBE_PATH"),
+    ("pvh-stub", "PVH_STUB_PATH"),
+];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -26,6 +29,7 @@ fn main() {
         "guests/pvh.ld",
         "guests/.cargo/config.toml",
         "guests/probe",
+        "guests/stub",
         "entry/Cargo.toml",
         "entry/src",
         "bootparams/Cargo.toml",

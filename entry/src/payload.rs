@@ -175,7 +175,7 @@ impl PayloadHeader {
             0 => None,
             // The NUL must be inside the payload too.
             addr => {
-                let with_nul = self.cmdline_size.checked_add(1).unwrap_or(u64::MAX);
+                let with_nul = self.cmdline_size.saturating_add(1);
                 let r = part("cmdline", addr, with_nul)?;
                 Some(r.start..r.end - 1)
             }

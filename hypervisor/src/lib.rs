@@ -16,6 +16,7 @@ pub mod cli;
 pub mod cpuid;
 pub mod devices;
 pub mod error;
+pub mod inspect;
 pub mod kvm;
 pub mod lapic;
 pub mod memory;
@@ -24,6 +25,7 @@ pub mod probe;
 pub mod runner;
 pub mod vcpu;
 pub mod vm;
+pub mod wrap;
 
 pub use error::Error;
 pub use outcome::{RegsDump, VmEnd, status};

@@ -23,6 +23,10 @@ pub struct Cli {
 pub enum Command {
     /// Boot a guest on KVM (default: the built-in probe guest).
     Boot(boot::BootArgs),
+    /// Describe a boot image: PVH ELF notes, bzImage header, wrap payload.
+    Inspect(crate::inspect::InspectArgs),
+    /// Wrap a bzImage (and initrd, cmdline) into a PVH ELF with the stub.
+    Wrap(crate::wrap::WrapArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -47,6 +51,8 @@ where
     };
     match cli.command {
         Some(Command::Boot(args)) => boot::run(&args),
+        Some(Command::Inspect(args)) => crate::inspect::run(&args),
+        Some(Command::Wrap(args)) => crate::wrap::run(&args),
         None => boot::run(&boot::BootArgs::default()),
     }
 }

@@ -1,0 +1,398 @@
+//! `pvh wrap BZIMAGE [--initrd FILE] [--cmdline STR] -o OUT`: a PVH ELF
+//! that boots an unmodified bzImage under any PVH-capable hypervisor.
+//!
+//! The output is the zero-page stub (`guests/stub`, a PVH ELF linked at
+//! 1 MiB) with its program headers and bytes preserved, plus two loadable
+//! segments holding the payload described in [`pvh_entry::payload`]: the
+//! header, default command line and initrd at
+//! [`PAYLOAD_ADDR`](pvh_entry::payload::PAYLOAD_ADDR), and the bzImage
+//! placed so that its protected-mode code starts on a `kernel_alignment`
+//! boundary (a relocatable kernel then runs where the hypervisor loaded it,
+//! with no copy). Section headers are not carried over: loaders and
+//! `readelf -n` read notes through `PT_NOTE`.
+
+use object::elf::{
+    ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64, ET_EXEC, EV_CURRENT, FileFlags, FileHeader64,
+    OsAbi, PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, PT_PHDR, ProgramFlags, ProgramHeader64, ProgramType,
+};
+use object::endian::{Endianness, LittleEndian as LE, U16, U32, U64};
+use object::read::elf::{FileHeader, ProgramHeader};
+use pvh_bootparams::BzImage;
+use pvh_entry::elfnote::{Notes, XEN_ELFNOTE_PHYS32_ENTRY, parse_phys32_entry};
+use pvh_entry::linux::{KernelNeeds, LinuxBootError};
+use pvh_entry::payload::{Layout, LayoutError, PAYLOAD_ADDR, Sizes};
+use std::path::PathBuf;
+use zerocopy::IntoBytes;
+
+/// Arguments of `pvh wrap`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WrapArgs {
+    /// The bzImage to wrap (e.g. /boot/vmlinuz-*).
+    pub bzimage: PathBuf,
+    /// An initrd to embed; the stub uses it when the hypervisor passes no
+    /// module.
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+    /// A default kernel command line; the stub uses it when the
+    /// hypervisor passes an empty one.
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// The output PVH ELF.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Use this stub ELF instead of the built-in one.
+    #[arg(long)]
+    pub stub: Option<PathBuf>,
+}
+
+/// Why wrapping failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WrapError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// No stub is built in and none was given.
+    #[error("no stub: this pvh was built without the guest images; pass --stub FILE")]
+    NoStub,
+    /// The stub is not a usable PVH ELF.
+    #[error("stub is not a usable PVH ELF: {0}")]
+    BadStub(String),
+    /// The stub's segments reach the payload address.
+    #[error("stub segment {start:#x}..{end:#x} reaches the payload at {payload:#x}")]
+    StubOverlapsPayload {
+        /// Segment start.
+        start: u64,
+        /// Segment end.
+        end: u64,
+        /// The payload address.
+        payload: u64,
+    },
+    /// The kernel is an ELF: it boots through PVH directly.
+    #[error("the kernel is an ELF file (a vmlinux?); boot it directly, wrap takes a bzImage")]
+    KernelIsElf,
+    /// The kernel is not a bzImage the stub can boot.
+    #[error("kernel: {0}")]
+    Kernel(#[from] LinuxBootError),
+    /// The command line has a NUL byte or is longer than the kernel allows.
+    #[error("command line of {len} bytes is longer than the kernel's cmdline_size {max}")]
+    CmdlineTooLong {
+        /// Its length.
+        len: usize,
+        /// `cmdline_size`.
+        max: u32,
+    },
+    /// The command line contains a NUL byte.
+    #[error("command line contains a NUL byte")]
+    CmdlineNul,
+    /// The payload does not fit.
+    #[error("payload layout: {0}")]
+    Layout(#[from] LayoutError),
+}
+
+/// The built-in stub (`pvh_guests::STUB`).
+pub fn builtin_stub() -> Option<&'static [u8]> {
+    Some(pvh_guests::STUB)
+}
+
+/// What [`wrap`] produced.
+#[derive(Debug, Clone)]
+pub struct Wrapped {
+    /// The PVH ELF.
+    pub elf: Vec<u8>,
+    /// Where the parts went.
+    pub layout: Layout,
+}
+
+const EHDR_SIZE: usize = size_of::<FileHeader64<LE>>();
+const PHDR_SIZE: usize = size_of::<ProgramHeader64<LE>>();
+const PAGE: u64 = 0x1000;
+
+struct StubSegment {
+    p_type: ProgramType,
+    flags: ProgramFlags,
+    offset: u64,
+    addr: u64,
+    filesz: u64,
+    memsz: u64,
+    align: u64,
+}
+
+fn read_stub(stub: &[u8]) -> Result<(u64, Vec<StubSegment>), WrapError> {
+    let bad = |e: &dyn std::fmt::Display| WrapError::BadStub(e.to_string());
+    let header = FileHeader64::<Endianness>::parse(stub).map_err(|e| bad(&e))?;
+    let endian = header.endian().map_err(|e| bad(&e))?;
+    if endian != Endianness::Little || header.e_machine(endian) != EM_X86_64 {
+        return Err(WrapError::BadStub("not a little-endian x86_64 ELF".into()));
+    }
+    let mut segments = Vec::new();
+    let mut entry = None;
+    for ph in header.program_headers(endian, stub).map_err(|e| bad(&e))? {
+        let p_type = ph.p_type(endian);
+        if p_type == PT_NOTE {
+            let data = ph
+                .data(endian, stub)
+                .map_err(|()| bad(&"PT_NOTE outside the file"))?;
+            for note in Notes::new(data) {
+                let note = note.map_err(|e| bad(&e))?;
+                if note.is_xen() && note.type_ == XEN_ELFNOTE_PHYS32_ENTRY {
+                    entry = Some(parse_phys32_entry(note.desc).map_err(|e| bad(&e))?);
+                }
+            }
+        }
+        if p_type == PT_PHDR {
+            continue;
+        }
+        let seg = StubSegment {
+            p_type,
+            flags: ph.p_flags(endian),
+            offset: ph.p_offset(endian),
+            addr: ph.p_paddr(endian),
+            filesz: ph.p_filesz(endian),
+            memsz: ph.p_memsz(endian),
+            align: ph.p_align(endian),
+        };
+        if seg
+            .offset
+            .checked_add(seg.filesz)
+            .is_none_or(|end| end > stub.len() as u64)
+        {
+            return Err(bad(&"a segment runs past the end of the file"));
+        }
+        if p_type == PT_LOAD {
+            let end = seg.addr.saturating_add(seg.memsz);
+            if end > PAYLOAD_ADDR {
+                return Err(WrapError::StubOverlapsPayload {
+                    start: seg.addr,
+                    end,
+                    payload: PAYLOAD_ADDR,
+                });
+            }
+        }
+        segments.push(seg);
+    }
+    let entry = entry.ok_or_else(|| bad(&"no XEN_ELFNOTE_PHYS32_ENTRY note"))?;
+    let e_entry = header.e_entry(endian);
+    // The output's e_entry is the stub's; the PVH entry is the note's.
+    let _ = entry;
+    Ok((e_entry, segments))
+}
+
+fn align_up(v: u64, a: u64) -> u64 {
+    v.div_ceil(a) * a
+}
+
+/// Wraps `bzimage` (with an optional embedded initrd and default command
+/// line) into the PVH ELF `stub`.
+pub fn wrap(
+    stub: &[u8],
+    bzimage: &[u8],
+    initrd: Option<&[u8]>,
+    cmdline: Option<&str>,
+) -> Result<Wrapped, WrapError> {
+    let (e_entry, stub_segments) = read_stub(stub)?;
+    if bzimage.starts_with(&ELFMAG) {
+        return Err(WrapError::KernelIsElf);
+    }
+    let image = BzImage::parse(bzimage).map_err(LinuxBootError::from)?;
+    let needs = KernelNeeds::of(&image)?;
+    if let Some(c) = cmdline {
+        if c.as_bytes().contains(&0) {
+            return Err(WrapError::CmdlineNul);
+        }
+        let max = image.header().cmdline_size;
+        if max != 0 && c.len() > max as usize {
+            return Err(WrapError::CmdlineTooLong { len: c.len(), max });
+        }
+    }
+    let sizes = Sizes {
+        kernel: bzimage.len() as u64,
+        setup: image.setup_size() as u64,
+        kernel_align: needs.align,
+        initrd: initrd.map(|i| i.len() as u64),
+        cmdline: cmdline.map(|c| c.len() as u64),
+    };
+    let layout = Layout::plan(PAYLOAD_ADDR, &sizes)?;
+
+    // The payload's first segment: header, command line, initrd.
+    let meta_end = match (layout.initrd, sizes.initrd) {
+        (Some(a), Some(n)) => a + n,
+        _ => layout
+            .cmdline
+            .map_or(PAYLOAD_ADDR + 80, |a| a + sizes.cmdline.unwrap_or(0) + 1),
+    };
+    let mut meta = vec![0u8; (meta_end - PAYLOAD_ADDR) as usize];
+    let header = layout.header_for(&sizes);
+    meta[..header.as_bytes().len()].copy_from_slice(header.as_bytes());
+    if let (Some(a), Some(c)) = (layout.cmdline, cmdline) {
+        let at = (a - PAYLOAD_ADDR) as usize;
+        meta[at..at + c.len()].copy_from_slice(c.as_bytes());
+    }
+    if let (Some(a), Some(i)) = (layout.initrd, initrd) {
+        let at = (a - PAYLOAD_ADDR) as usize;
+        meta[at..at + i.len()].copy_from_slice(i);
+    }
+
+    // File layout: headers, the stub's bytes shifted by a page multiple
+    // (so every segment keeps offset = address modulo the page size), then
+    // the two payload segments at offsets congruent to their addresses.
+    let phnum = stub_segments.len() + 2;
+    let shift = align_up((EHDR_SIZE + phnum * PHDR_SIZE) as u64, PAGE);
+    let stub_len = stub_segments
+        .iter()
+        .map(|s| s.offset + s.filesz)
+        .max()
+        .unwrap_or(0);
+    let meta_off = align_up(shift + stub_len, PAGE) + (PAYLOAD_ADDR % PAGE);
+    let kernel_off = align_up(meta_off + meta.len() as u64, PAGE) + (layout.kernel % PAGE);
+    let total = kernel_off + bzimage.len() as u64;
+    let mut out = vec![0u8; total as usize];
+
+    let ehdr = FileHeader64::<LE> {
+        e_ident: object::elf::Ident {
+            magic: ELFMAG,
+            class: ELFCLASS64,
+            data: ELFDATA2LSB,
+            version: EV_CURRENT,
+            os_abi: OsAbi::default(),
+            abi_version: 0,
+            padding: [0; 7],
+        },
+        e_type: U16::new(LE, ET_EXEC),
+        e_machine: U16::new(LE, EM_X86_64),
+        e_version: U32::new(LE, u32::from(EV_CURRENT.0)),
+        e_entry: U64::new(LE, e_entry),
+        e_phoff: U64::new(LE, EHDR_SIZE as u64),
+        e_shoff: U64::new(LE, 0),
+        e_flags: U32::new(LE, FileFlags::default()),
+        e_ehsize: U16::new(LE, EHDR_SIZE as u16),
+        e_phentsize: U16::new(LE, PHDR_SIZE as u16),
+        e_phnum: U16::new(LE, phnum as u16),
+        e_shentsize: U16::new(LE, 0),
+        e_shnum: U16::new(LE, 0),
+        e_shstrndx: U16::new(LE, object::elf::SymbolSection::default()),
+    };
+    out[..EHDR_SIZE].copy_from_slice(object::pod::bytes_of(&ehdr));
+    let phdr = |p_type: ProgramType,
+                flags: ProgramFlags,
+                offset: u64,
+                addr: u64,
+                filesz: u64,
+                memsz: u64,
+                align: u64| {
+        ProgramHeader64::<LE> {
+            p_type: U32::new(LE, p_type),
+            p_flags: U32::new(LE, flags),
+            p_offset: U64::new(LE, offset),
+            p_vaddr: U64::new(LE, addr),
+            p_paddr: U64::new(LE, addr),
+            p_filesz: U64::new(LE, filesz),
+            p_memsz: U64::new(LE, memsz),
+            p_align: U64::new(LE, align),
+        }
+    };
+    let mut phdrs: Vec<ProgramHeader64<LE>> = stub_segments
+        .iter()
+        .map(|s| {
+            // A shift by whole pages keeps congruence modulo the page; a
+            // larger alignment is lowered to the page (loaders place PVH
+            // segments at their physical address anyway).
+            let align = if s.align > PAGE && shift % s.align != 0 {
+                PAGE
+            } else {
+                s.align
+            };
+            phdr(
+                s.p_type,
+                s.flags,
+                s.offset + shift,
+                s.addr,
+                s.filesz,
+                s.memsz,
+                align,
+            )
+        })
+        .collect();
+    phdrs.push(phdr(
+        PT_LOAD,
+        PF_R | PF_W,
+        meta_off,
+        PAYLOAD_ADDR,
+        meta.len() as u64,
+        meta.len() as u64,
+        PAGE,
+    ));
+    phdrs.push(phdr(
+        PT_LOAD,
+        PF_R | PF_W | PF_X,
+        kernel_off,
+        layout.kernel,
+        bzimage.len() as u64,
+        bzimage.len() as u64,
+        PAGE,
+    ));
+    for (i, p) in phdrs.iter().enumerate() {
+        let at = EHDR_SIZE + i * PHDR_SIZE;
+        out[at..at + PHDR_SIZE].copy_from_slice(object::pod::bytes_of(p));
+    }
+    let (shift, stub_len) = (shift as usize, stub_len as usize);
+    out[shift..shift + stub_len].copy_from_slice(&stub[..stub_len]);
+    let meta_off = meta_off as usize;
+    out[meta_off..meta_off + meta.len()].copy_from_slice(&meta);
+    let kernel_off = kernel_off as usize;
+    out[kernel_off..].copy_from_slice(bzimage);
+    Ok(Wrapped { elf: out, layout })
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, WrapError> {
+    std::fs::read(path).map_err(|source| WrapError::Io {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// Runs `pvh wrap` and returns the exit status.
+pub fn run(args: &WrapArgs) -> u8 {
+    match run_inner(args) {
+        Ok(w) => {
+            let l = w.layout;
+            println!(
+                "pvh wrap: wrote {} ({} bytes): kernel at {:#x} (code {:#x}){}",
+                args.output.display(),
+                w.elf.len(),
+                l.kernel,
+                l.kernel_code,
+                l.initrd
+                    .map_or(String::new(), |a| format!(", initrd at {a:#x}"))
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("pvh wrap: {e}");
+            crate::outcome::status::BAD_INPUT
+        }
+    }
+}
+
+fn run_inner(args: &WrapArgs) -> Result<Wrapped, WrapError> {
+    let stub_file;
+    let stub: &[u8] = match &args.stub {
+        Some(p) => {
+            stub_file = read(p)?;
+            &stub_file
+        }
+        None => builtin_stub().ok_or(WrapError::NoStub)?,
+    };
+    let kernel = read(&args.bzimage)?;
+    let initrd = args.initrd.as_ref().map(read).transpose()?;
+    let wrapped = wrap(stub, &kernel, initrd.as_deref(), args.cmdline.as_deref())?;
+    std::fs::write(&args.output, &wrapped.elf).map_err(|source| WrapError::Io {
+        path: args.output.clone(),
+        source,
+    })?;
+    Ok(wrapped)
+}
