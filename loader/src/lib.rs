@@ -66,3 +66,8 @@ pub fn cmdline_bytes(cmdline: &Cmdline) -> Result<Vec<u8>, LoadError> {
         .map_err(|e| LoadError::Cmdline(e.to_string()))?;
     Ok(c.into_bytes())
 }
+
+/// The example in `docs/loader.md`, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/loader.md")]
+pub struct LoaderMdDoctests;
