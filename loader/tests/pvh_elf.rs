@@ -575,3 +575,28 @@ fn kvm_reserved_range_is_exposed_and_reserved() {
         && e.size == 0x4000
         && e.type_ == MemmapType::RESERVED));
 }
+
+#[test]
+fn linux_loader_cmdline_is_accepted() {
+    let mut c = Cmdline::new(64).unwrap();
+    c.insert("console", "ttyS0").unwrap();
+    c.insert_str("panic=-1").unwrap();
+    let bytes = cmdline_bytes(&c).unwrap();
+    assert_eq!(bytes, b"console=ttyS0 panic=-1");
+    let elf = simple_elf().build();
+    let ram = GuestRam::new(8 << 20).unwrap();
+    let mem = memory(8 << 20, 0);
+    let config = BootConfig {
+        kernel: &elf,
+        cmdline: &bytes,
+        ..Default::default()
+    };
+    let guest = load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
+    let vm = VmMemory(&mem);
+    let view = StartInfoView::read(&vm, guest.start_info).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        view.read_cmdline(&mut buf).unwrap(),
+        b"console=ttyS0 panic=-1"
+    );
+}
