@@ -226,3 +226,34 @@ pub fn sources<'a>(modules: &'a [LoaderModule], dir: Option<&'a Path>) -> BootSo
         host_memory_limit: GIB,
     }
 }
+
+/// A dom0less tree with `n` domains, each with a kernel (loader module 0,
+/// with `bootargs`) and a ramdisk (loader module 1), 1 MiB of memory and
+/// one vCPU. Per domain: 3 nodes, 8 properties.
+pub fn many_domains(n: usize) -> Vec<u8> {
+    let doms = (0..n)
+        .map(|i| {
+            Node::new(&format!("dom{i}"))
+                .prop("compatible", "xen,domain")
+                .prop("memory", [0, 0x400])
+                .prop("cpus", 1u32)
+                .child(
+                    Node::new("kernel")
+                        .prop("compatible", ["multiboot,kernel", "multiboot,module"])
+                        .prop("module-index", 0u32)
+                        .prop("bootargs", "console=hvc0"),
+                )
+                .child(
+                    Node::new("ramdisk")
+                        .prop("compatible", ["multiboot,ramdisk", "multiboot,module"])
+                        .prop("module-index", 1u32),
+                )
+        })
+        .collect();
+    chosen(doms)
+}
+
+/// The two loader modules `many_domains` refers to.
+pub fn many_domains_modules() -> Vec<LoaderModule> {
+    vec![lm(b"\x7fELF kernel", ""), lm(b"070701 initrd", "")]
+}
