@@ -16,14 +16,19 @@ const GUARD: usize = 256 << 10;
 const PATTERN: u8 = 0x6b;
 const CASES: u32 = 5000;
 
-fn guarded_memory() -> GuestMemoryMmap {
-    let mem =
+thread_local! {
+    /// One backing memory per test thread, reused across cases (a fresh
+    /// mmap per case costs more than the case); the guards are re-armed
+    /// before every case.
+    static MEM: GuestMemoryMmap =
         GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM as usize + GUARD)]).unwrap();
-    let isa = vec![PATTERN; 0x6_0000];
-    mem.write_slice(&isa, GuestAddress(0xa_0000)).unwrap();
-    mem.write_slice(&vec![PATTERN; GUARD], GuestAddress(RAM))
+}
+
+fn arm_guards(mem: &GuestMemoryMmap) {
+    mem.write_slice(&[PATTERN; 0x6_0000], GuestAddress(0xa_0000))
         .unwrap();
-    mem
+    mem.write_slice(&[PATTERN; GUARD], GuestAddress(RAM))
+        .unwrap();
 }
 
 fn guards_intact(mem: &GuestMemoryMmap) -> bool {
@@ -34,8 +39,12 @@ fn guards_intact(mem: &GuestMemoryMmap) -> bool {
 /// Plans and loads; on success checks every placement is in RAM. Always
 /// checks the guards. Returns whether loading succeeded.
 fn run(config: &BootConfig<'_>) -> Result<bool, TestCaseError> {
+    MEM.with(|mem| check(mem, config))
+}
+
+fn check(mem: &GuestMemoryMmap, config: &BootConfig<'_>) -> Result<bool, TestCaseError> {
+    arm_guards(mem);
     let ram = GuestRam::new(RAM).unwrap();
-    let mem = guarded_memory();
     let ok = match plan(&ram, config) {
         Ok(p) => {
             for pl in &p.placements {
@@ -44,11 +53,11 @@ fn run(config: &BootConfig<'_>) -> Result<bool, TestCaseError> {
                 }
             }
             prop_assert!(check_disjoint(&p.placements).is_ok());
-            load(&mem, &p, config).is_ok()
+            load(mem, &p, config).is_ok()
         }
         Err(_) => false,
     };
-    prop_assert!(guards_intact(&mem), "write outside guest RAM");
+    prop_assert!(guards_intact(mem), "write outside guest RAM");
     Ok(ok)
 }
 
