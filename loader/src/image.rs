@@ -10,6 +10,10 @@ use std::io::{self, Read};
 /// decompression bombs beyond what the image announces.
 pub const MAX_UNPACKED: u64 = 1 << 30;
 
+/// The most memory the xz/lzma decoder may use (a dictionary in a hostile
+/// header could otherwise ask for 1.5 GiB); Linux builds use 32 MiB.
+pub const DECODER_MEMLIMIT: u64 = 256 << 20;
+
 /// A kernel image, recognised from its bytes.
 #[derive(Debug, Clone)]
 pub enum KernelImage<'a> {
@@ -83,10 +87,14 @@ pub fn unpack(bz: &BzImage<'_>) -> Result<Vec<u8>, LoadError> {
         // The gzip trailer holds the size too; the decoder stops at the end
         // of the member, so it may read the whole payload.
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(payload)),
-        Compression::Xz => Box::new(xz2::read::XzDecoder::new(body)),
+        Compression::Xz => {
+            let stream = xz2::stream::Stream::new_stream_decoder(DECODER_MEMLIMIT, 0)
+                .map_err(|e| err(e.to_string()))?;
+            Box::new(xz2::read::XzDecoder::new_stream(body, stream))
+        }
         Compression::Lzma => {
-            let stream =
-                xz2::stream::Stream::new_lzma_decoder(u64::MAX).map_err(|e| err(e.to_string()))?;
+            let stream = xz2::stream::Stream::new_lzma_decoder(DECODER_MEMLIMIT)
+                .map_err(|e| err(e.to_string()))?;
             Box::new(xz2::read::XzDecoder::new_stream(body, stream))
         }
         Compression::Zstd => {

@@ -378,3 +378,47 @@ fn linux64_nothing_outside_planned_ram() {
     load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
     assert!(read(&mem, 32 << 20, 8 << 20).iter().all(|&b| b == 0x5a));
 }
+
+#[test]
+fn xz_dictionary_beyond_the_memory_limit_is_refused() {
+    // An .xz whose LZMA2 dictionary is 1.5 GiB (filter property byte 40):
+    // the decoder must refuse it, not allocate.
+    let elf = simple_elf().build();
+    let mut packed = xz(&elf);
+    // Block header: size byte at 12, flags at 13, filter id 0x21 at 14,
+    // props size 1 at 15, dictionary byte at 16 (no BCJ filter from xz2's
+    // default preset). Patch it and fix the block header's CRC32.
+    assert_eq!(&packed[14..16], &[0x21, 0x01]);
+    packed[16] = 40;
+    let header_len = (usize::from(packed[12]) + 1) * 4;
+    let crc = crc32(&packed[12..12 + header_len - 4]);
+    packed[12 + header_len - 4..12 + header_len].copy_from_slice(&crc.to_le_bytes());
+    let bz = Bz {
+        payload: with_size(packed, elf.len()),
+        ..Default::default()
+    }
+    .build();
+    let image = pvh_bootparams::BzImage::parse(&bz).unwrap();
+    match unpack(&image) {
+        Err(LoadError::Decompress {
+            format: "xz",
+            reason,
+        }) => assert!(!reason.is_empty()),
+        other => panic!("expected a refused dictionary, got {other:?}"),
+    }
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
