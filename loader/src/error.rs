@@ -184,10 +184,10 @@ pub enum LoadError {
         /// One past the highest acceptable byte.
         max: u64,
     },
-    /// The kernel's preferred range is taken and it cannot be relocated.
-    #[error(
-        "kernel wants {start:#x}..{end:#x}, which is not free RAM, and it carries no PHYS32_RELOC note"
-    )]
+    /// Relocation was asked for (or needed), but the kernel cannot move:
+    /// a PVH ELF without a PHYS32_RELOC note, or a bzImage that is not
+    /// relocatable.
+    #[error("kernel at {start:#x}..{end:#x} cannot be relocated (no PHYS32_RELOC note)")]
     NotRelocatable {
         /// Preferred start.
         start: u64,
