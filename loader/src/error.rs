@@ -184,9 +184,8 @@ pub enum LoadError {
         /// One past the highest acceptable byte.
         max: u64,
     },
-    /// Relocation was asked for (or needed), but the kernel cannot move:
-    /// a PVH ELF without a PHYS32_RELOC note, or a bzImage that is not
-    /// relocatable.
+    /// `Relocation::At` or `Relocation::Anywhere` was asked for a PVH ELF
+    /// without a PHYS32_RELOC note.
     #[error("kernel at {start:#x}..{end:#x} cannot be relocated (no PHYS32_RELOC note)")]
     NotRelocatable {
         /// Preferred start.
