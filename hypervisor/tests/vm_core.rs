@@ -34,6 +34,13 @@ const CODE_ADDR: u64 = 0x10_0000;
 
 /// Runs `code` at 1 MiB in 4 MiB of RAM; returns how it ended and the output.
 fn run_code(code: &[u8]) -> (VmEnd, Vec<u8>) {
+    let (report, out) = run_code_with(code, 1, Duration::from_secs(30));
+    (report.end, out)
+}
+
+/// Runs `code` on vCPU 0 with `vcpus - 1` application processors that were
+/// created but never started (they wait for INIT/SIPI inside KVM_RUN).
+fn run_code_with(code: &[u8], vcpus: u8, timeout: Duration) -> (runner::RunReport, Vec<u8>) {
     let kvm = kvm::open("/dev/kvm".as_ref()).expect("open /dev/kvm");
     let mem = memory::allocate(&[(GuestAddress(0), 4 << 20)]).unwrap();
     mem.write_slice(&gdt::to_bytes(&gdt::PVH_GDT), GuestAddress(GDT_ADDR))
@@ -45,13 +52,17 @@ fn run_code(code: &[u8]) -> (VmEnd, Vec<u8>) {
         identity_map: KVM_IDENTITY_MAP_ADDR,
     };
     let vm = Vm::new(&kvm, mem, reserved, ConsoleOut::new(Box::new(cap.clone()))).unwrap();
-    let vcpu = Vcpu::new(&kvm, vm.fd(), 0, Arc::clone(vm.bus())).unwrap();
-    vcpu.set_boot_state(&CpuState::pvh(CODE_ADDR, 0, GDT_ADDR, IDT_ADDR))
+    let all: Vec<Vcpu> = (0..vcpus)
+        .map(|id| Vcpu::new(&kvm, vm.fd(), id, Arc::clone(vm.bus())).unwrap())
+        .collect();
+    all[0]
+        .set_boot_state(&CpuState::pvh(CODE_ADDR, 0, GDT_ADDR, IDT_ADDR))
         .unwrap();
-    // A watchdog, not a timed assertion: a broken VMM must not hang the test.
-    let report = runner::run(vec![vcpu], Some(Duration::from_secs(30))).unwrap();
+    // Also a watchdog, not a timed assertion: a broken VMM must not hang
+    // the test.
+    let report = runner::run(all, Some(timeout)).unwrap();
     let out = cap.0.lock().unwrap().clone();
-    (report.end, out)
+    (report, out)
 }
 
 #[test]
@@ -98,4 +109,52 @@ fn triple_fault_is_reported_with_registers() {
     assert_eq!(end.status(), pvh_hypervisor::status::TRIPLE_FAULT);
     let rip = end.regs().unwrap().regs.rip;
     assert_eq!(rip, CODE_ADDR, "stopped at the faulting ud2");
+}
+
+#[test]
+fn parked_application_processors_are_stopped_when_the_bsp_exits() {
+    if !kvm_available("parked_application_processors_are_stopped_when_the_bsp_exits") {
+        return;
+    }
+    let code = Asm::new().print("smp").exit(11);
+    let (report, out) = run_code_with(code.bytes(), 3, Duration::from_secs(30));
+    assert!(
+        matches!(report.end, VmEnd::ExitPort(11)),
+        "{:?}",
+        report.end
+    );
+    assert_eq!(report.by, Some(0));
+    assert_eq!(out, b"smp");
+    // Every vCPU thread came back (the parked ones through the kick).
+    let mut ids: Vec<u8> = report.stats.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [0, 1, 2]);
+    let bsp = report.stats.iter().find(|(id, _)| *id == 0).unwrap().1;
+    assert_eq!(bsp.io, 4, "three UART bytes and the exit port");
+}
+
+#[test]
+fn timeout_stops_a_spinning_guest_and_reports_where() {
+    if !kvm_available("timeout_stops_a_spinning_guest_and_reports_where") {
+        return;
+    }
+    let mut code = Asm::new().mov_dx(0x3f8).mov_al(b'.').out_dx_al();
+    let top = code.here();
+    code = code.jmp_to(top);
+    let (report, out) = run_code_with(code.bytes(), 1, Duration::from_millis(300));
+    assert_eq!(out, b".");
+    assert_eq!(report.by, None);
+    match &report.end {
+        VmEnd::Timeout { after, regs } => {
+            assert_eq!(*after, Duration::from_millis(300));
+            let rip = regs
+                .as_ref()
+                .expect("registers of the stopped vCPU")
+                .regs
+                .rip;
+            assert_eq!(rip, CODE_ADDR + top as u64, "stopped in the jmp $");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(report.end.status(), pvh_hypervisor::status::TIMEOUT);
 }
