@@ -20,5 +20,6 @@ echo "test: cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 echo "test: fuzz targets type-check (running them needs nightly)"
 cargo check --manifest-path fuzz/Cargo.toml --bins
+cargo check --manifest-path loader/fuzz/Cargo.toml --bins
 echo "test: cargo test"
 cargo test --workspace
