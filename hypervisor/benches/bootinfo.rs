@@ -8,7 +8,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use pvh_hypervisor::bootinfo::{self, BootSources};
 
 #[path = "../tests/bootinfo_util/mod.rs"]
-#[allow(dead_code, missing_docs)]
+#[allow(missing_docs)]
 mod util;
 
 fn parse_cost(c: &mut Criterion) {

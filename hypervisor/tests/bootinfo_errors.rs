@@ -54,10 +54,16 @@ fn be(blob: &mut [u8], field: usize, v: u32) {
 #[test]
 fn header_errors() {
     let good = chosen(vec![dom("d")]);
-    assert!(matches!(err(&good[..39]), E::Blob(BlobError::TooShort { len: 39 })));
+    assert!(matches!(
+        err(&good[..39]),
+        E::Blob(BlobError::TooShort { len: 39 })
+    ));
     let mut b = good.clone();
     be(&mut b, 0, 0xfeed_d00d);
-    assert!(matches!(err(&b), E::Blob(BlobError::BadMagic { magic: 0xfeed_d00d })));
+    assert!(matches!(
+        err(&b),
+        E::Blob(BlobError::BadMagic { magic: 0xfeed_d00d })
+    ));
     let mut b = good.clone();
     let len = b.len();
     be(&mut b, 1, len as u32 + 1);
@@ -66,18 +72,32 @@ fn header_errors() {
     );
     let mut b = good.clone();
     be(&mut b, 5, 16);
-    assert!(matches!(err(&b), E::Blob(BlobError::Version { version: 16, last_comp: 16 })));
+    assert!(matches!(
+        err(&b),
+        E::Blob(BlobError::Version {
+            version: 16,
+            last_comp: 16
+        })
+    ));
     let mut b = good.clone();
     be(&mut b, 9, 0x10_0000); // size_dt_struct
     assert!(matches!(
         err(&b),
-        E::Blob(BlobError::BlockOutOfBounds { block: "structure", size: 0x10_0000, .. })
+        E::Blob(BlobError::BlockOutOfBounds {
+            block: "structure",
+            size: 0x10_0000,
+            ..
+        })
     ));
     let mut b = good.clone();
     be(&mut b, 3, u32::MAX); // off_dt_strings
     assert!(matches!(
         err(&b),
-        E::Blob(BlobError::BlockOutOfBounds { block: "strings", offset: u32::MAX, .. })
+        E::Blob(BlobError::BlockOutOfBounds {
+            block: "strings",
+            offset: u32::MAX,
+            ..
+        })
     ));
 }
 
@@ -95,7 +115,10 @@ fn structure_errors() {
     // Cut the structure block short: the scan runs off its end.
     let mut b = good.clone();
     be(&mut b, 9, (size - 8) as u32);
-    assert!(matches!(err(&b), E::Blob(BlobError::Truncated { .. }) | E::Blob(BlobError::BadToken { .. })));
+    assert!(matches!(
+        err(&b),
+        E::Blob(BlobError::Truncated { .. }) | E::Blob(BlobError::BadToken { .. })
+    ));
 
     // A NOP token replacing the first property's tag.
     let mut b = good.clone();
@@ -106,19 +129,29 @@ fn structure_errors() {
     b[first_prop..first_prop + 4].copy_from_slice(&4u32.to_be_bytes());
     assert!(matches!(
         err(&b),
-        E::Blob(BlobError::BadToken { token: 4, reason: "NOP tokens are not supported", .. })
+        E::Blob(BlobError::BadToken {
+            token: 4,
+            reason: "NOP tokens are not supported",
+            ..
+        })
     ));
 
     // An unknown token.
     b[first_prop..first_prop + 4].copy_from_slice(&7u32.to_be_bytes());
-    assert!(matches!(err(&b), E::Blob(BlobError::BadToken { token: 7, .. })));
+    assert!(matches!(
+        err(&b),
+        E::Blob(BlobError::BadToken { token: 7, .. })
+    ));
 
     // A property whose length runs past the block.
     let mut b = good.clone();
     b[first_prop + 4..first_prop + 8].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
     assert!(matches!(
         err(&b),
-        E::Blob(BlobError::Truncated { what: "a property value", .. })
+        E::Blob(BlobError::Truncated {
+            what: "a property value",
+            ..
+        })
     ));
 
     // A property name offset past the strings block.
@@ -126,13 +159,22 @@ fn structure_errors() {
     b[first_prop + 8..first_prop + 12].copy_from_slice(&0xffffu32.to_be_bytes());
     assert!(matches!(
         err(&b),
-        E::Blob(BlobError::BadString { what: "property name", offset: 0xffff })
+        E::Blob(BlobError::BadString {
+            what: "property name",
+            offset: 0xffff
+        })
     ));
 
     // A node name that is not UTF-8 ("chosen" starts at struct + 12).
     let mut b = good.clone();
     b[off + 12] = 0xff;
-    assert!(matches!(err(&b), E::Blob(BlobError::BadString { what: "node name", .. })));
+    assert!(matches!(
+        err(&b),
+        E::Blob(BlobError::BadString {
+            what: "node name",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -175,7 +217,11 @@ fn property_after_child_node_is_rejected() {
     b.extend_from_slice(strings);
     assert!(matches!(
         err(&b),
-        E::Blob(BlobError::BadToken { token: 3, reason: "a property after a child node", .. })
+        E::Blob(BlobError::BadToken {
+            token: 3,
+            reason: "a property after a child node",
+            ..
+        })
     ));
 }
 
@@ -202,7 +248,9 @@ fn too_deep_and_named_root() {
 fn no_chosen_and_no_domains() {
     assert!(matches!(err(&blob(vec![Node::new("memory")])), E::NoChosen));
     assert!(matches!(
-        err(&chosen(vec![Node::new("stdout").prop("compatible", "ns16550")])),
+        err(&chosen(vec![
+            Node::new("stdout").prop("compatible", "ns16550")
+        ])),
         E::NoDomains
     ));
 }
@@ -227,7 +275,11 @@ fn missing_and_malformed_properties() {
     ));
     assert!(matches!(
         err(&chosen(vec![dom("d").prop("domid", [0, 1])])),
-        E::WrongLength { property: "domid", len: 8, .. }
+        E::WrongLength {
+            property: "domid",
+            len: 8,
+            ..
+        }
     ));
     let bad_args = kernel().prop("bootargs", V::Raw(b"no terminator".to_vec()));
     assert!(matches!(
@@ -247,7 +299,10 @@ fn domid_errors() {
         err(&chosen(vec![dom("d").prop("domid", 0x7ff0u32)])),
         E::InvalidValue { node, property: "domid", value: 0x7ff0, .. } if node == "/chosen/d"
     ));
-    let e = err(&hyperlaunch(vec![dom("a").prop("domid", 3u32), dom("b").prop("domid", 3u32)]));
+    let e = err(&hyperlaunch(vec![
+        dom("a").prop("domid", 3u32),
+        dom("b").prop("domid", 3u32),
+    ]));
     assert!(matches!(
         e,
         E::DuplicateDomid { domid: 3, first, second }
@@ -271,11 +326,19 @@ fn mode_and_capability_errors() {
     }
     assert!(matches!(
         err(&hyperlaunch(vec![dom("d").prop("mode", 0x18u32)])),
-        E::UnknownModeBits { mode: 0x18, unknown: 0x18, .. }
+        E::UnknownModeBits {
+            mode: 0x18,
+            unknown: 0x18,
+            ..
+        }
     ));
     assert!(matches!(
         err(&chosen(vec![dom("d").prop("capabilities", 0x9u32)])),
-        E::UnknownCapabilities { value: 9, unknown: 8, .. }
+        E::UnknownCapabilities {
+            value: 9,
+            unknown: 8,
+            ..
+        }
     ));
 }
 
@@ -284,11 +347,19 @@ fn vcpu_count_errors() {
     let d = dom("d").without("cpus");
     assert!(matches!(
         err(&chosen(vec![d.clone().prop("cpus", 0u32)])),
-        E::InvalidValue { property: "cpus", value: 0, .. }
+        E::InvalidValue {
+            property: "cpus",
+            value: 0,
+            ..
+        }
     ));
     assert!(matches!(
         err(&chosen(vec![d.prop("cpus", 256u32)])),
-        E::InvalidValue { property: "cpus", value: 256, .. }
+        E::InvalidValue {
+            property: "cpus",
+            value: 256,
+            ..
+        }
     ));
 }
 
@@ -319,7 +390,10 @@ fn kernel_errors() {
     );
     assert!(matches!(
         err(&chosen(vec![guessed])),
-        E::DuplicateModule { kind: ModuleKind::Kernel, .. }
+        E::DuplicateModule {
+            kind: ModuleKind::Kernel,
+            ..
+        }
     ));
 }
 
@@ -337,16 +411,33 @@ fn location_errors() {
         E::NoLocation { node } if node == "/chosen/d/k"
     ));
     assert!(matches!(
-        err(&with_kernel(k().prop("module-index", 0u32).prop("reg", [0, 0x1000, 4]))),
-        E::ConflictingLocation { first: "module-index", second: "reg", .. }
+        err(&with_kernel(
+            k().prop("module-index", 0u32).prop("reg", [0, 0x1000, 4])
+        )),
+        E::ConflictingLocation {
+            first: "module-index",
+            second: "reg",
+            ..
+        }
     ));
     assert!(matches!(
-        err(&with_kernel(k().prop("module-index", 0u32).prop("mb-index", 0u32))),
-        E::ConflictingLocation { first: "module-index", second: "mb-index", .. }
+        err(&with_kernel(
+            k().prop("module-index", 0u32).prop("mb-index", 0u32)
+        )),
+        E::ConflictingLocation {
+            first: "module-index",
+            second: "mb-index",
+            ..
+        }
     ));
     assert!(matches!(
         err(&with_kernel(k().prop("mb-index", 5u32))),
-        E::ModuleIndexOutOfRange { property: "mb-index", index: 5, count: 1, .. }
+        E::ModuleIndexOutOfRange {
+            property: "mb-index",
+            index: 5,
+            count: 1,
+            ..
+        }
     ));
     assert!(matches!(
         err(&with_kernel(k().prop("xen,uefi-binary", "vmlinux"))),
@@ -354,37 +445,61 @@ fn location_errors() {
     ));
     let dir = Scratch::new();
     let m = mods();
-    let with_dir = |tree: &[u8]| {
-        bootinfo::parse(tree, sources(&m, Some(&dir.0))).expect_err("rejected")
-    };
+    let with_dir =
+        |tree: &[u8]| bootinfo::parse(tree, sources(&m, Some(&dir.0))).expect_err("rejected");
     for name in ["../etc/passwd", "a/b", "..", ""] {
         let e = with_dir(&with_kernel(k().prop("xen,uefi-binary", name)));
-        assert!(matches!(&e, E::BadFileName { name: n, .. } if n == name), "{e:?}");
+        assert!(
+            matches!(&e, E::BadFileName { name: n, .. } if n == name),
+            "{e:?}"
+        );
     }
     let e = with_dir(&with_kernel(k().prop("xen,uefi-binary", "absent")));
-    assert!(matches!(e, E::FileMissing { node, path, .. } if node == "/chosen/d/k" && path == dir.0.join("absent")));
+    assert!(
+        matches!(e, E::FileMissing { node, path, .. } if node == "/chosen/d/k" && path == dir.0.join("absent"))
+    );
 }
 
 #[test]
 fn reg_errors() {
-    let k = |reg: [u32; 3]| Node::new("k").prop("compatible", "multiboot,kernel").prop("reg", reg);
+    let k = |reg: [u32; 3]| {
+        Node::new("k")
+            .prop("compatible", "multiboot,kernel")
+            .prop("reg", reg)
+    };
     let placed = [lm_at(KERNEL, 0x1000, "")];
     let run = |tree: &[u8]| bootinfo::parse(tree, sources(&placed, None));
     // Default cells: 2 address, 1 size.
     let ok = run(&with_kernel(k([0, 0x1000, KERNEL.len() as u32]))).unwrap();
-    assert_eq!(ok.modules[0].origin, bootinfo::ModuleOrigin::Reg { addr: 0x1000, size: KERNEL.len() as u64 });
+    assert_eq!(
+        ok.modules[0].origin,
+        bootinfo::ModuleOrigin::Reg {
+            addr: 0x1000,
+            size: KERNEL.len() as u64
+        }
+    );
     assert!(matches!(
         run(&with_kernel(k([0, 0x2000, 4]))),
-        Err(E::RegNowhere { addr: 0x2000, size: 4, .. })
+        Err(E::RegNowhere {
+            addr: 0x2000,
+            size: 4,
+            ..
+        })
     ));
     assert!(matches!(
         run(&with_kernel(k([0, 0x1000, 4]))),
         Err(E::RegSizeMismatch { addr: 0x1000, reg_size: 4, module_size, .. }) if module_size == KERNEL.len() as u64
     ));
-    let short = Node::new("k").prop("compatible", "multiboot,kernel").prop("reg", [0x1000u32]);
+    let short = Node::new("k")
+        .prop("compatible", "multiboot,kernel")
+        .prop("reg", [0x1000u32]);
     assert!(matches!(
         run(&with_kernel(short)),
-        Err(E::WrongLength { property: "reg", len: 4, .. })
+        Err(E::WrongLength {
+            property: "reg",
+            len: 4,
+            ..
+        })
     ));
     let mut three = dom("d").prop("#address-cells", 3u32);
     three.children = vec![k([0, 0x1000, 4])];
@@ -395,7 +510,11 @@ fn reg_errors() {
     let twice = [lm_at(KERNEL, 0x1000, ""), lm_at(KERNEL, 0x1000, "")];
     assert!(matches!(
         bootinfo::parse(&with_kernel(k([0, 0x1000, 4])), sources(&twice, None)),
-        Err(E::DuplicateModuleAddress { addr: 0x1000, first: 0, second: 1 })
+        Err(E::DuplicateModuleAddress {
+            addr: 0x1000,
+            first: 0,
+            second: 1
+        })
     ));
 }
 
@@ -404,19 +523,42 @@ fn memory_errors() {
     let d = || dom("d").without("memory");
     assert!(matches!(
         err(&chosen(vec![d().prop("memory", [0x4000_0000, 0])])),
-        E::MemoryOverflow { property: "memory", kib: 0x4000_0000_0000_0000, .. }
+        E::MemoryOverflow {
+            property: "memory",
+            kib: 0x4000_0000_0000_0000,
+            ..
+        }
     ));
     assert!(matches!(
-        err(&chosen(vec![d().prop("memory", [0, 0x1000]).prop("mem-min", [0, 0x2000])])),
-        E::MemoryRange { min: 0x80_0000, memory: 0x40_0000, max: 0x40_0000, .. }
+        err(&chosen(vec![
+            d().prop("memory", [0, 0x1000]).prop("mem-min", [0, 0x2000])
+        ])),
+        E::MemoryRange {
+            min: 0x80_0000,
+            memory: 0x40_0000,
+            max: 0x40_0000,
+            ..
+        }
     ));
     assert!(matches!(
         err(&chosen(vec![d().prop("memory", [0, 0x10_0001])])),
-        E::MemoryOverLimit { property: "memory", bytes: 0x4000_0400, limit: GIB, .. }
+        E::MemoryOverLimit {
+            property: "memory",
+            bytes: 0x4000_0400,
+            limit: GIB,
+            ..
+        }
     ));
     assert!(matches!(
-        err(&chosen(vec![d().prop("memory", [0, 0x1000]).prop("mem-max", [0, 0x20_0000])])),
-        E::MemoryOverLimit { property: "mem-max", bytes: 0x8000_0000, .. }
+        err(&chosen(vec![
+            d().prop("memory", [0, 0x1000])
+                .prop("mem-max", [0, 0x20_0000])
+        ])),
+        E::MemoryOverLimit {
+            property: "mem-max",
+            bytes: 0x8000_0000,
+            ..
+        }
     ));
     // Three domains of 384 MiB: each fits, together they do not.
     let big = |n: &str| {
@@ -426,7 +568,10 @@ fn memory_errors() {
     };
     assert!(matches!(
         err(&chosen(vec![big("a"), big("b"), big("c")])),
-        E::TotalMemoryOverLimit { total: 0x4800_0000, limit: GIB }
+        E::TotalMemoryOverLimit {
+            total: 0x4800_0000,
+            limit: GIB
+        }
     ));
 }
 
@@ -436,7 +581,11 @@ fn too_many_domains_for_the_domid_space() {
     // fine, one more without a domid is not.
     let count = 0x7ff0usize;
     let doms: Vec<Node> = (0..count)
-        .map(|i| dom(&format!("d{i}")).without("memory").prop("memory", [0, 0]))
+        .map(|i| {
+            dom(&format!("d{i}"))
+                .without("memory")
+                .prop("memory", [0, 0])
+        })
         .collect();
     let tree = chosen(doms);
     let m = mods();
@@ -449,5 +598,14 @@ fn too_many_domains_for_the_domid_space() {
         },
     )
     .expect_err("rejected");
-    assert!(matches!(e, E::TooManyDomains { count: 0x7ff0, max: 0x7ff0 }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            E::TooManyDomains {
+                count: 0x7ff0,
+                max: 0x7ff0
+            }
+        ),
+        "{e:?}"
+    );
 }

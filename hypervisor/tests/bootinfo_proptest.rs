@@ -34,7 +34,7 @@ fn value() -> impl Strategy<Value = V> {
         ]
         .prop_map(V::from),
         Just([0u32, 0x10_0000, 0, 16]).prop_map(V::from),
-        "[a-z.=/ ]{0,12}".prop_map(|s| V::Str(s)),
+        "[a-z.=/ ]{0,12}".prop_map(V::Str),
         prop::collection::vec(any::<u8>(), 0..12).prop_map(V::Raw),
     ]
 }
@@ -50,7 +50,13 @@ const DOMAIN_PROPS: &[&str] = &[
     "#address-cells",
     "#size-cells",
 ];
-const MODULE_PROPS: &[&str] = &["module-index", "mb-index", "reg", "xen,uefi-binary", "bootargs"];
+const MODULE_PROPS: &[&str] = &[
+    "module-index",
+    "mb-index",
+    "reg",
+    "xen,uefi-binary",
+    "bootargs",
+];
 const MODULE_COMPAT: &[&str] = &[
     "multiboot,kernel",
     "multiboot,ramdisk",
@@ -107,8 +113,12 @@ fn location() -> impl Strategy<Value = Vec<(String, V)>> {
         (0u32..5).prop_map(|i| vec![("module-index".to_owned(), V::from(i))]),
         (0u32..5).prop_map(|i| vec![("mb-index".to_owned(), V::from(i))]),
         (0u32..4).prop_map(|i| vec![("module-index".to_owned(), V::from(i))]),
-        prop_oneof![Just([0u32, 0x10_0000, 16]), Just([0, 0x20_0000, 8]), Just([0, 0x30_0000, 8])]
-            .prop_map(|r| vec![("reg".to_owned(), V::from(r))]),
+        prop_oneof![
+            Just([0u32, 0x10_0000, 16]),
+            Just([0, 0x20_0000, 8]),
+            Just([0, 0x30_0000, 8])
+        ]
+        .prop_map(|r| vec![("reg".to_owned(), V::from(r))]),
         prop_oneof![6 => Just("vmlinux"), 1 => Just("missing"), 1 => Just("../x")]
             .prop_map(|f| vec![("xen,uefi-binary".to_owned(), V::from(f))]),
     ];
@@ -129,7 +139,10 @@ fn module() -> impl Strategy<Value = Node> {
         .prop_map(|(compat, props, bootargs, n)| {
             let mut m = Node::new(&format!("module@{n}"));
             if !compat.is_empty() {
-                m = m.prop("compatible", V::Strs(compat.iter().map(|s| (*s).to_owned()).collect()));
+                m = m.prop(
+                    "compatible",
+                    V::Strs(compat.iter().map(|s| (*s).to_owned()).collect()),
+                );
             }
             m.props.extend(props);
             if let Some(b) = bootargs {
@@ -144,7 +157,20 @@ fn domain() -> impl Strategy<Value = Node> {
         prop::bool::weighted(0.95),
         props(DOMAIN_PROPS),
         prop::collection::vec(module(), 0..3),
-        prop::option::weighted(0.9, (prop::sample::select(&["multiboot,kernel", "module,kernel", "xen,linux-zimage", "multiboot,module"][..]), location())),
+        prop::option::weighted(
+            0.9,
+            (
+                prop::sample::select(
+                    &[
+                        "multiboot,kernel",
+                        "module,kernel",
+                        "xen,linux-zimage",
+                        "multiboot,module",
+                    ][..],
+                ),
+                location(),
+            ),
+        ),
         0u32..100,
     )
         .prop_map(|(is_domain, props, mut modules, kernel, n)| {

@@ -66,8 +66,7 @@ fn gzip_isize(bytes: &[u8]) -> Option<u64> {
 }
 
 fn page_align(n: u64) -> u64 {
-    n.checked_next_multiple_of(PAGE)
-        .unwrap_or(u64::MAX & !(PAGE - 1))
+    n.checked_next_multiple_of(PAGE).unwrap_or(!(PAGE - 1))
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 //! The walk goes down the tree once: the root's children (by name only),
 //! `/chosen`'s children, each domain's children (and the hypervisor node's
 //! children and its config node's children). Every visited node's property
-//! list is read once into [`Props`]; nothing is looked up by path, so the
+//! list is read once (`props.rs`); nothing is looked up by path, so the
 //! cost is linear in the size of the tree. Module bytes are found through a
-//! [`Locator`] (hash lookups), domain ids through a hash set.
+//! locator (hash lookups), domain ids through a hash set.
 //!
 //! Before the walk, [`blob::check`] scans the token stream once so that the
 //! `fdt` crate (which panics on inconsistent blobs) only ever sees a sound
