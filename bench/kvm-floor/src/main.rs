@@ -1,0 +1,88 @@
+//! `kvm-floor`: the boot benchmark's floor and its helpers.
+//!
+//! - `kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--verbose]`: run
+//!   the floor VM (see `pvh_kvm_floor::floor`; by default with what `pvh`
+//!   creates: irqchip, PIT, 512 MiB); the exit status is the value the
+//!   guest wrote to the exit port (0). `--verbose` prints the time of the
+//!   setup, run and teardown phases.
+//! - `kvm-floor write-elf PATH`: write the same guest as a PVH ELF.
+//! - `kvm-floor probe-path`: print where the built-in probe ELF is (for
+//!   QEMU's `-kernel`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use pvh_kvm_floor::{FloorConfig, guest, run};
+
+/// `pvh boot`'s default guest RAM.
+const DEFAULT_MEMORY_MIB: u64 = 512;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--verbose]\n       kvm-floor write-elf PATH\n       kvm-floor probe-path"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("write-elf") => {
+            let [_, path] = args.as_slice() else {
+                return usage();
+            };
+            match std::fs::write(path, guest::pvh_elf()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kvm-floor: writing {path}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("probe-path") => {
+            println!("{}", pvh_guests::probe_path().display());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let mut memory = DEFAULT_MEMORY_MIB;
+            let mut verbose = false;
+            let (mut irqchip, mut pit) = (true, true);
+            let mut it = args.iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--verbose" | "-v" => verbose = true,
+                    "--no-pit" => pit = false,
+                    "--no-irqchip" => (irqchip, pit) = (false, false),
+                    "--memory" => match it.next().and_then(|m| m.parse::<u64>().ok()) {
+                        Some(m) => memory = m,
+                        None => return usage(),
+                    },
+                    _ => return usage(),
+                }
+            }
+            let Some(bytes) = memory.checked_mul(1 << 20) else {
+                return usage();
+            };
+            let config = FloorConfig {
+                irqchip,
+                pit,
+                ..FloorConfig::like_pvh(bytes)
+            };
+            match run(Path::new("/dev/kvm"), config) {
+                Ok(report) => {
+                    if verbose {
+                        eprintln!(
+                            "kvm-floor: exit value {}, setup {:?}, run {:?}, teardown {:?}",
+                            report.exit_value, report.setup, report.run, report.teardown
+                        );
+                    }
+                    ExitCode::from(u8::try_from(report.exit_value).unwrap_or(u8::MAX))
+                }
+                Err(e) => {
+                    eprintln!("kvm-floor: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
