@@ -21,6 +21,10 @@ use crate::outcome::{RegsDump, VmEnd};
 const FCW_DEFAULT: u16 = 0x37f;
 /// MXCSR after reset (all SSE exceptions masked).
 const MXCSR_DEFAULT: u32 = 0x1f80;
+/// The part of a vCPU's run area port data may occupy: the `kvm_run` page
+/// and the PIO page after it (`KVM_PIO_PAGE_OFFSET` = 1). KVM's mmap size is
+/// at least this large on x86.
+const RUN_AREA_DATA_LIMIT: usize = 2 * 4096;
 
 /// Exit counts of one vCPU, for `--verbose`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,7 @@ pub struct Vcpu {
 /// What one exit means for the loop.
 enum Step {
     Continue,
+    PortIo,
     End(Box<VmEnd>),
     /// End, with the registers captured after the exit is released.
     EndWithRegs(fn(Option<RegsDump>) -> VmEnd),
@@ -62,6 +67,13 @@ impl Vcpu {
     /// CPUID (hypervisor bit set), the LAPIC in virtual-wire mode and a
     /// reset FPU.
     pub fn new(kvm: &Kvm, vm: &VmFd, id: u8, bus: Arc<IoBus>) -> Result<Self, Error> {
+        // Port data lives in the run area's second page; make sure KVM maps it.
+        let mmap = kvm
+            .get_vcpu_mmap_size()
+            .map_err(kvm_op("KVM_GET_VCPU_MMAP_SIZE"))?;
+        if mmap < RUN_AREA_DATA_LIMIT {
+            return Err(Error::KvmCap("a vCPU run area with a PIO data page"));
+        }
         let fd = vm
             .create_vcpu(u64::from(id))
             .map_err(kvm_op("KVM_CREATE_VCPU"))?;
@@ -128,6 +140,11 @@ impl Vcpu {
             let step = self.step();
             match step {
                 Step::Continue => {}
+                Step::PortIo => {
+                    if let Some(end) = self.port_io() {
+                        return end;
+                    }
+                }
                 Step::End(end) => return *end,
                 Step::EndWithRegs(make) => return make(self.dump()),
                 Step::FailEntry(reason, cpu) => {
@@ -173,20 +190,9 @@ impl Vcpu {
         };
         self.stats.exits += 1;
         match exit {
-            VcpuExit::IoIn(port, data) => {
-                self.stats.io += 1;
-                self.bus.read(port, data);
-                Step::Continue
-            }
-            VcpuExit::IoOut(port, data) => {
-                self.stats.io += 1;
-                match self.bus.write(port, data) {
-                    Ok(IoAction::Continue) => Step::Continue,
-                    Ok(IoAction::Reset) => Step::End(Box::new(VmEnd::Reset)),
-                    Ok(IoAction::Exit(v)) => Step::End(Box::new(VmEnd::ExitPort(v))),
-                    Err(e) => Step::End(Box::new(VmEnd::Device(e))),
-                }
-            }
+            // Handled after the exit's borrow of the run area ends, so the
+            // access can be split by its width (string I/O: `rep outsb`).
+            VcpuExit::IoIn(..) | VcpuExit::IoOut(..) => Step::PortIo,
             VcpuExit::MmioRead(_addr, data) => {
                 // Nothing is mapped there: an unclaimed bus reads all ones.
                 self.stats.mmio_reads += 1;
@@ -213,6 +219,51 @@ impl Vcpu {
             }
             other => Step::Unhandled(format!("{other:?}")),
         }
+    }
+
+    /// Carries out the port access of the last KVM_EXIT_IO: `count`
+    /// accesses of `size` bytes each (more than one for string I/O), in
+    /// order, stopping at the first that ends the VM.
+    fn port_io(&mut self) -> Option<VmEnd> {
+        let run = self.fd.get_kvm_run();
+        // SAFETY: called only right after KVM_RUN returned KVM_EXIT_IO, for
+        // which `io` is the union member KVM filled in (plain integers).
+        let io = unsafe { run.__bindgen_anon_1.io };
+        let size = usize::from(io.size);
+        let len = size.saturating_mul(io.count as usize);
+        let offset = usize::try_from(io.data_offset).unwrap_or(usize::MAX);
+        // KVM keeps the data inside the vCPU's mmap'd run area (one page
+        // after the struct); refuse anything that could point elsewhere.
+        if size == 0 || offset.saturating_add(len) > RUN_AREA_DATA_LIMIT {
+            return Some(VmEnd::Unhandled {
+                exit: format!(
+                    "KVM_EXIT_IO with size {} count {} data offset {:#x}",
+                    io.size, io.count, io.data_offset
+                ),
+                regs: self.dump(),
+            });
+        }
+        let base = (run as *mut kvm_bindings::kvm_run).cast::<u8>();
+        // SAFETY: `offset + len` lies within the run area KVM maps for this
+        // vCPU (checked against the minimum mmap size above, as kvm-ioctls
+        // does when it builds `VcpuExit::IoIn/IoOut`); nothing else
+        // references it while this exclusive borrow of `self.fd` lasts.
+        let data = unsafe { std::slice::from_raw_parts_mut(base.add(offset), len) };
+        let input = u32::from(io.direction) == kvm_bindings::KVM_EXIT_IO_IN;
+        for chunk in data.chunks_exact_mut(size) {
+            self.stats.io += 1;
+            if input {
+                self.bus.read(io.port, chunk);
+                continue;
+            }
+            match self.bus.write(io.port, chunk) {
+                Ok(IoAction::Continue) => {}
+                Ok(IoAction::Reset) => return Some(VmEnd::Reset),
+                Ok(IoAction::Exit(v)) => return Some(VmEnd::ExitPort(v)),
+                Err(e) => return Some(VmEnd::Device(e)),
+            }
+        }
+        None
     }
 
     /// The sub-error and data words of the last KVM_EXIT_INTERNAL_ERROR.

@@ -158,3 +158,40 @@ fn timeout_stops_a_spinning_guest_and_reports_where() {
     }
     assert_eq!(report.end.status(), pvh_hypervisor::status::TIMEOUT);
 }
+
+#[test]
+fn string_port_io_is_split_into_single_accesses() {
+    if !kvm_available("string_port_io_is_split_into_single_accesses") {
+        return;
+    }
+    const BUF: u32 = 0x20_0000;
+    let msg = b"string I/O\n";
+    let build = |msg_addr: u32| {
+        Asm::new()
+            // CMOS index 0x0b (status B, 0x02), then read it three times
+            // with one `rep insb`.
+            .mov_dx(0x70)
+            .mov_al(0x0b)
+            .out_dx_al()
+            .mov_dx(0x71)
+            .mov_edi(BUF)
+            .mov_ecx(3)
+            .rep_insb()
+            // The message to the UART with one `rep outsb`.
+            .mov_dx(0x3f8)
+            .mov_esi(msg_addr)
+            .mov_ecx(msg.len() as u32)
+            .rep_outsb()
+            // The third byte read to the exit port: status B, i.e. 2.
+            .mov_dx(0xf4)
+            .mov_esi(BUF + 2)
+            .mov_ecx(1)
+            .rep_outsb()
+            .hlt()
+    };
+    let len = build(0).bytes().len();
+    let code = build(CODE_ADDR as u32 + len as u32).raw(msg);
+    let (end, out) = run_code(code.bytes());
+    assert!(matches!(end, VmEnd::ExitPort(2)), "{end:?}");
+    assert_eq!(out, msg);
+}

@@ -137,6 +137,34 @@ impl Asm {
         self.0.extend(b);
         self
     }
+    /// `mov esi, imm32`.
+    pub fn mov_esi(mut self, v: u32) -> Self {
+        self.0.push(0xbe);
+        self.0.extend(v.to_le_bytes());
+        self
+    }
+    /// `mov edi, imm32`.
+    pub fn mov_edi(mut self, v: u32) -> Self {
+        self.0.push(0xbf);
+        self.0.extend(v.to_le_bytes());
+        self
+    }
+    /// `mov ecx, imm32`.
+    pub fn mov_ecx(mut self, v: u32) -> Self {
+        self.0.push(0xb9);
+        self.0.extend(v.to_le_bytes());
+        self
+    }
+    /// `rep outsb` (DS:ESI to port DX, ECX times).
+    pub fn rep_outsb(mut self) -> Self {
+        self.0.extend([0xf3, 0x6e]);
+        self
+    }
+    /// `rep insb` (port DX to ES:EDI, ECX times).
+    pub fn rep_insb(mut self) -> Self {
+        self.0.extend([0xf3, 0x6c]);
+        self
+    }
     /// Current length (a jump target).
     pub fn here(&self) -> usize {
         self.0.len()
