@@ -6,5 +6,6 @@
 /// its loader passed it, then exits through the exit port.
 pub const PROBE: Option<&[u8]> = Some(pvh_guests::PROBE);
 
-/// The PVH stub guest that boots a bzImage (not built in yet).
-pub const STUB: Option<&[u8]> = None;
+/// The PVH stub guest that boots a bzImage: `pvh boot --kernel bzImage`
+/// loads it as the kernel and the bzImage as module 0.
+pub const STUB: Option<&[u8]> = Some(pvh_guests::STUB);
