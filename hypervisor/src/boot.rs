@@ -28,6 +28,9 @@ pub struct BootOptions {
     pub timeout: Option<Duration>,
     /// Where UART and debug-console output goes.
     pub console: ConsoleOut,
+    /// vCPUs to create (at least 1). vCPU 0 boots; the others wait for the
+    /// guest's INIT/SIPI, as application processors do.
+    pub vcpus: u8,
 }
 
 /// Booting failed before the guest ran.
@@ -92,14 +95,22 @@ pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, 
         tss: KVM_TSS_ADDR,
         identity_map: KVM_IDENTITY_MAP_ADDR,
     };
+    let max = kvm.get_max_vcpus().min(usize::from(u8::MAX));
+    if opts.vcpus == 0 || usize::from(opts.vcpus) > max {
+        return Err(Error::TooManyVcpus {
+            requested: usize::from(opts.vcpus),
+            max,
+        }
+        .into());
+    }
     let vm = Vm::new(&kvm, mem, reserved, opts.console.clone())?;
-    let vcpu = Vcpu::new(&kvm, vm.fd(), 0, Arc::clone(vm.bus()))?;
-    vcpu.set_boot_state(&guest.cpu)?;
-    Ok(Prepared {
-        vm,
-        vcpus: vec![vcpu],
-        guest,
-    })
+    let vcpus = (0..opts.vcpus)
+        .map(|id| Vcpu::new(&kvm, vm.fd(), id, Arc::clone(vm.bus())))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(boot_cpu) = vcpus.first() {
+        boot_cpu.set_boot_state(&guest.cpu)?;
+    }
+    Ok(Prepared { vm, vcpus, guest })
 }
 
 /// Boots the guest described by `config` and runs it to its end.

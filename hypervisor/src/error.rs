@@ -72,8 +72,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// More vCPUs were asked for than this VMM or KVM allows.
-    #[error("{requested} vCPUs requested, at most {max} supported")]
+    /// Zero vCPUs, or more than this VMM or KVM allows, were asked for.
+    #[error("{requested} vCPUs requested, 1 to {max} supported")]
     TooManyVcpus {
         /// Requested count.
         requested: usize,

@@ -149,3 +149,48 @@ fn probe_sees_ram_above_4g() {
     assert_eq!(r.num("ram_top"), Some(0x1_4000_0000));
     assert_eq!(r.num("ram_bytes"), Some((4 << 30) - ISA_WINDOW_LEN));
 }
+
+fn options(vcpus: u8) -> pvh_hypervisor::boot::BootOptions {
+    pvh_hypervisor::boot::BootOptions {
+        kvm_device: "/dev/kvm".into(),
+        memory: 64 << 20,
+        timeout: Some(WATCHDOG),
+        console: pvh_hypervisor::devices::ConsoleOut::new(Box::new(std::io::sink())),
+        vcpus,
+    }
+}
+
+#[test]
+fn library_boot_with_parked_application_processors() {
+    if !kvm_available("library_boot_with_parked_application_processors") {
+        return;
+    }
+    let config = pvh_loader::BootConfig {
+        kernel: pvh_guests::PROBE,
+        cmdline: b"smp",
+        ..Default::default()
+    };
+    let (report, _vm) = pvh_hypervisor::boot::boot(&config, &options(2)).unwrap();
+    assert!(
+        matches!(report.end, pvh_hypervisor::VmEnd::ExitPort(0)),
+        "{:?}",
+        report.end
+    );
+    assert_eq!(report.by, Some(0));
+    assert_eq!(
+        report.stats.len(),
+        2,
+        "the parked AP's thread came back too"
+    );
+    let err = pvh_hypervisor::boot::boot(&config, &options(0)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            pvh_hypervisor::boot::BootError::Vmm(pvh_hypervisor::Error::TooManyVcpus {
+                requested: 0,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}

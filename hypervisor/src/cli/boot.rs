@@ -246,6 +246,8 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         memory: args.memory,
         timeout: args.timeout,
         console: console.clone(),
+        // One until the guest can be told about more (MADT or MP table).
+        vcpus: 1,
     };
     let prepared = crate::boot::prepare(&config, &opts).map_err(|e| boot_failed(&e))?;
     if args.verbose {
