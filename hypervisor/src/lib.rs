@@ -9,6 +9,29 @@
 //! - [`devices`]: UART, i8042, CMOS/RTC, debug console, exit port;
 //! - [`outcome`]: why a run ended and the process exit status;
 //! - [`boot`]: everything `pvh boot` does, as a library call.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pvh_hypervisor::boot::{BootOptions, boot};
+//! use pvh_hypervisor::devices::ConsoleOut;
+//!
+//! let config = pvh_loader::BootConfig {
+//!     kernel: pvh_guests::PROBE,
+//!     cmdline: b"console=ttyS0",
+//!     ..Default::default()
+//! };
+//! let opts = BootOptions {
+//!     kvm_device: "/dev/kvm".into(),
+//!     memory: 64 << 20,
+//!     timeout: Some(Duration::from_secs(10)),
+//!     console: ConsoleOut::stdout(),
+//!     vcpus: 1,
+//! };
+//! let (report, _vm) = boot(&config, &opts)?;
+//! // The probe exits through the exit port with 0 when all is well.
+//! assert_eq!(report.end.status(), pvh_hypervisor::status::SUCCESS);
+//! # Ok::<(), pvh_hypervisor::boot::BootError>(())
+//! ```
 
 pub mod boot;
 pub mod bootinfo;
