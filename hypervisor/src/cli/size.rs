@@ -51,6 +51,24 @@ mod tests {
         assert_eq!(parse_size("8MB"), Ok(8 << 20));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn suffixed_numbers_scale(n in 0u64..(1 << 33), unit in 0usize..4, lower: bool) {
+            let (suffix, shift) = [("", 0), ("K", 10), ("M", 20), ("G", 30)][unit];
+            let suffix = if lower { suffix.to_lowercase() } else { suffix.to_owned() };
+            proptest::prop_assert_eq!(parse_size(&format!("{n}{suffix}")), Ok(n << shift));
+        }
+
+        #[test]
+        fn any_text_is_a_size_or_an_error(s in ".{0,24}") {
+            // Never panics; whatever parses is a whole number of bytes that
+            // re-parses to itself in plain form.
+            if let Ok(n) = parse_size(&s) {
+                proptest::prop_assert_eq!(parse_size(&n.to_string()), Ok(n));
+            }
+        }
+    }
+
     #[test]
     fn rejects_garbage() {
         assert_eq!(parse_size(""), Err(SizeError::Syntax("".into())));

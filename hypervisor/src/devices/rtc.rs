@@ -215,6 +215,63 @@ mod tests {
         );
     }
 
+    /// Reference conversion by walking years and months from 1970: slow,
+    /// obviously right.
+    fn naive(secs: u64) -> (u32, u8, u8, u8, u8, u8) {
+        let leap = |y: u32| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let mut days = secs / 86_400;
+        let mut year = 1970;
+        loop {
+            let len = if leap(year) { 366 } else { 365 };
+            if days < len {
+                break;
+            }
+            days -= len;
+            year += 1;
+        }
+        let months = [
+            31,
+            if leap(year) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        let mut month = 0;
+        while days >= months[month] {
+            days -= months[month];
+            month += 1;
+        }
+        let rem = secs % 86_400;
+        (
+            year,
+            month as u8 + 1,
+            days as u8 + 1,
+            (rem / 3600) as u8,
+            (rem / 60 % 60) as u8,
+            (rem % 60) as u8,
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn civil_time_matches_the_naive_calendar(secs in 0u64..253_402_300_800) {
+            let t = CivilTime::from_unix(secs);
+            proptest::prop_assert_eq!(
+                (t.year, t.month, t.day, t.hour, t.minute, t.second),
+                naive(secs)
+            );
+            // Weekdays advance by one per day, Thursday on day 0.
+            proptest::prop_assert_eq!(u64::from(t.weekday), (secs / 86_400 + 4) % 7 + 1);
+        }
+    }
+
     #[test]
     fn registers_read_bcd_through_index_port() {
         let mut rtc = Rtc::with_clock(|| CivilTime::from_unix(951_827_696));
