@@ -17,11 +17,13 @@
 //! - [`source`]: where module bytes come from (loader list, directory);
 //! - [`compression`]: compressed-module detection and headroom;
 //! - [`single`]: the one-domain builder for `pvh boot`;
+//! - [`launch`]: `pvh launch`, every domain in its own KVM VM;
 //! - [`error`]: the error enums.
 
 pub mod blob;
 pub mod compression;
 pub mod error;
+pub mod launch;
 pub mod parser;
 mod props;
 pub mod single;
