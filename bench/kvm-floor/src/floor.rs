@@ -48,7 +48,8 @@ pub struct FloorReport {
     pub setup: Duration,
     /// Time in KVM_RUN until the exit.
     pub run: Duration,
-    /// Time to close the vCPU and VM fds and unmap guest RAM.
+    /// Time to close the vCPU and VM fds and unmap guest RAM (after the
+    /// pause, if any).
     pub teardown: Duration,
 }
 
@@ -84,6 +85,10 @@ pub struct FloorConfig {
     pub irqchip: bool,
     /// Create the in-kernel PIT (needs `irqchip`), as `pvh` does.
     pub pit: bool,
+    /// Sleep this long after the exit, before tearing down (for the
+    /// analysis in docs/benchmarks.md: KVM's teardown waits for SRCU grace
+    /// periods, whose length depends on how recently the last one ended).
+    pub pause_before_teardown: Duration,
 }
 
 impl FloorConfig {
@@ -93,6 +98,7 @@ impl FloorConfig {
             mem_size,
             irqchip: true,
             pit: true,
+            pause_before_teardown: Duration::ZERO,
         }
     }
 }
@@ -175,6 +181,8 @@ pub fn run(device: &Path, config: FloorConfig) -> Result<FloorReport, FloorError
         other => return Err(FloorError::UnexpectedExit(format!("{other:?}"))),
     };
     let ran = Instant::now();
+    std::thread::sleep(config.pause_before_teardown);
+    let teardown_start = Instant::now();
     drop(vcpu);
     drop(vm);
     drop(kvm);
@@ -184,7 +192,7 @@ pub fn run(device: &Path, config: FloorConfig) -> Result<FloorReport, FloorError
         exit_value,
         setup: ready - start,
         run: ran - ready,
-        teardown: done - ran,
+        teardown: done - teardown_start,
     })
 }
 
@@ -205,6 +213,7 @@ mod tests {
                 irqchip: false,
                 pit: false,
                 mem_size: 2 << 20,
+                pause_before_teardown: Duration::from_millis(1),
             },
         ] {
             let report = run(dev, config).unwrap();

@@ -1,16 +1,18 @@
 //! `kvm-floor`: the boot benchmark's floor and its helpers.
 //!
-//! - `kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--verbose]`: run
+//! - `kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--pause-ms MS] [--verbose]`: run
 //!   the floor VM (see `pvh_kvm_floor::floor`; by default with what `pvh`
 //!   creates: irqchip, PIT, 512 MiB); the exit status is the value the
 //!   guest wrote to the exit port (0). `--verbose` prints the time of the
-//!   setup, run and teardown phases.
+//!   setup, run and teardown phases; `--pause-ms` sleeps between the exit
+//!   and the teardown (an experiment on KVM's teardown cost).
 //! - `kvm-floor write-elf PATH`: write the same guest as a PVH ELF.
 //! - `kvm-floor probe-path`: print where the built-in probe ELF is (for
 //!   QEMU's `-kernel`).
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use pvh_kvm_floor::{FloorConfig, guest, run};
 
@@ -19,7 +21,7 @@ const DEFAULT_MEMORY_MIB: u64 = 512;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--verbose]\n       kvm-floor write-elf PATH\n       kvm-floor probe-path"
+        "usage: kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--pause-ms MS] [--verbose]\n       kvm-floor write-elf PATH\n       kvm-floor probe-path"
     );
     ExitCode::from(2)
 }
@@ -47,11 +49,16 @@ fn main() -> ExitCode {
             let mut memory = DEFAULT_MEMORY_MIB;
             let mut verbose = false;
             let (mut irqchip, mut pit) = (true, true);
+            let mut pause = Duration::ZERO;
             let mut it = args.iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--verbose" | "-v" => verbose = true,
                     "--no-pit" => pit = false,
+                    "--pause-ms" => match it.next().and_then(|m| m.parse::<u64>().ok()) {
+                        Some(ms) => pause = Duration::from_millis(ms),
+                        None => return usage(),
+                    },
                     "--no-irqchip" => (irqchip, pit) = (false, false),
                     "--memory" => match it.next().and_then(|m| m.parse::<u64>().ok()) {
                         Some(m) => memory = m,
@@ -66,6 +73,7 @@ fn main() -> ExitCode {
             let config = FloorConfig {
                 irqchip,
                 pit,
+                pause_before_teardown: pause,
                 ..FloorConfig::like_pvh(bytes)
             };
             match run(Path::new("/dev/kvm"), config) {
