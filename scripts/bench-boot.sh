@@ -70,7 +70,7 @@ for machine in microvm q35 pc; do
         args=(-M "$machine,accel=kvm" -cpu "$cpu" -m 512 -nodefaults -nographic -serial stdio
               -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=4)
         # (a subshell, so bash's "Aborted" notice for QEMU's abort() stays quiet)
-        (timeout 60 "$qemu" "${args[@]}" -kernel "$probe" </dev/null >"$work/qemu-detect.log" 2>&1) 2>/dev/null || true
+        (timeout 60 "$qemu" "${args[@]}" -kernel "$probe" </dev/null >"$work/qemu-detect.log" 2>&1 || true) 2>/dev/null
         if tr -d '\r' <"$work/qemu-detect.log" | grep -qx 'probe.done=1'; then
             qemu_args=("${args[@]}")
             break 2
