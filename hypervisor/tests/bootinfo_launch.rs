@@ -171,3 +171,40 @@ fn a_failing_domain_makes_the_status_non_zero() {
         "{summary}"
     );
 }
+
+#[test]
+fn the_dom0less_example_fixture_launches() {
+    if !kvm_available("the_dom0less_example_fixture_launches") {
+        return;
+    }
+    let Some(dtb) = dtc("dom0less.dts") else {
+        return;
+    };
+    // Both kernels are the probe; the ramdisk is plain bytes.
+    let files = Scratch::new();
+    files.file("vmlinux", pvh_guests::PROBE);
+    files.file("probe.elf", pvh_guests::PROBE);
+    let initrd = b"initrd for domU1";
+    files.file("initrd.img", initrd);
+    let info = bootinfo::parse(&dtb, sources(&[], Some(&files.0))).unwrap();
+    let captured = Captured::default();
+    let opts = LaunchOptions {
+        kvm_device: "/dev/kvm".into(),
+        timeout: Some(WATCHDOG),
+        console: ConsoleOut::new(Box::new(captured.clone())),
+    };
+    let outcomes = launch::launch(&info, &opts);
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for o in &outcomes {
+        assert!(matches!(o.result, Ok(VmEnd::ExitPort(0))), "{o:?}\n{out}");
+    }
+    let r1 = Report::parse(&lines_of(&out, 1)).unwrap();
+    let r2 = Report::parse(&lines_of(&out, 2)).unwrap();
+    assert_eq!(r1.get("cmdline"), Some("console=ttyS0"));
+    assert_eq!(r1.num("ram_top"), Some(256 << 20));
+    assert_eq!(r1.num("nr_modules"), Some(1));
+    assert_eq!(r1.num("module.0.size"), Some(initrd.len() as u64));
+    assert_eq!(r2.get("cmdline"), Some("hello"));
+    assert_eq!(r2.num("ram_top"), Some(128 << 20));
+    assert_eq!(r2.num("nr_modules"), Some(0));
+}
