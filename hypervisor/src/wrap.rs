@@ -5,7 +5,7 @@
 //! 1 MiB) with its program headers and bytes preserved, plus two loadable
 //! segments holding the payload described in [`pvh_entry::payload`]: the
 //! header, default command line and initrd at
-//! [`PAYLOAD_ADDR`](pvh_entry::payload::PAYLOAD_ADDR), and the bzImage
+//! [`pvh_entry::payload::PAYLOAD_ADDR`], and the bzImage
 //! placed so that its protected-mode code starts on a `kernel_alignment`
 //! boundary (a relocatable kernel then runs where the hypervisor loaded it,
 //! with no copy). Section headers are not carried over: loaders and
