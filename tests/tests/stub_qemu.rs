@@ -265,3 +265,21 @@ fn too_little_memory_for_init_size_is_no_room() {
     let o = run(&mut qemu(env, Machine::Q35, "64", &image), FAIL_LIMIT);
     assert_stub_error(&o, "no room for");
 }
+
+#[test]
+fn a_kernel_module_with_too_old_a_protocol_is_refused() {
+    let Some(env) = env() else { return };
+    // The Debian bzImage as a module, its protocol patched to 2.11 (no
+    // 64-bit entry): the stub finds it, then refuses it by name.
+    let mut kernel = std::fs::read(&env.bzimage).unwrap();
+    kernel[0x206..0x208].copy_from_slice(&0x020bu16.to_le_bytes());
+    let module = env.dir.join("old-protocol.bzImage");
+    std::fs::write(&module, kernel).unwrap();
+    let o = run(
+        qemu(env, Machine::Q35, "256", pvh_guests::stub_path())
+            .arg("-initrd")
+            .arg(&module),
+        FAIL_LIMIT,
+    );
+    assert_stub_error(&o, "boot protocol 0x020b is older than the required 0x020c");
+}
