@@ -50,6 +50,9 @@ struct Run {
     module: Vec<u8>,
 }
 
+/// vCPUs given to QEMU: the MADT must list exactly these.
+const CPUS: u8 = 2;
+
 fn boot_probe(machine: &str, ram_mib: u64) -> Option<Run> {
     let Some(qemu) = which("qemu-system-x86_64") else {
         skip_or_fail("qemu-system-x86_64 not found on PATH");
@@ -80,6 +83,7 @@ fn boot_probe(machine: &str, ram_mib: u64) -> Option<Run> {
     let mut cmd = Command::new(qemu);
     cmd.args(["-M", &format!("{machine},accel=tcg"), "-cpu", "max"])
         .args(["-m", &ram_mib.to_string()])
+        .args(["-smp", &CPUS.to_string()])
         .arg("-kernel")
         .arg(pvh_guests::probe_path())
         .arg("-initrd")
@@ -168,8 +172,30 @@ fn check(machine: &str, ram_mib: u64) {
     assert!(num(&r, "identity_map.top") >= ram_top.max(4 << 30));
     assert_eq!(r.get("ram_top.read"), Some("ok"));
 
-    // ACPI: an RSDP with good checksums.
+    // ACPI: an RSDP with good checksums, a root table (XSDT from qboot,
+    // RSDT from SeaBIOS) whose tables all check, and a MADT listing the
+    // -smp processors: QEMU's own tables, read by pvh's decoder.
     assert_eq!(r.get("rsdp.valid"), Some("1"), "{r:#?}");
+    let root = if r.get("acpi.xsdt.count").is_some() {
+        "acpi.xsdt"
+    } else {
+        "acpi.rsdt"
+    };
+    let tables = num(&r, &format!("{root}.count"));
+    assert!(tables >= 2, "{machine}: {tables} ACPI tables");
+    for i in 0..tables {
+        let entry = r.get(&format!("{root}.{i}")).unwrap_or_default();
+        assert!(
+            entry.ends_with(",1"),
+            "{machine}: table {i} is not valid: {entry}"
+        );
+    }
+    assert_eq!(
+        num(&r, "acpi.madt.cpus"),
+        u64::from(CPUS),
+        "{machine}: MADT processors"
+    );
+    assert!(num(&r, "acpi.madt.ioapics") >= 1);
 
     // The zero page: same RAM, every RAM range kept, the ISA window not
     // RAM, the initrd = module 0, the command line and RSDP passed on.

@@ -12,6 +12,7 @@
 //!   `XENMEM_memory_map`, `SCHEDOP_shutdown`;
 //! - [`exit`]: leaving through QEMU's isa-debug-exit, then Xen, then `hlt`;
 //! - [`rsdp`]: finding and checking the ACPI RSDP;
+//! - [`acpi`]: the XSDT and MADT the RSDP leads to;
 //! - a panic handler that prints one line and exits with
 //!   [`exit::ExitCode::Panic`].
 //!
@@ -27,6 +28,7 @@
 //!
 //! The runtime is single-threaded: only the boot CPU runs.
 
+pub mod acpi;
 pub mod console;
 pub mod exit;
 pub mod idt;

@@ -24,7 +24,7 @@
 use pvh_entry::bootparams::{BootParams, E820Entry, E820Type};
 use pvh_entry::rt::console::Escaped;
 use pvh_entry::rt::exit::{ExitCode, exit};
-use pvh_entry::rt::{BootInfo, paging, rsdp};
+use pvh_entry::rt::{BootInfo, acpi, paging, rsdp};
 use pvh_entry::zeropage::{TranslateOptions, e820_scratch_len, translate};
 use pvh_entry::{MemmapEntry, MemmapType, PhysRead, StartInfoView, rt_println as out};
 
@@ -205,10 +205,53 @@ fn report_rsdp<M: PhysRead>(mem: &M, addr: u64) {
         Ok(r) => {
             out!("rsdp.revision={}", r.revision);
             out!("rsdp.valid=1");
+            let (xsdt, rsdt) = (r.xsdt_address, r.rsdt_address);
+            if r.revision >= 2 && xsdt != 0 {
+                report_root(mem, acpi::Xsdt::read(mem, xsdt), "xsdt");
+            } else if rsdt != 0 {
+                report_root(mem, acpi::Xsdt::read_rsdt(mem, u64::from(rsdt)), "rsdt");
+            }
         }
         Err(e) => {
             out!("rsdp.error={e}");
             out!("rsdp.valid=0");
+        }
+    }
+}
+
+/// Every entry of the root table (`acpi.xsdt.N=SIG,addr,valid`, or
+/// `acpi.rsdt.N=...` for an ACPI 1.0 RSDT) and, for a MADT, the processors
+/// and IOAPICs it lists.
+fn report_root<M: PhysRead>(mem: &M, root: Result<acpi::Xsdt, acpi::TableError>, kind: &str) {
+    let xsdt = match root {
+        Ok(x) => x,
+        Err(e) => {
+            out!("acpi.{kind}.error={e}");
+            return;
+        }
+    };
+    out!("acpi.{kind}.count={}", xsdt.len());
+    for i in 0..xsdt.len() {
+        let Some(table) = xsdt.entry(mem, i) else {
+            continue;
+        };
+        match acpi::table(mem, table) {
+            Ok(h) => {
+                let sig = h.signature;
+                let name = core::str::from_utf8(&sig).unwrap_or("????");
+                out!("acpi.{kind}.{i}={name},{table:#x},1");
+                if &sig == b"APIC" {
+                    match acpi::madt(mem, table) {
+                        Ok(m) => {
+                            out!("acpi.madt.cpus={}", m.enabled_cpus);
+                            out!("acpi.madt.disabled_cpus={}", m.disabled_cpus);
+                            out!("acpi.madt.ioapics={}", m.ioapics);
+                        }
+                        Err(e) => out!("acpi.madt.error={e}"),
+                    }
+                }
+            }
+            Err(e) => out!("acpi.{kind}.{i}=????,{table:#x},0 ({e})"),
         }
     }
 }
