@@ -368,3 +368,16 @@ fn bzimage_boots_through_the_builtin_stub() {
     );
     assert!(r.stdout.contains("stub"), "{}", r.stdout);
 }
+
+#[test]
+fn kvm_internal_error_prints_reason_and_registers() {
+    if !kvm_available("kvm_internal_error_prints_reason_and_registers") {
+        return;
+    }
+    // Jump into the MMIO hole: nothing to fetch instructions from.
+    let code = Asm::new().mov_eax(0xd000_0000).raw(&[0xff, 0xe0]);
+    let r = boot("mmiojump", &code, &[]);
+    assert_eq!(r.status, i32::from(status::KVM_INTERNAL), "{}", r.stderr);
+    assert!(r.stderr.contains("emulation failure"), "{}", r.stderr);
+    assert!(r.stderr.contains("rip=0x00000000d0000000"), "{}", r.stderr);
+}

@@ -195,3 +195,22 @@ fn string_port_io_is_split_into_single_accesses() {
     assert!(matches!(end, VmEnd::ExitPort(2)), "{end:?}");
     assert_eq!(out, msg);
 }
+
+#[test]
+fn executing_from_unbacked_memory_is_a_kvm_internal_error() {
+    if !kvm_available("executing_from_unbacked_memory_is_a_kvm_internal_error") {
+        return;
+    }
+    // jmp to 3.25 GiB, inside the MMIO hole: no RAM, no device. KVM cannot
+    // fetch the instruction and gives up (emulation failure).
+    let code = Asm::new().mov_eax(0xd000_0000).raw(&[0xff, 0xe0]);
+    let (end, _) = run_code(code.bytes());
+    match &end {
+        VmEnd::InternalError { suberror, regs, .. } => {
+            assert_eq!(*suberror, kvm_bindings::KVM_INTERNAL_ERROR_EMULATION);
+            assert_eq!(regs.as_ref().unwrap().regs.rip, 0xd000_0000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(end.status(), pvh_hypervisor::status::KVM_INTERNAL);
+}
