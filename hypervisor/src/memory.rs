@@ -45,3 +45,26 @@ pub fn register(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Removes the KVM slots [`register`] created for `mem`, so KVM no longer
+/// refers to its host mappings. Called before the mappings are unmapped:
+/// a vCPU thread that outlived its stop request (see
+/// [`crate::runner`]) must not reach host memory later mapped at the same
+/// addresses. Errors are ignored: the VM is going away either way.
+pub fn unregister(vm: &VmFd, mem: &GuestMemoryMmap) {
+    for (slot, region) in mem.iter().enumerate() {
+        let Ok(slot) = u32::try_from(slot) else {
+            return;
+        };
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: region.start_addr().raw_value(),
+            memory_size: 0,
+            userspace_addr: 0,
+        };
+        // SAFETY: a zero-sized region deletes the slot; KVM gets access to
+        // no host memory through it.
+        let _ = unsafe { vm.set_user_memory_region(region) };
+    }
+}

@@ -112,3 +112,10 @@ impl Vm {
         &self.bus
     }
 }
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        // KVM forgets guest RAM before `mem` unmaps it (fields drop after this).
+        memory::unregister(&self.fd, &self.mem);
+    }
+}

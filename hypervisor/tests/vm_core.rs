@@ -14,7 +14,7 @@ use pvh_hypervisor::vm::{KvmReserved, Vm};
 use pvh_hypervisor::{VmEnd, kvm, memory, runner};
 use pvh_loader::layout::{GDT_ADDR, IDT_ADDR};
 use pvh_loader::{CpuState, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, gdt};
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 use common::{Asm, kvm_available};
 
@@ -213,4 +213,55 @@ fn executing_from_unbacked_memory_is_a_kvm_internal_error() {
         other => panic!("{other:?}"),
     }
     assert_eq!(end.status(), pvh_hypervisor::status::KVM_INTERNAL);
+}
+
+#[test]
+fn dropping_the_vm_takes_guest_ram_away_from_kvm_first() {
+    if !kvm_available("dropping_the_vm_takes_guest_ram_away_from_kvm_first") {
+        return;
+    }
+    let kvm = kvm::open("/dev/kvm".as_ref()).unwrap();
+    let mem = memory::allocate(&[(GuestAddress(0), 4 << 20)]).unwrap();
+    mem.write_slice(&gdt::to_bytes(&gdt::PVH_GDT), GuestAddress(GDT_ADDR))
+        .unwrap();
+    mem.write_slice(Asm::new().exit(1).bytes(), GuestAddress(CODE_ADDR))
+        .unwrap();
+    let reserved = KvmReserved {
+        tss: KVM_TSS_ADDR,
+        identity_map: KVM_IDENTITY_MAP_ADDR,
+    };
+    let vm = Vm::new(&kvm, mem, reserved, ConsoleOut::new(Box::new(io::sink()))).unwrap();
+    let vcpu = Vcpu::new(&kvm, vm.fd(), 0, Arc::clone(vm.bus())).unwrap();
+    vcpu.set_boot_state(&CpuState::pvh(CODE_ADDR, 0, GDT_ADDR, IDT_ADDR))
+        .unwrap();
+    let old_host = vm.memory().get_host_address(GuestAddress(0)).unwrap() as usize;
+    // The vCPU (and so KVM's VM) outlives the Vm and its RAM mapping.
+    drop(vm);
+    // Host memory mapped right after usually lands where guest RAM was: put
+    // a guest that would exit with 1 there. If KVM still had the slot, the
+    // vCPU would run it.
+    let reuse = memory::allocate(&[(GuestAddress(0), 4 << 20)]).unwrap();
+    reuse
+        .write_slice(&gdt::to_bytes(&gdt::PVH_GDT), GuestAddress(GDT_ADDR))
+        .unwrap();
+    reuse
+        .write_slice(Asm::new().exit(1).bytes(), GuestAddress(CODE_ADDR))
+        .unwrap();
+    let new_host = reuse.get_host_address(GuestAddress(0)).unwrap() as usize;
+    eprintln!("host mapping reused: {}", old_host == new_host);
+    let report = runner::run(vec![vcpu], Some(Duration::from_secs(30))).unwrap();
+    // With the slots gone the code at 1 MiB is not RAM any more: KVM cannot
+    // fetch it (and does not run the stale mapping, which would exit with 1
+    // or fail KVM_RUN with EFAULT).
+    assert!(
+        matches!(
+            report.end,
+            VmEnd::InternalError {
+                suberror: kvm_bindings::KVM_INTERNAL_ERROR_EMULATION,
+                ..
+            }
+        ),
+        "{:?}",
+        report.end
+    );
 }
