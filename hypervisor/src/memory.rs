@@ -38,8 +38,9 @@ pub fn register(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), Error> {
             userspace_addr: host as u64,
         };
         // SAFETY: `host` is the start of a live anonymous mapping of `size`
-        // bytes owned by `mem`; the caller keeps `mem` alive as long as the
-        // VM (the `Vm` struct owns both), so KVM never sees a dangling range.
+        // bytes owned by `mem`. `Vm` owns `mem` and removes these slots
+        // (`unregister`) in its `Drop` before the mapping goes away, so KVM
+        // never refers to unmapped or reused host memory.
         unsafe { vm.set_user_memory_region(region) }
             .map_err(kvm_op("KVM_SET_USER_MEMORY_REGION"))?;
     }
