@@ -381,3 +381,28 @@ fn kvm_internal_error_prints_reason_and_registers() {
     assert!(r.stderr.contains("emulation failure"), "{}", r.stderr);
     assert!(r.stderr.contains("rip=0x00000000d0000000"), "{}", r.stderr);
 }
+
+#[test]
+fn mmio_outside_ram_reads_all_ones_and_drops_writes() {
+    if !kvm_available("mmio_outside_ram_reads_all_ones_and_drops_writes") {
+        return;
+    }
+    // mov [0xd0000000], eax; mov eax, [0xd0000004]; and al, 0x3f;
+    // mov dx, 0xf4; out dx, al  -> status 63 only if the read was all ones.
+    let code = Asm::new()
+        .mov_eax(0x1234_5678)
+        .raw(&[0xa3])
+        .raw(&0xd000_0000u32.to_le_bytes())
+        .raw(&[0xa1])
+        .raw(&0xd000_0004u32.to_le_bytes())
+        .raw(&[0x24, 0x3f])
+        .mov_dx(0xf4)
+        .out_dx_al();
+    let r = boot("mmio", &code, &["--verbose"]);
+    assert_eq!(r.status, 63, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 MMIO reads, 1 MMIO writes"),
+        "{}",
+        r.stderr
+    );
+}
