@@ -5,7 +5,7 @@
 //!
 //! Where the kernel comes from, in order:
 //! 1. the payload `pvh wrap` embedded at
-//!    [`PAYLOAD_ADDR`](pvh_entry::payload::PAYLOAD_ADDR) (its initrd is
+//!    `pvh_entry::payload::PAYLOAD_ADDR` (its initrd is
 //!    module 0 if the hypervisor passed one, else the embedded one);
 //! 2. the first start_info module that is a bzImage (the initrd is then
 //!    the module after it).
