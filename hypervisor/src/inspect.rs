@@ -155,9 +155,10 @@ pub struct BzImageInfo {
     pub kernel_size: usize,
     /// `cmdline_size`.
     pub cmdline_size: u32,
-    /// Whether the 64-bit boot protocol (and so `pvh wrap`) can boot it;
-    /// otherwise why not.
-    pub boot_64bit: Result<(), String>,
+    /// Whether the 64-bit boot protocol (and so `pvh wrap`) can boot it.
+    pub boot_64bit: bool,
+    /// Why not, when it cannot.
+    pub boot_64bit_error: Option<String>,
 }
 
 /// The payload embedded by `pvh wrap`.
@@ -213,9 +214,21 @@ pub fn inspect(bytes: &[u8]) -> Report {
             }
             Err(e) => report.problems.push(format!("malformed ELF: {e}")),
         }
-    } else if let Ok(image) = BzImage::parse(bytes) {
-        report.format = Format::Bzimage;
-        report.bzimage = Some(bzimage_info(&image));
+    } else {
+        match BzImage::parse(bytes) {
+            Ok(image) => {
+                report.format = Format::Bzimage;
+                report.bzimage = Some(bzimage_info(&image));
+            }
+            // Boot flag and "HdrS" present, but unusable (too old, cut
+            // short): say why instead of just "other".
+            Err(e) if bytes.get(0x202..0x206) == Some(b"HdrS") => {
+                report
+                    .problems
+                    .push(format!("Linux kernel image, but: {e}"));
+            }
+            Err(_) => {}
+        }
     }
     report
 }
@@ -225,6 +238,7 @@ pub fn bzimage_info(image: &BzImage<'_>) -> BzImageInfo {
     let hdr = image.header();
     let (major, minor) = hdr.protocol();
     let xlf = hdr.xload_flags();
+    let needs = pvh_entry::linux::KernelNeeds::of(image);
     BzImageInfo {
         protocol: format!("{major}.{minor:02}"),
         protocol_raw: hdr.version,
@@ -238,9 +252,8 @@ pub fn bzimage_info(image: &BzImage<'_>) -> BzImageInfo {
         setup_size: image.setup_size(),
         kernel_size: image.kernel().len(),
         cmdline_size: hdr.cmdline_size,
-        boot_64bit: pvh_entry::linux::KernelNeeds::of(image)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        boot_64bit: needs.is_ok(),
+        boot_64bit_error: needs.err().map(|e| e.to_string()),
     }
 }
 
@@ -518,11 +531,11 @@ fn bz_text(out: &mut String, prefix: &str, bz: &BzImageInfo) {
         "{prefix}setup: {:#x} bytes, code: {:#x} bytes, cmdline_size: {}",
         bz.setup_size, bz.kernel_size, bz.cmdline_size
     );
-    match &bz.boot_64bit {
-        Ok(()) => {
+    match &bz.boot_64bit_error {
+        None => {
             let _ = writeln!(out, "{prefix}64-bit boot: yes");
         }
-        Err(e) => {
+        Some(e) => {
             let _ = writeln!(out, "{prefix}64-bit boot: no ({e})");
         }
     }

@@ -175,11 +175,10 @@ fn read_stub(stub: &[u8]) -> Result<(u64, Vec<StubSegment>), WrapError> {
         }
         segments.push(seg);
     }
-    let entry = entry.ok_or_else(|| bad(&"no XEN_ELFNOTE_PHYS32_ENTRY note"))?;
-    let e_entry = header.e_entry(endian);
-    // The output's e_entry is the stub's; the PVH entry is the note's.
-    let _ = entry;
-    Ok((e_entry, segments))
+    // Loaders enter through the note, so it must be there; e_entry is
+    // carried over as it is.
+    entry.ok_or_else(|| bad(&"no XEN_ELFNOTE_PHYS32_ENTRY note"))?;
+    Ok((header.e_entry(endian), segments))
 }
 
 fn align_up(v: u64, a: u64) -> u64 {

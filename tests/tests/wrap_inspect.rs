@@ -134,7 +134,24 @@ fn inspect_bzimage_reports_the_raw_header_fields() {
         "other"
     };
     assert_eq!(bz.compression, expected);
-    assert_eq!(bz.boot_64bit, Ok(()));
+    assert!(bz.boot_64bit);
+    assert_eq!(bz.boot_64bit_error, None);
+    // An old protocol (patched to 2.11): still a bzImage, not bootable.
+    let mut old = b.clone();
+    old[0x206..0x208].copy_from_slice(&0x020bu16.to_le_bytes());
+    let r = inspect(&old);
+    let bz = r.bzimage.unwrap();
+    assert!(!bz.boot_64bit);
+    assert!(bz.boot_64bit_error.unwrap().contains("0x020b"));
+    // Older than anything the parser reads (2.01): named as a problem.
+    old[0x206..0x208].copy_from_slice(&0x0201u16.to_le_bytes());
+    let r = inspect(&old);
+    assert_eq!(r.format, Format::Other);
+    assert!(
+        r.problems[0].contains("Linux kernel image, but"),
+        "{:?}",
+        r.problems
+    );
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["bzimage"]["init_size"], u32_at(&b, 0x260));
 }
