@@ -10,8 +10,11 @@
 //! - [`guest`]: that guest (two instructions: `xor eax, eax; out 0xf4, al`),
 //!   and the same code as a PVH ELF, so `pvh` and QEMU run exactly the
 //!   guest work the floor runs.
+//! - [`stopwatch`]: time a command and its output markers (for a shell
+//!   without a sub-second clock).
 
 pub mod floor;
 pub mod guest;
+pub mod stopwatch;
 
 pub use floor::{FloorConfig, FloorError, FloorReport, run};

@@ -9,6 +9,9 @@
 //! - `kvm-floor write-elf PATH`: write the same guest as a PVH ELF.
 //! - `kvm-floor probe-path`: print where the built-in probe ELF is (for
 //!   QEMU's `-kernel`).
+//! - `kvm-floor stopwatch [--marker TEXT]... -- CMD [ARG]...`: run CMD,
+//!   pass its output through, then print one line
+//!   `stopwatch status=S total_us=N [TEXT_us=M|TEXT_us=none]...`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -21,7 +24,7 @@ const DEFAULT_MEMORY_MIB: u64 = 512;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--pause-ms MS] [--verbose]\n       kvm-floor write-elf PATH\n       kvm-floor probe-path"
+        "usage: kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--pause-ms MS] [--verbose]\n       kvm-floor write-elf PATH\n       kvm-floor probe-path\n       kvm-floor stopwatch [--marker TEXT]... -- CMD [ARG]..."
     );
     ExitCode::from(2)
 }
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("stopwatch") => stopwatch(&args[1..]),
         Some("probe-path") => {
             println!("{}", pvh_guests::probe_path().display());
             ExitCode::SUCCESS
@@ -91,6 +95,48 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn stopwatch(args: &[String]) -> ExitCode {
+    let mut markers = Vec::new();
+    let mut it = args.iter();
+    loop {
+        match it.next().map(String::as_str) {
+            Some("--marker") => match it.next() {
+                Some(m) => markers.push(m.clone()),
+                None => return usage(),
+            },
+            Some("--") => break,
+            _ => return usage(),
+        }
+    }
+    let Some(program) = it.next() else {
+        return usage();
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(it);
+    let mut stdout = std::io::stdout().lock();
+    match pvh_kvm_floor::stopwatch::time_command(&mut cmd, &markers, &mut stdout) {
+        Ok(t) => {
+            let status = t
+                .status
+                .code()
+                .map_or_else(|| format!("{}", t.status), |c| c.to_string());
+            let mut line = format!("stopwatch status={status} total_us={}", t.total.as_micros());
+            for (marker, at) in &t.markers {
+                match at {
+                    Some(d) => line.push_str(&format!(" {marker}_us={}", d.as_micros())),
+                    None => line.push_str(&format!(" {marker}_us=none")),
+                }
+            }
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kvm-floor: stopwatch: running {program}: {e}");
+            ExitCode::FAILURE
         }
     }
 }
