@@ -283,3 +283,51 @@ fn a_kernel_module_with_too_old_a_protocol_is_refused() {
     );
     assert_stub_error(&o, "boot protocol 0x020b is older than the required 0x020c");
 }
+
+#[test]
+fn stub_under_xen_takes_the_memory_map_by_hypercall_and_boots_linux() {
+    let Some(env) = env() else { return };
+    let xen = artifacts_dir().join("xen");
+    if !xen.is_file() {
+        skip_or_fail(&format!(
+            "{} missing; run scripts/fetch-artifacts.sh",
+            xen.display()
+        ));
+        return;
+    }
+    // Xen 4.17 under TCG, the wrapped kernel as a PVH dom0 and the initrd
+    // as the next multiboot module (workarounds as in scripts/smoke-qemu.sh:
+    // -rdtscp for Xen's SVM instruction-length check, acpi=off for dom0).
+    // Xen hands dom0 a version-0 start_info without a memory map.
+    let image = wrapped(env, "xen-dom0.elf", false, None);
+    let modules = format!(
+        "{} console=hvc0 earlyprintk=xen panic=-1 reboot=k acpi=off,{}",
+        image.display(),
+        env.initrd.display()
+    );
+    let o = run(
+        Command::new(&env.qemu)
+            .args(["-accel", "tcg", "-cpu", "max,-rdtscp", "-M", "pc", "-smp", "2"])
+            .args(["-m", "2048", "-no-reboot", "-nographic", "-nodefaults"])
+            .args(["-monitor", "none", "-serial", "stdio"])
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+            .arg("-kernel")
+            .arg(&xen)
+            .args(["-initrd", &modules])
+            .args([
+                "-append",
+                "loglvl=all guest_loglvl=all noreboot console=com1 dom0-iommu=none dom0=pvh dom0_mem=256M",
+            ]),
+        BOOT_LIMIT,
+    );
+    let out = &o.stdout;
+    let stub_line = out
+        .lines()
+        .find(|l| l.contains("(d0)") && l.contains("stub: kernel from payload"))
+        .unwrap_or_else(|| panic!("no stub line from dom0:\n{out}"));
+    assert!(stub_line.contains("from XENMEM_memory_map"), "{stub_line}");
+    assert!(out.contains("(d0)") && out.contains("stub.tsc="), "{out}");
+    // Linux entered as an HVM guest reaches init, which reboots.
+    assert!(out.contains("Run /init as init process"), "{out}");
+    assert!(out.contains("reboot: Restarting system"), "{out}");
+}

@@ -121,17 +121,21 @@ struct Ready {
     source: &'static str,
     initrd: Option<(u64, u64)>,
     cmdline: &'static str,
+    memmap: &'static str,
+    e820_entries: usize,
 }
 
 impl fmt::Display for Ready {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "stub: kernel from {} at {:#x} ({}), zero page {:#x}, cmdline from {}",
+            "stub: kernel from {} at {:#x} ({}), zero page {:#x}, {} e820 entries from {}, cmdline from {}",
             self.source,
             self.kernel,
             if self.copied { "copied" } else { "in place" },
             self.zero_page,
+            self.e820_entries,
+            self.memmap,
             self.cmdline
         )?;
         match self.initrd {
@@ -385,6 +389,12 @@ fn prepare(boot: &BootInfo) -> Result<Ready, StubError> {
         source,
         initrd,
         cmdline: cmdline_source,
+        memmap: if supplied.is_some() {
+            "XENMEM_memory_map"
+        } else {
+            "start_info"
+        },
+        e820_entries: t.e820_total,
     })
 }
 
