@@ -33,6 +33,7 @@ pub struct Vm {
     fd: Arc<VmFd>,
     mem: GuestMemoryMmap,
     bus: Arc<IoBus>,
+    uart: Arc<Mutex<Uart>>,
 }
 
 impl Vm {
@@ -65,15 +66,16 @@ impl Vm {
             ..Default::default()
         };
         fd.create_pit2(pit).map_err(kvm_op("KVM_CREATE_PIT2"))?;
-        let bus = Self::devices(&fd, console)?;
+        let (bus, uart) = Self::devices(&fd, console)?;
         Ok(Self {
             fd: Arc::new(fd),
             mem,
             bus: Arc::new(bus),
+            uart,
         })
     }
 
-    fn devices(fd: &VmFd, console: ConsoleOut) -> Result<IoBus, Error> {
+    fn devices(fd: &VmFd, console: ConsoleOut) -> Result<(IoBus, Arc<Mutex<Uart>>), Error> {
         let mut bus = IoBus::new();
         let irq = IrqLine::new().map_err(|source| Error::Os {
             op: "creating the UART eventfd",
@@ -81,11 +83,8 @@ impl Vm {
         })?;
         fd.register_irqfd(irq.eventfd(), COM1_GSI)
             .map_err(kvm_op("KVM_IRQFD (COM1)"))?;
-        bus.register(
-            COM1_BASE,
-            COM1_LEN,
-            Arc::new(Mutex::new(Uart::new(irq, console.clone()))),
-        )?;
+        let uart = Arc::new(Mutex::new(Uart::new(irq, console.clone())));
+        bus.register(COM1_BASE, COM1_LEN, uart.clone())?;
         bus.register(I8042_BASE, I8042_LEN, Arc::new(Mutex::new(I8042::new())))?;
         bus.register(RTC_BASE, RTC_LEN, Arc::new(Mutex::new(Rtc::new())))?;
         bus.register(
@@ -94,7 +93,7 @@ impl Vm {
             Arc::new(Mutex::new(DebugCon::new(console))),
         )?;
         bus.register(EXIT_PORT, EXIT_PORT_LEN, Arc::new(Mutex::new(ExitPort)))?;
-        Ok(bus)
+        Ok((bus, uart))
     }
 
     /// The KVM VM fd.
@@ -105,6 +104,11 @@ impl Vm {
     /// Guest RAM.
     pub fn memory(&self) -> &GuestMemoryMmap {
         &self.mem
+    }
+
+    /// COM1, for feeding it input ([`Uart::receive`]).
+    pub fn uart(&self) -> &Arc<Mutex<Uart>> {
+        &self.uart
     }
 
     /// The port-I/O bus (shared with the vCPU threads).

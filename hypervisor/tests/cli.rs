@@ -23,13 +23,28 @@ struct Run {
 }
 
 fn pvh(args: &[&str]) -> Run {
+    pvh_with_input(args, None)
+}
+
+/// Runs `pvh` with `input` on its stdin (then closed), or /dev/null.
+fn pvh_with_input(args: &[&str], input: Option<&'static [u8]>) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn pvh");
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(bytes);
+        });
+    }
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out_t = std::thread::spawn(move || {
@@ -405,4 +420,43 @@ fn mmio_outside_ram_reads_all_ones_and_drops_writes() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn stdin_reaches_the_guest_through_com1() {
+    if !kvm_available("stdin_reaches_the_guest_through_com1") {
+        return;
+    }
+    // Echo COM1 input until a newline, polling LSR.DR; then exit 0.
+    let mut code = Asm::new();
+    let top = code.here();
+    code = code.mov_dx(0x3fd);
+    let poll = code.here();
+    code = code.in_al_dx().raw(&[0xa8, 0x01]); // test al, 1
+    let jz_at = code.here();
+    code = code.raw(&[0x74, (poll as isize - (jz_at as isize + 2)) as i8 as u8]); // jz poll
+    code = code
+        .mov_dx(0x3f8)
+        .in_al_dx()
+        .out_dx_al()
+        .raw(&[0x3c, b'\n']) // cmp al, '\n'
+        .jne_to(top)
+        .exit(0);
+    let path = guest_file("echo", &code);
+    // Longer than the 64-byte receive FIFO: the feeder must wait for room.
+    let line: &'static [u8] =
+        b"typed on the host's stdin, longer than one sixteen-byte-or-sixty-four-byte FIFO\n";
+    let r = pvh_with_input(
+        &[
+            "boot",
+            "--kernel",
+            path.to_str().unwrap(),
+            "--stdin",
+            "--timeout",
+            "60",
+        ],
+        Some(line),
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.as_bytes(), line);
 }

@@ -102,6 +102,9 @@ pub struct BootArgs {
     /// Where guest console output goes: `stdout` or a file.
     #[arg(long, value_name = "stdout|FILE", default_value = "stdout")]
     pub serial: String,
+    /// Feed the host's standard input to COM1 (the guest's ttyS0).
+    #[arg(long)]
+    pub stdin: bool,
     /// End the guest after this many seconds (status 73).
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
@@ -125,6 +128,7 @@ impl Default for BootArgs {
             subarch: SubarchArg::Pc,
             plan: false,
             serial: "stdout".into(),
+            stdin: false,
             timeout: None,
             verbose: false,
             kvm_device: PathBuf::from(KVM_DEVICE),
@@ -254,8 +258,23 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         eprint!("pvh: boot plan:\n{}", prepared.guest.plan);
     }
     let bus = std::sync::Arc::clone(prepared.vm.bus());
+    let stop_input = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if args.stdin {
+        crate::devices::input::spawn_feeder(
+            std::sync::Arc::clone(prepared.vm.uart()),
+            io::stdin(),
+            std::sync::Arc::clone(&stop_input),
+        )
+        .map_err(|e| {
+            fail(
+                status::VMM_ERROR,
+                format_args!("starting the stdin thread: {e}"),
+            )
+        })?;
+    }
     let report = crate::runner::run(prepared.vcpus, args.timeout)
         .map_err(|e| boot_failed(&BootError::Vmm(e)))?;
+    stop_input.store(true, std::sync::atomic::Ordering::SeqCst);
     // Make sure everything the guest printed is out before our verdict.
     let _ = console.clone().flush();
 

@@ -10,6 +10,7 @@ pub mod console;
 pub mod debugcon;
 pub mod exit_port;
 pub mod i8042;
+pub mod input;
 pub mod rtc;
 pub mod serial;
 
