@@ -39,7 +39,9 @@ pub use start_info::{
     MemmapEntry, MemmapType, ModlistEntry, START_INFO_MAGIC, SifFlags, StartInfo,
 };
 pub use writer::{ModuleSpec, Placement, StartInfoSpec, WriteError, write_start_info};
-pub use zeropage::{InitrdChoice, SubarchPolicy, TranslateError, TranslateOptions, Translation, translate};
+pub use zeropage::{
+    InitrdChoice, SubarchPolicy, TranslateError, TranslateOptions, Translation, translate,
+};
 
 #[cfg(feature = "vm-memory")]
 pub use memory::VmMemory;

@@ -139,7 +139,9 @@ pub fn initramfs(out: &Path, init: &str, files: &[(PathBuf, &str)]) {
 /// A fresh scratch directory under `target/` for one test (per process, so
 /// that concurrent runs of the same test do not clobber each other).
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = repo_root().join("target/test-scratch").join(format!("{name}-{}", std::process::id()));
+    let dir = repo_root()
+        .join("target/test-scratch")
+        .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
