@@ -27,6 +27,8 @@ pub enum Command {
     Inspect(crate::inspect::InspectArgs),
     /// Wrap a bzImage (and initrd, cmdline) into a PVH ELF with the stub.
     Wrap(crate::wrap::WrapArgs),
+    /// Boot every domain a dom0less or hyperlaunch device tree describes.
+    Launch(crate::bootinfo::launch::LaunchArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -53,6 +55,7 @@ where
         Some(Command::Boot(args)) => boot::run(&args),
         Some(Command::Inspect(args)) => crate::inspect::run(&args),
         Some(Command::Wrap(args)) => crate::wrap::run(&args),
+        Some(Command::Launch(args)) => crate::bootinfo::launch::run(&args),
         None => boot::run(&boot::BootArgs::default()),
     }
 }
