@@ -29,6 +29,12 @@ pub const KVM_TSS_ADDR: u64 = 0xfffb_d000;
 /// the MMIO hole or above the end of low RAM; marked RESERVED in the
 /// memory map so the guest never uses it.
 pub const HYPERVISOR_RESERVED: Range<u64> = KVM_IDENTITY_MAP_ADDR..KVM_TSS_ADDR + 3 * PAGE_SIZE;
+/// Where the ACPI region goes when [`crate::BootConfig::acpi`] asks for
+/// one: the BIOS area at the top of the ISA window, where firmware
+/// traditionally keeps its tables. It is backed by guest memory but already
+/// RESERVED in the memory map, so the tables cost the guest no RAM and the
+/// map keeps its shape; and an RSDP there is also found by the legacy scan.
+pub const ACPI_REGION: Range<u64> = 0xe_0000..ISA_WINDOW.end;
 /// Smallest RAM the planner accepts.
 pub const MIN_RAM_SIZE: u64 = 2 << 20;
 /// Largest RAM the planner accepts (64 TiB; beyond common guest physical
@@ -253,5 +259,15 @@ mod tests {
             );
         }
         assert_eq!(HYPERVISOR_RESERVED, 0xfffb_c000..0xfffc_0000);
+    }
+
+    #[test]
+    fn acpi_region_is_backed_reserved_and_not_ram() {
+        assert_eq!(ACPI_REGION, 0xe_0000..0x10_0000);
+        let ram = GuestRam::new(MIN_RAM_SIZE).unwrap();
+        assert!(ram.backs(&ACPI_REGION));
+        assert!(!ram.usable().iter().any(|u| overlaps(u, &ACPI_REGION)));
+        assert!(ram.memmap().iter().any(|e| e.type_ == MemmapType::RESERVED
+            && contains(&(e.addr..e.addr + e.size), &ACPI_REGION)));
     }
 }

@@ -171,6 +171,10 @@ pub fn load<M: vm_memory::GuestMemory>(
     for (m, &addr) in modules.iter().zip(&d.modules) {
         w.write(addr, m.bytes)?;
     }
+    // The caller writes the tables; start from a clean region.
+    if let Some(acpi) = &plan.acpi {
+        w.zero(acpi.start, acpi.end - acpi.start)?;
+    }
     let table: &[u64] = match plan.mode {
         EntryMode::Protected32 => &gdt::PVH_GDT,
         EntryMode::Long64 => &gdt::LONG64_GDT,
@@ -179,7 +183,7 @@ pub fn load<M: vm_memory::GuestMemory>(
     w.write(IDT_ADDR, &[0; gdt::IDT_SIZE as usize])?;
 
     let specs = module_specs(&modules, &d.modules);
-    let spec = start_info_spec(config, &specs, &plan.memmap);
+    let spec = start_info_spec(config, plan.rsdp, &specs, &plan.memmap);
     write_start_info(&mut w, &spec, &d.start_info)?;
 
     let cpu = match (plan.mode, bz_addr, plan.zero_page, plan.page_tables) {

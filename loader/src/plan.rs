@@ -75,8 +75,16 @@ pub struct BootConfig<'a> {
     pub modules: Vec<Module<'a>>,
     /// `hardware_subarch` policy for the zero page (Linux64).
     pub subarch: SubarchPolicy,
-    /// ACPI RSDP address, if the hypervisor built tables.
+    /// ACPI RSDP address, if the caller put tables somewhere itself.
+    /// Ignored when [`BootConfig::acpi`] is set (the RSDP is then at the
+    /// start of the planned region).
     pub rsdp: Option<u64>,
+    /// Reserve an ACPI region of this many bytes (rounded up to 4 KiB, at
+    /// most the size of [`crate::layout::ACPI_REGION`]) for the caller's
+    /// tables, RSDP first: the plan places it at the start of
+    /// `ACPI_REGION` (RESERVED in the memory map), exposes it as
+    /// [`BootPlan::acpi`], and start_info's `rsdp_paddr` points at it.
+    pub acpi: Option<u64>,
     /// Where a PVH ELF goes.
     pub relocation: Relocation,
     /// Extra start_info flags.
@@ -106,6 +114,8 @@ pub enum Purpose {
     Stack,
     /// The range reserved for the hypervisor (KVM identity map + TSS).
     Hypervisor,
+    /// The ACPI tables (RSDP first), written by the caller.
+    Acpi,
 }
 
 impl fmt::Display for Purpose {
@@ -121,6 +131,7 @@ impl fmt::Display for Purpose {
             Self::PageTables => f.write_str("page tables"),
             Self::Stack => f.write_str("boot stack"),
             Self::Hypervisor => f.write_str("hypervisor reserved"),
+            Self::Acpi => f.write_str("ACPI tables"),
         }
     }
 }
@@ -163,6 +174,11 @@ pub struct BootPlan {
     pub placements: Vec<Placement>,
     /// The memory map start_info carries.
     pub memmap: Vec<MemmapEntry>,
+    /// The ACPI region the caller fills ([`BootConfig::acpi`]), if any.
+    pub acpi: Option<core::ops::Range<u64>>,
+    /// start_info's `rsdp_paddr`: the ACPI region's start, else
+    /// [`BootConfig::rsdp`].
+    pub rsdp: Option<u64>,
     pub(crate) detail: crate::planner::Detail,
 }
 
@@ -185,6 +201,9 @@ impl fmt::Display for BootPlan {
             "entry {:#x} ({:?}), start_info {:#x}",
             self.entry, self.mode, self.start_info
         )?;
+        if let Some(rsdp) = self.rsdp {
+            writeln!(f, "rsdp {rsdp:#x}")?;
+        }
         if self.relocation_delta != 0 {
             writeln!(f, "kernel relocated by {:+#x}", self.relocation_delta)?;
         }

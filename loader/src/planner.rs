@@ -12,8 +12,8 @@ use crate::elf::{ElfImage, LoadSegment};
 use crate::error::LoadError;
 use crate::image::{KernelImage, unpack};
 use crate::layout::{
-    FIRST_ALLOC, GDT_ADDR, GuestRam, HYPERVISOR_RESERVED, IDT_ADDR, MMIO_HOLE_END, PAGE_SIZE,
-    align_up, overlaps, range,
+    ACPI_REGION, FIRST_ALLOC, GDT_ADDR, GuestRam, HYPERVISOR_RESERVED, IDT_ADDR, MMIO_HOLE_END,
+    PAGE_SIZE, align_up, overlaps, range,
 };
 use crate::plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, Relocation};
 use core::ops::Range;
@@ -127,6 +127,42 @@ impl<'r> Planner<'r> {
             len,
         });
         Ok(start)
+    }
+
+    /// Reserves `size` bytes (page-rounded, at least one page) at the start
+    /// of [`ACPI_REGION`] for the caller's ACPI tables. The region is not
+    /// usable RAM (it is the BIOS area of the ISA window), so only its size
+    /// and overlaps are checked.
+    pub fn reserve_acpi(&mut self, size: u64) -> Result<Range<u64>, LoadError> {
+        let region_len = ACPI_REGION.end - ACPI_REGION.start;
+        let no_space = LoadError::NoSpace {
+            purpose: Purpose::Acpi,
+            size,
+            align: PAGE_SIZE,
+            min: ACPI_REGION.start,
+            max: ACPI_REGION.end,
+        };
+        let len = align_up(size.max(1), PAGE_SIZE).ok_or(no_space.clone())?;
+        if len > region_len {
+            return Err(no_space);
+        }
+        let r = range("ACPI region", ACPI_REGION.start, len)?;
+        if let Some(p) = self.placements.iter().find(|p| overlaps(&p.range(), &r)) {
+            return Err(LoadError::Overlap {
+                first: Purpose::Acpi,
+                first_start: r.start,
+                first_end: r.end,
+                second: p.purpose,
+                second_start: p.start,
+                second_end: p.start + p.len,
+            });
+        }
+        self.placements.push(Placement {
+            purpose: Purpose::Acpi,
+            start: r.start,
+            len,
+        });
+        Ok(r)
     }
 
     /// Free gaps of usable RAM, ascending.
@@ -252,6 +288,7 @@ pub(crate) fn module_specs<'a>(modules: &[Module<'a>], addrs: &[u64]) -> Vec<Mod
 /// memory map.
 pub(crate) fn start_info_spec<'a>(
     config: &BootConfig<'a>,
+    rsdp: Option<u64>,
     modules: &'a [ModuleSpec<'a>],
     memmap: &'a [pvh_entry::MemmapEntry],
 ) -> StartInfoSpec<'a> {
@@ -259,7 +296,7 @@ pub(crate) fn start_info_spec<'a>(
         version: 1,
         flags: config.flags,
         cmdline: Some(config.cmdline),
-        rsdp_paddr: config.rsdp.unwrap_or(0),
+        rsdp_paddr: rsdp.unwrap_or(0),
         modules,
         memmap,
     }
@@ -388,6 +425,8 @@ fn place_bzimage(p: &mut Planner<'_>, bz: &BzImage<'_>) -> Result<u64, LoadError
 /// returns the plan. Writes nothing.
 pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadError> {
     let mut p = Planner::new(ram)?;
+    let acpi = config.acpi.map(|size| p.reserve_acpi(size)).transpose()?;
+    let rsdp = acpi.as_ref().map(|r| r.start).or(config.rsdp);
     let image = KernelImage::parse(config.kernel)?;
     let wrong = |protocol: BootProtocol| LoadError::WrongImage {
         image: image.kind(),
@@ -486,7 +525,7 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
 
     let memmap = ram.memmap();
     let specs = module_specs(&modules, &module_addrs);
-    let spec = start_info_spec(config, &specs, &memmap);
+    let spec = start_info_spec(config, rsdp, &specs, &memmap);
     let total = Sizes::of(&spec)?
         .packed_total()
         .ok_or(LoadError::AddressWraps {
@@ -547,7 +586,12 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
         .iter()
         .filter(|pl| pl.purpose != Purpose::Hypervisor)
     {
-        if !ram.is_usable(&pl.range()) {
+        // The ACPI region is backed memory the map calls RESERVED.
+        let ok = match pl.purpose {
+            Purpose::Acpi => ram.backs(&pl.range()),
+            _ => ram.is_usable(&pl.range()),
+        };
+        if !ok {
             return Err(LoadError::NotInRam {
                 purpose: pl.purpose,
                 start: pl.start,
@@ -565,6 +609,8 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
         relocation_delta: delta,
         placements,
         memmap,
+        acpi,
+        rsdp,
         detail: Detail {
             kernel,
             modules: module_addrs,
