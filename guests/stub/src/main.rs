@@ -17,7 +17,8 @@
 //! bytes and jumps. Every failure prints one `stub: error: ...` line and
 //! exits with [`ExitCode::Failure`] (QEMU status 3).
 //!
-//! Before jumping it prints `stub.tsc=N`: TSC cycles from the start of
+//! It prints `stub: started` first; before jumping, a summary line and
+//! `stub.tsc=N`: TSC cycles from the start of
 //! `main` to just before the jump.
 #![no_std]
 #![no_main]
@@ -89,6 +90,9 @@ enum StubError {
 }
 
 fn main(boot: BootInfo) -> ! {
+    // First sign of life, before the work is timed: a copy of the kernel
+    // can take long on a slow hypervisor, and this shows the stub is up.
+    out!("stub: started");
     let t0 = rdtsc();
     match prepare(&boot) {
         Ok(ready) => {
