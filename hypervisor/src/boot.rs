@@ -8,6 +8,7 @@ use std::time::Duration;
 use pvh_loader::{BootConfig, GuestRam, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, LoadError};
 use vm_memory::GuestAddress;
 
+use crate::acpi::{self, AcpiError};
 use crate::devices::ConsoleOut;
 use crate::error::Error;
 use crate::kvm;
@@ -42,6 +43,10 @@ pub enum BootError {
     /// KVM or VM setup failed.
     #[error(transparent)]
     Vmm(#[from] Error),
+    /// The ACPI tables could not be built or written (a vCPU count the
+    /// tables cannot describe, or a region that does not fit them).
+    #[error("ACPI tables: {0}")]
+    Acpi(#[from] AcpiError),
 }
 
 impl BootError {
@@ -53,6 +58,8 @@ impl BootError {
                 status::NO_KVM
             }
             Self::Vmm(_) => status::VMM_ERROR,
+            Self::Acpi(AcpiError::CpuCount(_)) => status::USAGE,
+            Self::Acpi(_) => status::VMM_ERROR,
         }
     }
 }
@@ -69,12 +76,21 @@ pub struct Prepared {
 }
 
 /// Opens KVM, plans and loads the guest into fresh RAM, creates the VM and
-/// its boot vCPU with the loader's initial state.
+/// its vCPUs, and gives the boot vCPU the loader's initial state.
+///
+/// With [`BootConfig::acpi`] set (see [`acpi_config`]), ACPI tables for
+/// `opts.vcpus` vCPUs go into the region the plan reserved, and start_info
+/// points at their RSDP.
 pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, BootError> {
     // Check the input before touching KVM: a bad kernel is a bad kernel
     // whether or not this machine has /dev/kvm.
     let ram = GuestRam::new(opts.memory)?;
     let plan = pvh_loader::plan(&ram, config)?;
+    let tables = plan
+        .acpi
+        .as_ref()
+        .map(|region| acpi::build(region.start, opts.vcpus))
+        .transpose()?;
     let kvm = kvm::open(&opts.kvm_device)?;
     let ranges: Vec<(GuestAddress, usize)> = ram
         .regions()
@@ -91,6 +107,9 @@ pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, 
         .collect::<Result<_, _>>()?;
     let mem = memory::allocate(&ranges)?;
     let guest = pvh_loader::load(&mem, &plan, config)?;
+    if let (Some(tables), Some(region)) = (&tables, &plan.acpi) {
+        tables.write_to(&mem, region, plan.rsdp)?;
+    }
     let reserved = KvmReserved {
         tss: KVM_TSS_ADDR,
         identity_map: KVM_IDENTITY_MAP_ADDR,
@@ -111,6 +130,15 @@ pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, 
         boot_cpu.set_boot_state(&guest.cpu)?;
     }
     Ok(Prepared { vm, vcpus, guest })
+}
+
+/// `config` with an ACPI region of [`acpi::REGION_SIZE`] bytes: what
+/// `pvh boot` does unless `--no-acpi`.
+pub fn acpi_config<'a>(config: BootConfig<'a>) -> BootConfig<'a> {
+    BootConfig {
+        acpi: Some(acpi::REGION_SIZE),
+        ..config
+    }
 }
 
 /// Boots the guest described by `config` and runs it to its end.

@@ -6,7 +6,9 @@
 //! - [`vm`] and [`memory`]: the VM, guest RAM, in-kernel irqchip and PIT;
 //! - [`vcpu`], [`cpuid`], [`lapic`]: vCPU setup and the exit loop;
 //! - [`runner`]: one thread per vCPU, timeout and stop;
-//! - [`devices`]: UART, i8042, CMOS/RTC, debug console, exit port;
+//! - [`devices`]: UART, i8042, CMOS/RTC, debug console, exit port, ACPI
+//!   sleep control;
+//! - [`acpi`]: RSDP, XSDT, FADT, MADT and DSDT for the guest;
 //! - [`outcome`]: why a run ended and the process exit status;
 //! - [`boot`]: everything `pvh boot` does, as a library call.
 //!
@@ -33,6 +35,7 @@
 //! # Ok::<(), pvh_hypervisor::boot::BootError>(())
 //! ```
 
+pub mod acpi;
 pub mod boot;
 pub mod bootinfo;
 pub mod cli;

@@ -12,7 +12,8 @@ use crate::devices::DeviceError;
 
 /// Process exit statuses of `pvh`.
 pub mod status {
-    /// The guest reset (i8042 0xfe), shut down, or wrote 0 to the exit port.
+    /// The guest reset (i8042 0xfe), shut down, powered off through ACPI,
+    /// or wrote 0 to the exit port.
     pub const SUCCESS: u8 = 0;
     /// Largest exit-port value passed through unchanged as the status.
     pub const GUEST_MAX: u8 = 63;
@@ -119,6 +120,8 @@ pub enum VmEnd {
     Reset,
     /// The guest shut down (KVM system event).
     Shutdown,
+    /// The guest powered off through the ACPI sleep control register (S5).
+    PowerOff,
     /// The guest halted and KVM returned to us (only without an in-kernel
     /// local APIC, or with interrupts that can never arrive).
     Halted(Option<RegsDump>),
@@ -178,7 +181,7 @@ impl VmEnd {
                 Ok(v) if v <= GUEST_MAX => v,
                 _ => GUEST_CODE_OUT_OF_RANGE,
             },
-            Self::Reset | Self::Shutdown => SUCCESS,
+            Self::Reset | Self::Shutdown | Self::PowerOff => SUCCESS,
             Self::Halted(_) => HALTED,
             Self::TripleFault(_) => TRIPLE_FAULT,
             Self::FailEntry { .. } | Self::InternalError { .. } => KVM_INTERNAL,
@@ -219,6 +222,7 @@ impl fmt::Display for VmEnd {
             Self::ExitPort(v) => write!(f, "guest exited through the exit port with code {v}"),
             Self::Reset => f.write_str("guest reset"),
             Self::Shutdown => f.write_str("guest shut down"),
+            Self::PowerOff => f.write_str("guest powered off"),
             Self::Halted(_) => f.write_str("guest halted with nothing to wake it"),
             Self::TripleFault(_) => f.write_str("guest triple fault (KVM_EXIT_SHUTDOWN)"),
             Self::FailEntry { reason, cpu, .. } => write!(
@@ -264,6 +268,8 @@ mod tests {
 
     #[test]
     fn vmm_statuses_are_distinct_and_above_guest_range() {
+        assert_eq!(VmEnd::PowerOff.status(), 0);
+        assert_eq!(VmEnd::PowerOff.to_string(), "guest powered off");
         let ends = [
             VmEnd::Reset.status(),
             VmEnd::Halted(None).status(),

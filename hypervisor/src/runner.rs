@@ -6,8 +6,11 @@
 //! the shared `stop` flag, then send [`kick_signal`] to every vCPU thread
 //! until it has returned. The handler does nothing; its only effect is the
 //! EINTR. Kicks repeat because one sent just before a thread re-enters
-//! KVM_RUN is lost.
+//! KVM_RUN is lost. A thread that has reported its end is past KVM_RUN for
+//! good: it is joined without kicks or waiting, so a one-vCPU run ends
+//! without any sleep.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
@@ -20,7 +23,8 @@ use crate::error::Error;
 use crate::outcome::VmEnd;
 use crate::vcpu::{Vcpu, VcpuStats};
 
-/// How often a stopping vCPU thread is kicked again.
+/// How often a stopping vCPU thread that has not reported yet is kicked
+/// again.
 const KICK_INTERVAL: Duration = Duration::from_millis(2);
 /// How long to wait for vCPU threads to stop before giving up on them
 /// (they are then left to die with the process).
@@ -79,7 +83,7 @@ pub fn run(vcpus: Vec<Vcpu>, timeout: Option<Duration>) -> Result<RunReport, Err
         match spawned {
             Ok(handle) => threads.push((id, handle)),
             Err(source) => {
-                stop_all(&stop, &threads);
+                stop_all(&stop, &threads, &rx, BTreeSet::new());
                 return Err(Error::Thread { id, source });
             }
         }
@@ -93,12 +97,18 @@ pub fn run(vcpus: Vec<Vcpu>, timeout: Option<Duration>) -> Result<RunReport, Err
         }),
         None => rx.recv().map_err(|_| None),
     };
-    stop_all(&stop, &threads);
+    let reported: BTreeSet<u8> = first.as_ref().map(|(id, _)| *id).into_iter().collect();
+    let others = stop_all(&stop, &threads, &rx, reported);
     let (end, by) = match first {
         Ok((id, end)) => (end, Some(id)),
         Err(Some(after)) => {
             // vCPU 0 (or the first to answer) reports where it was stopped.
-            let regs = rx.try_iter().find_map(|(_, end)| end.regs().copied());
+            let regs = others
+                .iter()
+                .find(|(id, _)| *id == 0)
+                .into_iter()
+                .chain(&others)
+                .find_map(|(_, end)| end.regs().copied());
             (VmEnd::Timeout { after, regs }, None)
         }
         // Every thread ended without reporting: they panicked.
@@ -110,29 +120,61 @@ pub fn run(vcpus: Vec<Vcpu>, timeout: Option<Duration>) -> Result<RunReport, Err
             None,
         ),
     };
+    // A thread that reported only has its stats left to return: join it.
+    // One that neither reported nor finished within the grace is left.
+    let done: BTreeSet<u8> = by
+        .into_iter()
+        .chain(others.iter().map(|(id, _)| *id))
+        .collect();
     let stats = threads
         .into_iter()
-        .filter(|(_, h)| h.is_finished())
+        .filter(|(id, h)| done.contains(id) || h.is_finished())
         .filter_map(|(id, h)| h.join().ok().map(|s| (id, s)))
         .collect();
     Ok(RunReport { end, by, stats })
 }
 
-/// Raises `stop` and kicks every thread until it has finished, for at most
-/// [`STOP_GRACE`].
-fn stop_all<T>(stop: &AtomicBool, threads: &[(u8, JoinHandle<T>)]) {
+/// Raises `stop` and kicks every thread that has neither reported (ids in
+/// `reported`, or a report arriving on `rx`) nor finished, waiting for
+/// reports between kicks, for at most [`STOP_GRACE`]. Returns the reports
+/// that arrived. Threads that have reported are not kicked: they are on
+/// their way out and a join takes them.
+fn stop_all<T>(
+    stop: &AtomicBool,
+    threads: &[(u8, JoinHandle<T>)],
+    rx: &mpsc::Receiver<(u8, VmEnd)>,
+    mut reported: BTreeSet<u8>,
+) -> Vec<(u8, VmEnd)> {
     stop.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + STOP_GRACE;
+    let mut reports = Vec::new();
     loop {
+        for report in rx.try_iter() {
+            reported.insert(report.0);
+            reports.push(report);
+        }
         let mut running = false;
-        for (_, h) in threads.iter().filter(|(_, h)| !h.is_finished()) {
+        for (_, h) in threads
+            .iter()
+            .filter(|(id, h)| !reported.contains(id) && !h.is_finished())
+        {
             running = true;
             // A failed kill means the thread is already gone.
             let _ = h.kill(kick_signal());
         }
-        if !running || Instant::now() >= deadline {
-            return;
+        let now = Instant::now();
+        if !running || now >= deadline {
+            return reports;
         }
-        std::thread::sleep(KICK_INTERVAL);
+        // Wake up as soon as a kicked thread reports, else kick again.
+        match rx.recv_timeout(KICK_INTERVAL.min(deadline - now)) {
+            Ok(report) => {
+                reported.insert(report.0);
+                reports.push(report);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Every sender is gone: every thread has ended.
+            Err(mpsc::RecvTimeoutError::Disconnected) => return reports,
+        }
     }
 }

@@ -260,6 +260,7 @@ impl Vcpu {
                 Ok(IoAction::Continue) => {}
                 Ok(IoAction::Reset) => return Some(VmEnd::Reset),
                 Ok(IoAction::Exit(v)) => return Some(VmEnd::ExitPort(v)),
+                Ok(IoAction::PowerOff) => return Some(VmEnd::PowerOff),
                 Err(e) => return Some(VmEnd::Device(e)),
             }
         }

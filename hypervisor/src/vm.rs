@@ -12,6 +12,7 @@ use crate::devices::exit_port::{EXIT_PORT, EXIT_PORT_LEN, ExitPort};
 use crate::devices::i8042::{I8042, I8042_BASE, I8042_LEN};
 use crate::devices::rtc::{RTC_BASE, RTC_LEN, Rtc};
 use crate::devices::serial::{COM1_BASE, COM1_GSI, COM1_LEN, IrqLine, Uart};
+use crate::devices::sleep::{SLEEP_CONTROL_PORT, SleepControl};
 use crate::devices::{ConsoleOut, IoBus};
 use crate::error::{Error, kvm_op};
 use crate::memory;
@@ -93,6 +94,9 @@ impl Vm {
             Arc::new(Mutex::new(DebugCon::new(console))),
         )?;
         bus.register(EXIT_PORT, EXIT_PORT_LEN, Arc::new(Mutex::new(ExitPort)))?;
+        // The FADT's sleep registers. Registered with or without ACPI: a
+        // guest only finds the port through the FADT.
+        bus.register(SLEEP_CONTROL_PORT, 1, Arc::new(Mutex::new(SleepControl)))?;
         Ok((bus, uart))
     }
 

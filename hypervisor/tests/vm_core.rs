@@ -265,3 +265,36 @@ fn dropping_the_vm_takes_guest_ram_away_from_kvm_first() {
         report.end
     );
 }
+
+#[test]
+fn s5_written_to_the_sleep_control_port_powers_off() {
+    if !kvm_available("s5_written_to_the_sleep_control_port_powers_off") {
+        return;
+    }
+    // SLP_TYP = 5 (the DSDT's _S5_) in bits 4:2, SLP_EN = bit 5: 0x34.
+    let code = Asm::new().mov_dx(0x3c0).mov_al(0x34).out_dx_al().exit(9);
+    let (end, _) = run_code(code.bytes());
+    assert!(matches!(end, VmEnd::PowerOff), "{end:?}");
+    assert_eq!(end.status(), 0);
+    assert_eq!(end.to_string(), "guest powered off");
+}
+
+#[test]
+fn other_sleep_control_values_do_not_end_the_guest() {
+    if !kvm_available("other_sleep_control_values_do_not_end_the_guest") {
+        return;
+    }
+    // WAK_STS clear (what ACPICA writes first), S5 without SLP_EN, S3 with
+    // SLP_EN: the guest goes on to the exit port.
+    let code = Asm::new()
+        .mov_dx(0x3c0)
+        .mov_al(0x80)
+        .out_dx_al()
+        .mov_al(0x14)
+        .out_dx_al()
+        .mov_al(0x2c)
+        .out_dx_al()
+        .exit(9);
+    let (end, _) = run_code(code.bytes());
+    assert!(matches!(end, VmEnd::ExitPort(9)), "{end:?}");
+}

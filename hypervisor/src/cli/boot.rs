@@ -93,6 +93,14 @@ pub struct BootArgs {
     /// Guest RAM (K, M, G suffixes).
     #[arg(long, default_value = "512M", value_parser = parse_memory)]
     pub memory: u64,
+    /// vCPUs (1 to 32). vCPU 0 boots; the others wait for the guest's
+    /// INIT/SIPI. The guest learns of them from the ACPI MADT.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=i64::from(crate::acpi::MAX_CPUS)))]
+    pub cpus: u8,
+    /// Build no ACPI tables: start_info's rsdp_paddr stays 0 (the guest
+    /// sees one CPU and no FADT; power-off is then not available).
+    #[arg(long)]
+    pub no_acpi: bool,
     /// hardware_subarch in the zero page (Linux protocol and stub).
     #[arg(long, value_enum, default_value_t = SubarchArg::Pc)]
     pub subarch: SubarchArg,
@@ -125,6 +133,8 @@ impl Default for BootArgs {
             modules: Vec::new(),
             cmdline: String::new(),
             memory: 512 << 20,
+            cpus: 1,
+            no_acpi: false,
             subarch: SubarchArg::Pc,
             plan: false,
             serial: "stdout".into(),
@@ -226,6 +236,11 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         },
         ..Default::default()
     };
+    let config = if args.no_acpi {
+        config
+    } else {
+        crate::boot::acpi_config(config)
+    };
 
     if args.plan {
         let ram = pvh_loader::GuestRam::new(args.memory).map_err(|e| {
@@ -250,8 +265,7 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         memory: args.memory,
         timeout: args.timeout,
         console: console.clone(),
-        // One until the guest can be told about more (MADT or MP table).
-        vcpus: 1,
+        vcpus: args.cpus,
     };
     let prepared = crate::boot::prepare(&config, &opts).map_err(|e| boot_failed(&e))?;
     if args.verbose {
@@ -321,7 +335,10 @@ fn report_end(end: &VmEnd, verbose: bool) {
     } else {
         eprintln!("pvh: {end}");
     }
-    let show_regs = !matches!(end, VmEnd::ExitPort(_) | VmEnd::Reset | VmEnd::Shutdown);
+    let show_regs = !matches!(
+        end,
+        VmEnd::ExitPort(_) | VmEnd::Reset | VmEnd::Shutdown | VmEnd::PowerOff
+    );
     if let (true, Some(regs)) = (show_regs, end.regs()) {
         let mut err = io::stderr().lock();
         for line in regs.to_string().lines() {

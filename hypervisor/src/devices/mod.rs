@@ -13,6 +13,7 @@ pub mod i8042;
 pub mod input;
 pub mod rtc;
 pub mod serial;
+pub mod sleep;
 
 pub use bus::{IoBus, PortCounts, PortRange};
 pub use console::ConsoleOut;
@@ -26,6 +27,8 @@ pub enum IoAction {
     Reset,
     /// The guest wrote this value to the exit port: end the VM with it.
     Exit(u32),
+    /// The guest powered off through the ACPI sleep control register.
+    PowerOff,
 }
 
 /// A device failed to handle a guest access.
