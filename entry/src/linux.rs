@@ -4,6 +4,10 @@
 //! Pure functions over the e820 map, tested on the host; the guest stub
 //! calls them with the map [`crate::zeropage::translate`] produced.
 
+use crate::memory::PhysRead;
+use crate::reader::StartInfoView;
+use crate::start_info::{MemmapEntry, ModlistEntry, StartInfo};
+use core::mem::size_of;
 use pvh_bootparams::{BzImage, E820Entry, E820Type, ImageError, SetupHeader, XLoadFlags};
 
 /// Why a kernel cannot be booted, or placed.
@@ -311,6 +315,128 @@ pub fn plan_boot(
     })
 }
 
+/// A fixed-capacity list of half-open ranges in use (no allocator in a
+/// guest).
+#[derive(Debug, Clone)]
+pub struct RangeList<const N: usize> {
+    items: [(u64, u64); N],
+    len: usize,
+}
+
+impl<const N: usize> Default for RangeList<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> RangeList<N> {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Self {
+            items: [(0, 0); N],
+            len: 0,
+        }
+    }
+
+    /// Adds `start..start+size` (saturating at the end of the address
+    /// space); empty ranges are skipped.
+    pub fn push(&mut self, start: u64, size: u64) -> Result<(), LinuxBootError> {
+        if size == 0 {
+            return Ok(());
+        }
+        let slot = self
+            .items
+            .get_mut(self.len)
+            .ok_or(LinuxBootError::TooManyRanges {
+                ranges: self.len + 1,
+                capacity: N,
+            })?;
+        *slot = (start, start.saturating_add(size));
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The ranges added so far.
+    pub fn as_slice(&self) -> &[(u64, u64)] {
+        &self.items[..self.len]
+    }
+}
+
+/// Adds every range a start_info occupies to `out`: the structure itself
+/// (56 bytes, the version-1 size, whatever the version), the module list,
+/// the memory-map table, the command line and each module's (with NUL),
+/// the first 36 bytes at the RSDP address, and every module except the
+/// one starting at `except` (the kernel, whose code may be run in place).
+pub fn start_info_ranges<M: PhysRead + ?Sized, const N: usize>(
+    view: &StartInfoView<'_, M>,
+    except: Option<u64>,
+    out: &mut RangeList<N>,
+) -> Result<(), LinuxBootError> {
+    let h = *view.header();
+    out.push(view.addr(), size_of::<StartInfo>() as u64)?;
+    let count = u64::from(view.module_count());
+    out.push(
+        h.modlist_paddr,
+        count.saturating_mul(size_of::<ModlistEntry>() as u64),
+    )?;
+    if view.memmap_len() > 0 {
+        let n = u64::from(view.memmap_len());
+        out.push(
+            h.memmap_paddr,
+            n.saturating_mul(size_of::<MemmapEntry>() as u64),
+        )?;
+    }
+    if let Some((addr, len)) = view.cmdline() {
+        out.push(addr, u64::from(len) + 1)?;
+    }
+    if let Some(rsdp) = view.rsdp_paddr() {
+        out.push(rsdp, RSDP_V2_LEN)?;
+    }
+    for m in view.modules() {
+        if Some(m.entry.paddr) != except {
+            out.push(m.entry.paddr, m.entry.size)?;
+        }
+        if let Some(len) = m.cmdline_len {
+            out.push(m.entry.cmdline_paddr, u64::from(len) + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of an ACPI 2.0 RSDP.
+pub const RSDP_V2_LEN: u64 = 36;
+
+/// Where the initrd comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitrdSource {
+    /// No initrd.
+    None,
+    /// This start_info module.
+    Module(u32),
+    /// Embedded by `pvh wrap`: (address, size).
+    Embedded(u64, u64),
+}
+
+impl InitrdSource {
+    /// For a kernel from the `pvh wrap` payload: the hypervisor's module 0
+    /// (QEMU `-initrd`) wins over the embedded initrd.
+    pub fn for_payload(embedded: Option<(u64, u64)>, module_count: u32) -> Self {
+        match (module_count, embedded) {
+            (0, Some((addr, size))) => Self::Embedded(addr, size),
+            (0, None) => Self::None,
+            _ => Self::Module(0),
+        }
+    }
+
+    /// For a kernel that is module `kernel`: the module after it, if any.
+    pub fn after_module(kernel: u32, module_count: u32) -> Self {
+        match kernel.checked_add(1) {
+            Some(next) if next < module_count => Self::Module(next),
+            _ => Self::None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +571,99 @@ mod tests {
                 ranges: 9,
                 capacity: 8
             })
+        );
+    }
+
+    #[test]
+    fn range_list_is_bounded() {
+        let mut l = RangeList::<2>::new();
+        l.push(1, 0).unwrap();
+        l.push(1, 2).unwrap();
+        l.push(u64::MAX - 1, 10).unwrap();
+        assert_eq!(l.as_slice(), &[(1, 3), (u64::MAX - 1, u64::MAX)]);
+        assert_eq!(
+            l.push(5, 5),
+            Err(LinuxBootError::TooManyRanges {
+                ranges: 3,
+                capacity: 2
+            })
+        );
+    }
+
+    #[test]
+    fn start_info_ranges_cover_every_part_but_the_kernel() {
+        use crate::memory::SliceMemory;
+        use crate::start_info::{MemmapType, SifFlags};
+        use crate::writer::{ModuleSpec, Placement, StartInfoSpec, write_start_info};
+        let modules = [
+            ModuleSpec {
+                paddr: 0x10_0000,
+                size: 0x5000,
+                cmdline: Some(b"kernel"),
+            },
+            ModuleSpec {
+                paddr: 0x20_0000,
+                size: 0x300,
+                cmdline: None,
+            },
+        ];
+        let memmap = [MemmapEntry::new(0, 0x4000_0000, MemmapType::RAM)];
+        let spec = StartInfoSpec {
+            version: 1,
+            flags: SifFlags::empty(),
+            cmdline: Some(b"console=ttyS0"),
+            rsdp_paddr: 0xe_0000,
+            modules: &modules,
+            memmap: &memmap,
+        };
+        let mut mem = SliceMemory::new(0, vec![0u8; 0x30_0000]);
+        let placement = Placement {
+            start_info: 0x1000,
+            modlist: 0x2000,
+            memmap: 0x3000,
+            strings: 0x4000,
+        };
+        write_start_info(&mut mem, &spec, &placement).unwrap();
+        let view = StartInfoView::read(&mem, 0x1000).unwrap();
+        let mut out = RangeList::<16>::new();
+        start_info_ranges(&view, Some(0x10_0000), &mut out).unwrap();
+        let r = out.as_slice();
+        // Values from the layout above: 56-byte start_info, 2 x 32-byte
+        // modules, 1 x 24-byte map entry, 36-byte RSDP, module 1.
+        for want in [
+            (0x1000, 0x1038),
+            (0x2000, 0x2040),
+            (0x3000, 0x3018),
+            (0xe_0000, 0xe_0024),
+            (0x20_0000, 0x20_0300),
+        ] {
+            assert!(r.contains(&want), "{want:x?} missing from {r:x?}");
+        }
+        // The kernel module itself is not in use (it may run in place) ...
+        assert!(!r.iter().any(|&(s, _)| s == 0x10_0000), "{r:x?}");
+        // ... but both command lines are, with their NULs.
+        let (c, len) = view.cmdline().unwrap();
+        assert!(r.contains(&(c, c + u64::from(len) + 1)));
+        assert_eq!(len, 13);
+        assert_eq!(r.len(), 7);
+    }
+
+    #[test]
+    fn initrd_sources() {
+        assert_eq!(
+            InitrdSource::for_payload(Some((0x20_1000, 5)), 0),
+            InitrdSource::Embedded(0x20_1000, 5)
+        );
+        assert_eq!(
+            InitrdSource::for_payload(Some((0x20_1000, 5)), 1),
+            InitrdSource::Module(0)
+        );
+        assert_eq!(InitrdSource::for_payload(None, 0), InitrdSource::None);
+        assert_eq!(InitrdSource::after_module(0, 2), InitrdSource::Module(1));
+        assert_eq!(InitrdSource::after_module(1, 2), InitrdSource::None);
+        assert_eq!(
+            InitrdSource::after_module(u32::MAX, u32::MAX),
+            InitrdSource::None
         );
     }
 

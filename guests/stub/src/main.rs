@@ -25,7 +25,9 @@
 
 use core::fmt;
 use pvh_entry::bootparams::{BootParams, BzImage, E820Entry, E820Type, ZERO_PAGE_SIZE};
-use pvh_entry::linux::{BootRequest, KernelNeeds, LinuxBootError, plan_boot};
+use pvh_entry::linux::{
+    BootRequest, InitrdSource, KernelNeeds, LinuxBootError, RangeList, plan_boot, start_info_ranges,
+};
 use pvh_entry::memory::write_obj;
 use pvh_entry::payload::{PAYLOAD_ADDR, Payload, PayloadError, read_payload};
 use pvh_entry::rt::exit::{ExitCode, exit};
@@ -79,8 +81,6 @@ enum StubError {
     XenMap(pvh_entry::rt::xen::XenError),
     #[error("{count} memory-map entries, more than the {max} the stub handles")]
     MapTooLarge { count: u32, max: usize },
-    #[error("{count} modules, more than the stub tracks ({max})")]
-    TooManyModules { count: u32, max: usize },
     #[error("identity map: {0}")]
     Map(#[from] MapError),
     #[error("memory: {0}")]
@@ -149,26 +149,6 @@ impl fmt::Display for Ready {
     }
 }
 
-/// A fixed-capacity list of half-open ranges in use.
-struct Ranges {
-    items: [(u64, u64); MAX_AVOID],
-    len: usize,
-}
-
-impl Ranges {
-    fn push(&mut self, start: u64, size: u64) {
-        if size == 0 || self.len == MAX_AVOID {
-            // Callers check the count up front (see `TooManyModules`).
-            return;
-        }
-        self.items[self.len] = (start, start.saturating_add(size));
-        self.len += 1;
-    }
-    fn as_slice(&self) -> &[(u64, u64)] {
-        &self.items[..self.len]
-    }
-}
-
 /// `len` bytes at physical `addr` as a slice, after making sure the
 /// identity map covers them.
 fn phys_slice(addr: u64, len: u64) -> Result<&'static [u8], StubError> {
@@ -193,23 +173,14 @@ fn prepare(boot: &BootInfo) -> Result<Ready, StubError> {
     let mut mem = unsafe { identity_memory() };
     let view = StartInfoView::read(&mem, boot.start_info)?;
     let nr_modules = view.module_count();
-    if nr_modules as usize > MAX_AVOID / 2 - 8 {
-        return Err(StubError::TooManyModules {
-            count: nr_modules,
-            max: MAX_AVOID / 2 - 8,
-        });
-    }
 
     // The kernel, initrd and command line sources.
     let payload: Option<Payload> = read_payload(&mem, PAYLOAD_ADDR)?.map(|(_, p)| p);
-    let (kernel_range, source, initrd_choice, embedded_initrd) = match &payload {
+    let (kernel_range, source, initrd_source) = match &payload {
         Some(p) => {
-            let (choice, embedded) = match (nr_modules, &p.initrd) {
-                (0, Some(r)) => (InitrdChoice::None, Some((r.start, r.end - r.start))),
-                (0, None) => (InitrdChoice::None, None),
-                _ => (InitrdChoice::Module(0), None),
-            };
-            (p.kernel.clone(), "payload", choice, embedded)
+            let embedded = p.initrd.as_ref().map(|r| (r.start, r.end - r.start));
+            let initrd = InitrdSource::for_payload(embedded, nr_modules);
+            (p.kernel.clone(), "payload", initrd)
         }
         None => {
             let mut found = None;
@@ -232,13 +203,9 @@ fn prepare(boot: &BootInfo) -> Result<Ready, StubError> {
                 }
             }
             let m = found.ok_or(first_error.unwrap_or(StubError::NoKernel))?;
-            let choice = if m.index + 1 < nr_modules {
-                InitrdChoice::Module(m.index + 1)
-            } else {
-                InitrdChoice::None
-            };
+            let initrd = InitrdSource::after_module(m.index, nr_modules);
             let start = m.entry.paddr;
-            (start..start + m.entry.size, "module", choice, None)
+            (start..start + m.entry.size, "module", initrd)
         }
     };
     let kernel_bytes = phys_slice(kernel_range.start, kernel_range.end - kernel_range.start)?;
@@ -269,7 +236,10 @@ fn prepare(boot: &BootInfo) -> Result<Ready, StubError> {
     // The zero page, from the one translation.
     let options = TranslateOptions {
         setup_header: Some(image.header()),
-        initrd: initrd_choice,
+        initrd: match initrd_source {
+            InitrdSource::Module(i) => InitrdChoice::Module(i),
+            InitrdSource::None | InitrdSource::Embedded(..) => InitrdChoice::None,
+        },
         memmap: supplied,
         ..TranslateOptions::default()
     };
@@ -291,7 +261,7 @@ fn prepare(boot: &BootInfo) -> Result<Ready, StubError> {
         }
     }
     let mut initrd = t.initrd;
-    if let Some((addr, size)) = embedded_initrd {
+    if let InitrdSource::Embedded(addr, size) = initrd_source {
         let max = u64::from(image.header().initrd_addr_max);
         let end = addr + size;
         if !needs.above_4g && max != 0 && end - 1 > max {
@@ -302,41 +272,18 @@ fn prepare(boot: &BootInfo) -> Result<Ready, StubError> {
     }
 
     // Everything in use.
-    let mut avoid = Ranges {
-        items: [(0, 0); MAX_AVOID],
-        len: 0,
-    };
+    let mut avoid = RangeList::<MAX_AVOID>::new();
     let (image_start, image_end) = (
         &raw const __pvh_image_start as u64,
         &raw const __pvh_image_end as u64,
     );
-    avoid.push(image_start, image_end - image_start);
-    let h = *view.header();
-    avoid.push(view.addr(), 56);
-    avoid.push(h.modlist_paddr, u64::from(h.nr_modules) * 32);
-    if view.memmap_len() > 0 {
-        avoid.push(h.memmap_paddr, u64::from(view.memmap_len()) * 24);
-    }
-    if let Some((addr, len)) = view.cmdline() {
-        avoid.push(addr, u64::from(len) + 1);
-    }
-    if let Some(rsdp) = view.rsdp_paddr() {
-        avoid.push(rsdp, 36);
-    }
-    for m in view.modules() {
-        if m.entry.paddr == kernel_range.start {
-            continue;
-        }
-        avoid.push(m.entry.paddr, m.entry.size);
-        if let Some(len) = m.cmdline_len {
-            avoid.push(m.entry.cmdline_paddr, u64::from(len) + 1);
-        }
-    }
+    avoid.push(image_start, image_end - image_start)?;
+    start_info_ranges(&view, Some(kernel_range.start), &mut avoid)?;
     // The kernel's setup sectors, and the payload around the code.
-    avoid.push(kernel_range.start, code_start - kernel_range.start);
+    avoid.push(kernel_range.start, code_start - kernel_range.start)?;
     if let Some(p) = &payload {
-        avoid.push(p.whole.start, kernel_range.start - p.whole.start);
-        avoid.push(kernel_range.end, p.whole.end - kernel_range.end);
+        avoid.push(p.whole.start, kernel_range.start - p.whole.start)?;
+        avoid.push(kernel_range.end, p.whole.end - kernel_range.end)?;
     }
 
     let zero_page_size = ZERO_PAGE_SIZE as u64
