@@ -16,6 +16,12 @@
 //! `reboot -f`. The test asserts all three markers and that the three zero
 //! pages agree on every translated field; where they differ by design the
 //! field is named below with the reason and not compared.
+//!
+//! Then, in the same L1, `pvh launch` boots two Linux domains described by
+//! one dom0less device tree (the vmlinux through PVH and the bzImage
+//! through the stub, with different memory sizes and command lines), and
+//! each must reach its own init marker, with its console lines prefixed by
+//! its domain id.
 
 use pvh_bootparams::{BootParams, E820Type, ZERO_PAGE_SIZE};
 use pvh_tests::*;
@@ -30,6 +36,36 @@ const MODES: [(&str, &str); 3] = [
     ("linux", "--kernel /l2/bzImage --boot-protocol linux"),
 ];
 const L2_MEMORY: &str = "256M";
+
+/// Two Linux domains in one dom0less tree; file names resolve under
+/// `pvh launch --dir /l2`.
+const DOMAINS_DTS: &str = r#"/dts-v1/;
+/ { chosen {
+  #address-cells = <2>; #size-cells = <2>;
+  domU1 {
+    compatible = "xen,domain";
+    #address-cells = <2>; #size-cells = <2>;
+    memory = <0x0 0x30000>;
+    cpus = <1>;
+    module@1 { compatible = "multiboot,kernel", "multiboot,module";
+               xen,uefi-binary = "vmlinux";
+               bootargs = "console=ttyS0 reboot=k panic=-1 quiet pvhmode=launch-a"; };
+    module@2 { compatible = "multiboot,ramdisk", "multiboot,module";
+               xen,uefi-binary = "initrd.cpio"; };
+  };
+  domU2 {
+    compatible = "xen,domain";
+    #address-cells = <2>; #size-cells = <2>;
+    memory = <0x0 0x28000>;
+    cpus = <1>;
+    module@1 { compatible = "multiboot,kernel", "multiboot,module";
+               xen,uefi-binary = "bzImage";
+               bootargs = "console=ttyS0 reboot=k panic=-1 quiet pvhmode=launch-b"; };
+    module@2 { compatible = "multiboot,ramdisk", "multiboot,module";
+               xen,uefi-binary = "initrd.cpio"; };
+  };
+}; };
+"#;
 const INITRD_MARK: &str = "l2-initrd";
 
 /// Builds `pvh` as a static binary, which L1's busybox userland can run.
@@ -77,8 +113,26 @@ fn l1_init() -> String {
              --cmdline 'console=ttyS0 reboot=k panic=-1 quiet pvhmode={name}'\necho NESTED-END {name} rc=$?\n"
         ));
     }
+    s.push_str(
+        "echo NESTED-BEGIN launch\n/pvh launch /l2/domains.dtb --dir /l2\necho NESTED-END launch rc=$?\n",
+    );
     s.push_str("reboot -f\n");
     s
+}
+
+/// Compiles [`DOMAINS_DTS`] with `dtc`.
+fn domains_dtb(dir: &std::path::Path) -> PathBuf {
+    let dts = dir.join("domains.dts");
+    let dtb = dir.join("domains.dtb");
+    std::fs::write(&dts, DOMAINS_DTS).unwrap();
+    let status = Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb)
+        .arg(&dts)
+        .status()
+        .expect("run dtc");
+    assert!(status.success(), "dtc failed");
+    dtb
 }
 
 /// The lines of one mode's section of the L1 console.
@@ -154,6 +208,7 @@ fn stock_linux_three_ways_on_nested_kvm() {
         (vmlinux, "/l2/vmlinux"),
         (bzimage, "/l2/bzImage"),
         (l2_initrd, "/l2/initrd.cpio"),
+        (domains_dtb(&dir), "/l2/domains.dtb"),
         (kmods.join("load-order"), "/kmods/load-order"),
     ];
     let order = std::fs::read_to_string(kmods.join("load-order")).unwrap();
@@ -234,6 +289,31 @@ fn stock_linux_three_ways_on_nested_kvm() {
     //   kernel header (Linux writes 2.12), the bzImage paths copy the
     //   kernel's own;
     // - e820 entry order and splits: compared as byte sets per type.
+    // Two domains from one tree: each reached its own marker, on its own
+    // prefixed console, with its own command line, and launch exited 0.
+    let launch = section(&log, "launch");
+    for (domid, mode) in [(1, "launch-a"), (2, "launch-b")] {
+        let prefix = format!("(d{domid}) L2-MARKER");
+        let marker = launch.iter().find(|l| l.contains(&prefix));
+        let marker =
+            marker.unwrap_or_else(|| panic!("no marker from d{domid}:\n{}", launch.join("\n")));
+        assert!(
+            marker.contains(&format!("pvhmode={mode}")),
+            "d{domid} got {marker:?}"
+        );
+        assert!(
+            launch
+                .iter()
+                .any(|l| l.contains(&format!("(d{domid}) L2-INITRD {INITRD_MARK}"))),
+            "d{domid} initrd"
+        );
+    }
+    let end = log
+        .lines()
+        .find(|l| l.contains("NESTED-END launch"))
+        .unwrap_or("");
+    assert!(end.ends_with("rc=0"), "pvh launch exit: {end}");
+
     let reference = &pages["pvh"];
     for (mode, bp) in &pages {
         assert_ne!(bp.cmd_line_ptr(), 0, "{mode}: cmd_line_ptr");
