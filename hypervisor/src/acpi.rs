@@ -19,6 +19,8 @@ use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
 use acpi_tables::{Aml, aml};
 
+use crate::devices::serial::{COM1_BASE, COM1_GSI, COM1_LEN};
+
 /// OEM ID in every table.
 pub const OEM_ID: [u8; 6] = *b"PVHVMM";
 /// OEM table ID in every table.
@@ -124,6 +126,22 @@ fn align8(v: usize) -> usize {
     (v + 7) & !7
 }
 
+/// `\_SB.COM1`: the 16550 at [`COM1_BASE`] on GSI [`COM1_GSI`] (edge,
+/// active high, as an ISA IRQ).
+fn com1() -> Vec<u8> {
+    let len = COM1_LEN as u8;
+    let irq = aml::Interrupt::new(true, true, false, false, COM1_GSI);
+    let io = aml::IO::new(COM1_BASE, COM1_BASE, 1, len);
+    let resources = aml::ResourceTemplate::new(vec![&irq, &io]);
+    let hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501"));
+    let uid = aml::Name::new("_UID".into(), &aml::ZERO);
+    let crs = aml::Name::new("_CRS".into(), &resources);
+    bytes_of(&aml::Device::new(
+        "_SB_.COM1".into(),
+        vec![&hid, &uid, &crs],
+    ))
+}
+
 /// Builds the tables for `cpus` vCPUs at `base` (16-byte aligned, so the
 /// RSDP is where a scan would find it too).
 pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
@@ -138,14 +156,18 @@ pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
     }
     let base = (base + 15) & !15;
 
-    // DSDT: only `_S5_`, the sleep type Linux needs to power off through
-    // the sleep control register. Devices are found the legacy way.
+    // DSDT: `_S5_`, the sleep type Linux needs to power off through the
+    // sleep control register, and COM1. A hardware-reduced machine has no
+    // legacy PIC, so Linux maps no ISA IRQs by itself (nr_legacy_irqs() is
+    // 0): without a PNP0501 device naming IRQ 4, ttyS0 gets no working
+    // interrupt and user-space console output is lost.
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, 1);
     let s5 = aml::Name::new(
         "_S5_".into(),
         &aml::Package::new(vec![&S5_SLEEP_TYPE, &0u8]),
     );
     dsdt.append_slice(&bytes_of(&s5));
+    dsdt.append_slice(&com1());
     dsdt.update_checksum();
     let dsdt = dsdt.as_slice().to_vec();
 
@@ -313,6 +335,14 @@ mod tests {
                 .expect("_S5_ in DSDT");
             assert_eq!(d.dsdt[s5 - 1], 0x08, "NameOp");
             assert_eq!(d.dsdt[s5 + 4], 0x12, "PackageOp");
+            // COM1: _HID EISAID("PNP0501") as a DWordConst, an Extended
+            // IRQ descriptor (consumer, edge, active high, exclusive) for
+            // GSI 4 and an I/O port descriptor for 0x3f8..0x3ff.
+            let has = |needle: &[u8]| d.dsdt.windows(needle.len()).any(|w| w == needle);
+            assert!(has(b"COM1"));
+            assert!(has(&[0x0c, 0x41, 0xd0, 0x05, 0x01]), "PNP0501");
+            assert!(has(&[0x89, 6, 0, 0x03, 1, 4, 0, 0, 0]), "IRQ 4");
+            assert!(has(&[0x47, 1, 0xf8, 3, 0xf8, 3, 1, 8]), "IO 0x3f8");
             let _ = (&d.xsdt, &d.rsdp);
         }
     }
@@ -386,7 +416,17 @@ mod tests {
                     assert_eq!(dsl.matches("[I/O APIC]").count(), 1, "{dsl}");
                 }
                 "facp" => assert!(dsl.contains("Hardware Reduced (V5) : 1"), "{dsl}"),
-                "dsdt" => assert!(dsl.contains("Name (_S5, Package"), "{dsl}"),
+                "dsdt" => {
+                    assert!(dsl.contains("Name (_S5, Package"), "{dsl}");
+                    assert!(dsl.contains("EisaId (\"PNP0501\")"), "{dsl}");
+                    assert!(
+                        dsl.contains("Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive"),
+                        "{dsl}"
+                    );
+                    assert!(dsl.contains("0x00000004,"), "{dsl}");
+                    assert!(dsl.contains("IO (Decode16"), "{dsl}");
+                    assert!(dsl.contains("0x03F8"), "{dsl}");
+                }
                 _ => {}
             }
         }
