@@ -116,7 +116,10 @@ fn plan_shows_the_acpi_region() {
     assert!(out.contains("ACPI tables"), "{out}");
     let (status, out, _) = pvh(&["--plan", "--no-acpi"]);
     assert_eq!(status, 0);
-    assert!(!out.contains("ACPI tables") && !out.contains("rsdp"), "{out}");
+    assert!(
+        !out.contains("ACPI tables") && !out.contains("rsdp"),
+        "{out}"
+    );
 }
 
 #[test]
