@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use clap::Args;
-use pvh_loader::{BootConfig, BootProtocol, Module};
 
+use super::build::{self, DomainBoot};
 use super::error::BootInfoError;
 use super::source::{BootSources, LoaderModule, ModuleArg};
 use super::types::{BootDomain, BootInfo};
@@ -21,7 +21,6 @@ use crate::cli::size::parse_size;
 use crate::devices::ConsoleOut;
 use crate::kvm::KVM_DEVICE;
 use crate::outcome::{VmEnd, status};
-use crate::probe;
 
 /// Arguments of `pvh launch`.
 #[derive(Debug, Clone, Args)]
@@ -160,38 +159,13 @@ impl Write for Prefixed {
     }
 }
 
-/// Builds the loader's view of one domain: kernel, command line, and the
-/// modules in PVH order (ramdisk first, then the others).
-fn boot_config<'a>(info: &'a BootInfo, d: &'a BootDomain) -> Option<BootConfig<'a>> {
-    let kernel = info.kernel_of(d)?;
-    let mut modules = Vec::new();
-    for i in d.ramdisk.iter().chain(&d.extra_modules) {
-        let m = info.module(*i)?;
-        modules.push(Module {
-            bytes: &m.bytes,
-            cmdline: (!m.cmdline.is_empty()).then_some(m.cmdline.as_bytes()),
-            above_4g: false,
-        });
-    }
-    // A bzImage booted as PVH goes through the built-in stub guest.
-    let is_bzimage = pvh_bootparams::BzImage::parse(&kernel.bytes).is_ok();
-    Some(BootConfig {
-        kernel: &kernel.bytes,
-        protocol: BootProtocol::Pvh,
-        stub: is_bzimage.then_some(probe::STUB).flatten(),
-        cmdline: d.cmdline.as_bytes(),
-        modules,
-        ..Default::default()
-    })
-}
-
 fn run_domain(info: &BootInfo, d: &BootDomain, opts: &LaunchOptions) -> DomainOutcome {
     let console = Prefixed::new(d.domid, opts.console.clone());
     let result = (|| {
-        let config = boot_config(info, d).ok_or_else(|| {
+        let config = build::boot_config(info, d, &DomainBoot::default()).map_err(|e| {
             BootError::Vmm(crate::Error::Os {
-                op: "finding the domain's modules",
-                source: io::Error::from(io::ErrorKind::NotFound),
+                op: "building the domain",
+                source: io::Error::other(e),
             })
         })?;
         let boot_opts = BootOptions {

@@ -21,6 +21,7 @@
 //! - [`error`]: the error enums.
 
 pub mod blob;
+pub mod build;
 pub mod compression;
 pub mod error;
 pub mod launch;

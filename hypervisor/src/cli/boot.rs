@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use pvh_loader::{BootConfig, BootProtocol, Module, SubarchPolicy};
+use pvh_loader::{BootProtocol, SubarchPolicy};
 
 use super::size::parse_size;
 use crate::boot::{BootError, BootOptions};
+use crate::bootinfo::build::{self, DomainBoot};
+use crate::bootinfo::{BootInfo, CliModule, SingleDomain};
 use crate::devices::ConsoleOut;
 use crate::kvm::KVM_DEVICE;
 use crate::outcome::{VmEnd, status};
@@ -192,55 +194,49 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         .map(|m| read("module", &m.path))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let mut modules = Vec::new();
-    if let Some(bytes) = &initrd {
-        modules.push(Module {
-            bytes,
-            cmdline: None,
-            above_4g: false,
-        });
-    }
-    for (arg, bytes) in args.modules.iter().zip(&module_bytes) {
-        modules.push(Module {
-            bytes,
-            cmdline: arg.cmdline.as_deref().map(str::as_bytes),
-            above_4g: false,
-        });
-    }
-    let protocol = match args.boot_protocol {
-        ProtocolArg::Pvh => BootProtocol::Pvh,
-        ProtocolArg::Linux => BootProtocol::Linux64,
-        ProtocolArg::PvhUnpack => BootProtocol::PvhUnpack,
-    };
-    // A bzImage booted "as PVH" goes through the stub guest.
-    let is_bzimage = pvh_bootparams::BzImage::parse(&kernel).is_ok();
-    let stub = (protocol == BootProtocol::Pvh && is_bzimage)
-        .then_some(probe::STUB)
-        .flatten();
-    if protocol == BootProtocol::Pvh && is_bzimage && stub.is_none() {
-        return Err(fail(
-            status::BAD_INPUT,
-            "the kernel is a bzImage and the PVH stub guest is not built in; \
-             use --boot-protocol linux or pvh-unpack",
-        ));
-    }
-    let config = BootConfig {
-        kernel: &kernel,
-        protocol,
-        stub,
-        cmdline: args.cmdline.as_bytes(),
-        modules,
+    // The options become a one-domain BootInfo, built into a BootConfig by
+    // the same builder `pvh launch` uses for every domain of a tree.
+    let cli_module =
+        |option, path: Option<&Path>, bytes: Vec<u8>, cmdline: Option<&str>| CliModule {
+            option,
+            path: path.map(Path::to_path_buf),
+            bytes: bytes.into(),
+            cmdline: cmdline.unwrap_or_default().to_owned(),
+        };
+    let info = BootInfo::single_domain(SingleDomain {
+        kernel: cli_module("--kernel", args.kernel.as_deref(), kernel, None),
+        initrd: initrd.map(|b| cli_module("--initrd", args.initrd.as_deref(), b, None)),
+        modules: args
+            .modules
+            .iter()
+            .zip(module_bytes)
+            .map(|(m, b)| cli_module("--module", Some(&m.path), b, m.cmdline.as_deref()))
+            .collect(),
+        cmdline: args.cmdline.clone(),
+        memory: args.memory,
+        cpus: u32::from(args.cpus),
+        // The loader checks the size against what it can lay out; pvh boot
+        // sets no host limit of its own.
+        host_memory_limit: u64::MAX,
+    })
+    .map_err(|e| fail(status::BAD_INPUT, e))?;
+    let domain = info
+        .domains
+        .first()
+        .ok_or_else(|| fail(status::BAD_INPUT, "no domain to boot"))?;
+    let how = DomainBoot {
+        protocol: match args.boot_protocol {
+            ProtocolArg::Pvh => BootProtocol::Pvh,
+            ProtocolArg::Linux => BootProtocol::Linux64,
+            ProtocolArg::PvhUnpack => BootProtocol::PvhUnpack,
+        },
         subarch: match args.subarch {
             SubarchArg::Pc => SubarchPolicy::Pc,
             SubarchArg::Xen => SubarchPolicy::Xen,
         },
-        ..Default::default()
+        acpi: !args.no_acpi,
     };
-    let config = if args.no_acpi {
-        config
-    } else {
-        crate::boot::acpi_config(config)
-    };
+    let config = build::boot_config(&info, domain, &how).map_err(|e| fail(status::BAD_INPUT, e))?;
 
     if args.plan {
         let ram = pvh_loader::GuestRam::new(args.memory).map_err(|e| {
