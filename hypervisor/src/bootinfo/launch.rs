@@ -17,7 +17,7 @@ use super::error::BootInfoError;
 use super::source::{BootSources, LoaderModule, ModuleArg};
 use super::types::{BootDomain, BootInfo};
 use crate::boot::{BootError, BootOptions};
-use crate::cli::size::parse_size;
+use crate::cli::size::{parse_memory, parse_timeout};
 use crate::devices::ConsoleOut;
 use crate::kvm::KVM_DEVICE;
 use crate::outcome::{VmEnd, status};
@@ -48,17 +48,6 @@ pub struct LaunchArgs {
     /// The KVM device.
     #[arg(long, value_name = "PATH", default_value = KVM_DEVICE)]
     pub kvm_device: PathBuf,
-}
-
-fn parse_memory(s: &str) -> Result<u64, String> {
-    parse_size(s).map_err(|e| e.to_string())
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// The host's physical memory in bytes (0 if unknown).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use pvh_loader::{BootProtocol, SubarchPolicy};
 
-use super::size::parse_size;
+use super::size::{parse_memory, parse_timeout};
 use crate::boot::{BootError, BootOptions};
 use crate::bootinfo::build::{self, DomainBoot};
 use crate::bootinfo::{BootInfo, CliModule, SingleDomain};
@@ -60,17 +60,6 @@ fn parse_module(s: &str) -> Result<ModuleArg, String> {
         path: PathBuf::from(path),
         cmdline,
     })
-}
-
-fn parse_memory(s: &str) -> Result<u64, String> {
-    parse_size(s).map_err(|e| e.to_string())
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// Arguments of `pvh boot`.

@@ -1,4 +1,8 @@
-//! Memory sizes on the command line: `512M`, `2G`, `65536K`, or plain bytes.
+//! Memory sizes (`512M`, `2G`, `65536K`, or plain bytes) and timeouts
+//! (seconds, fractions allowed) on the command line; the clap value
+//! parsers `pvh boot` and `pvh launch` share.
+
+use std::time::Duration;
 
 /// A size could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,6 +38,19 @@ pub fn parse_size(s: &str) -> Result<u64, SizeError> {
         .map_err(|_| SizeError::Overflow(s.to_owned()))?;
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| SizeError::Overflow(s.to_owned()))
+}
+
+/// clap value parser for a memory size.
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
+/// clap value parser for a timeout in seconds (fractions allowed).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 #[cfg(test)]
