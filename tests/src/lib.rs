@@ -146,3 +146,139 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
+
+/// The nested arrangement of `shared/reference/environment.md`: QEMU (TCG,
+/// `-cpu EPYC`) runs Debian's kernel as L1, L1 loads Debian's kvm modules
+/// and gets a real `/dev/kvm` with SVM, and a static `pvh` boots guests as
+/// L2 from L1's busybox userland.
+pub mod nested {
+    use super::*;
+    use pvh_bootparams::{BootParams, ZERO_PAGE_SIZE};
+
+    /// Builds `pvh` as a static binary, which L1's busybox userland can run.
+    pub fn static_pvh() -> PathBuf {
+        let target_dir = repo_root().join("target/static");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(repo_root())
+            .args(["build", "--release", "-p", "pvh-hypervisor", "--bin", "pvh"])
+            .args(["--target", "x86_64-unknown-linux-gnu"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "static build of pvh failed");
+        target_dir.join("x86_64-unknown-linux-gnu/release/pvh")
+    }
+
+    /// Boots L1 with `files` (host path, path in L1) plus a static `pvh` at
+    /// `/pvh` and Debian's kvm modules, runs `script` after the modules are
+    /// loaded (L1 prints `L1-KVM-READY` if `/dev/kvm` appeared), then
+    /// reboots. Returns L1's console (also saved as `dir/console.log`).
+    /// `None` if QEMU or the artifacts are missing (see [`require`]).
+    pub fn run_l1(
+        dir: &Path,
+        script: &str,
+        files: &[(PathBuf, &str)],
+        limit: Duration,
+    ) -> Option<String> {
+        if !require(
+            have("qemu-system-x86_64"),
+            "qemu-system-x86_64 not installed (scripts/setup.sh)",
+        ) {
+            return None;
+        }
+        let (vmlinux, kmods) = (artifact("vmlinux")?, artifact("kmods")?);
+        let pvh = static_pvh();
+        let order = std::fs::read_to_string(kmods.join("load-order")).expect("kmods/load-order");
+        let modules: Vec<(PathBuf, String)> = order
+            .split_whitespace()
+            .map(|m| (kmods.join(m), format!("/kmods/{m}")))
+            .collect();
+        let mut all: Vec<(PathBuf, &str)> = vec![
+            (pvh, "/pvh"),
+            (kmods.join("load-order"), "/kmods/load-order"),
+        ];
+        all.extend(modules.iter().map(|(p, d)| (p.clone(), d.as_str())));
+        all.extend(files.iter().cloned());
+        let init = format!(
+            "#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\n\
+             for m in $(cat /kmods/load-order); do insmod /kmods/$m 2>/dev/null; done\n\
+             [ -e /dev/kvm ] && echo L1-KVM-READY\n{script}\nreboot -f\n"
+        );
+        let l1_initrd = dir.join("l1-initrd.gz");
+        initramfs(&l1_initrd, &init, &all);
+        let run = run_with_watchdog(
+            Command::new("qemu-system-x86_64")
+                .args([
+                    "-M",
+                    "q35,accel=tcg",
+                    "-cpu",
+                    "EPYC",
+                    "-m",
+                    "2048",
+                    "-smp",
+                    "1",
+                ])
+                .args([
+                    "-nographic",
+                    "-nodefaults",
+                    "-serial",
+                    "stdio",
+                    "-no-reboot",
+                ])
+                .arg("-kernel")
+                .arg(vmlinux)
+                .arg("-initrd")
+                .arg(&l1_initrd)
+                .args(["-append", "console=ttyS0 panic=-1 quiet reboot=k"]),
+            limit,
+        );
+        let log = run.output.replace('\r', "");
+        std::fs::write(dir.join("console.log"), &log).expect("save the console");
+        assert!(
+            run.status.is_some(),
+            "L1 did not finish within {limit:?}; console in {}",
+            dir.display()
+        );
+        assert!(log.contains("L1-KVM-READY"), "L1 has no /dev/kvm:\n{log}");
+        Some(log)
+    }
+
+    /// The lines of one mode's section of the L1 console, between
+    /// `NESTED-BEGIN mode` and `NESTED-END mode`.
+    pub fn section<'a>(log: &'a str, mode: &str) -> Vec<&'a str> {
+        let begin = format!("NESTED-BEGIN {mode}");
+        let end = format!("NESTED-END {mode}");
+        log.lines()
+            .skip_while(|l| !l.contains(&begin))
+            .take_while(|l| !l.contains(&end))
+            .collect()
+    }
+
+    /// The exit status line `NESTED-END mode rc=N` of a mode.
+    pub fn end_line<'a>(log: &'a str, mode: &str) -> &'a str {
+        let end = format!("NESTED-END {mode}");
+        log.lines().find(|l| l.contains(&end)).unwrap_or("")
+    }
+
+    /// What follows `key` on the first line that has it.
+    pub fn field<'a>(lines: &[&'a str], key: &str) -> Option<&'a str> {
+        lines
+            .iter()
+            .find_map(|l| l.split_once(key).map(|(_, v)| v.trim()))
+    }
+
+    /// A zero page from the hex dump of `/sys/kernel/boot_params/data`.
+    pub fn parse_zero_page(hex: &str) -> BootParams {
+        let byte = |i: usize| {
+            hex.get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        };
+        let bytes: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| byte(i).expect("hex digits"))
+            .collect();
+        assert_eq!(bytes.len(), ZERO_PAGE_SIZE, "zero page dump length");
+        BootParams::from_page(bytes.as_slice().try_into().expect("4096 bytes"))
+    }
+}

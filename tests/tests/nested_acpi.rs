@@ -22,10 +22,9 @@
 //! over through `x86_init.acpi.get_root_pointer`, not its zero page, so
 //! `acpi_rsdp_addr` is checked on the stub and Linux 64-bit paths only.
 
-use pvh_bootparams::{BootParams, ZERO_PAGE_SIZE};
+use pvh_tests::nested::{end_line, field, parse_zero_page, section};
 use pvh_tests::*;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 /// (name, pvh arguments, how L2's init ends).
@@ -48,30 +47,6 @@ const L2_MEMORY: &str = "256M";
 /// docs/loader.md: the RSDP is at the start of the ACPI region, 0xe0000.
 const RSDP: u64 = 0xe_0000;
 
-/// Builds `pvh` as a static binary, which L1's busybox userland can run.
-fn static_pvh() -> PathBuf {
-    let target_dir = repo_root().join("target/static");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(repo_root())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "pvh-hypervisor",
-            "--bin",
-            "pvh",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "static build of pvh failed");
-    target_dir.join("x86_64-unknown-linux-gnu/release/pvh")
-}
-
 const L2_INIT: &str = r#"#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -86,12 +61,9 @@ case "$(cat /proc/cmdline)" in
 esac
 "#;
 
-fn l1_init() -> String {
-    let mut s = String::from(
-        "#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\n\
-         for m in $(cat /kmods/load-order); do insmod /kmods/$m 2>/dev/null; done\n\
-         [ -e /dev/kvm ] && echo L1-KVM-READY\n",
-    );
+/// What L1 runs: `pvh boot` once per mode.
+fn l1_script() -> String {
+    let mut s = String::new();
     for (name, args, end) in MODES {
         // --timeout: a guest that cannot power off must not hang L1.
         s.push_str(&format!(
@@ -100,103 +72,25 @@ fn l1_init() -> String {
              pvhend={end}'\necho NESTED-END {name} rc=$?\n"
         ));
     }
-    s.push_str("reboot -f\n");
     s
-}
-
-/// The lines of one mode's section of the L1 console.
-fn section<'a>(log: &'a str, mode: &str) -> Vec<&'a str> {
-    let begin = format!("NESTED-BEGIN {mode}");
-    let end = format!("NESTED-END {mode}");
-    log.lines()
-        .skip_while(|l| !l.contains(&begin))
-        .take_while(|l| !l.contains(&end))
-        .collect()
-}
-
-fn field<'a>(lines: &[&'a str], key: &str) -> Option<&'a str> {
-    lines
-        .iter()
-        .find_map(|l| l.split_once(key).map(|(_, v)| v.trim()))
-}
-
-fn parse_zero_page(hex: &str) -> BootParams {
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
-    assert_eq!(bytes.len(), ZERO_PAGE_SIZE, "zero page dump length");
-    BootParams::from_page(bytes.as_slice().try_into().unwrap())
 }
 
 #[test]
 fn linux_smp_acpi_and_poweroff_on_nested_kvm() {
-    if !require(
-        have("qemu-system-x86_64"),
-        "qemu-system-x86_64 not installed (scripts/setup.sh)",
-    ) {
-        return;
-    }
-    let (Some(vmlinux), Some(bzimage), Some(kmods)) =
-        (artifact("vmlinux"), artifact("bzImage"), artifact("kmods"))
-    else {
+    let (Some(vmlinux), Some(bzimage)) = (artifact("vmlinux"), artifact("bzImage")) else {
         return;
     };
     let dir = scratch_dir("nested-acpi");
-    let pvh = static_pvh();
-
     let l2_initrd = dir.join("l2-initrd.cpio");
     initramfs(&l2_initrd, L2_INIT, &[]);
-
-    let mut files: Vec<(PathBuf, &str)> = vec![
-        (pvh, "/pvh"),
+    let files: Vec<(PathBuf, &str)> = vec![
         (vmlinux, "/l2/vmlinux"),
         (bzimage, "/l2/bzImage"),
         (l2_initrd, "/l2/initrd.cpio"),
-        (kmods.join("load-order"), "/kmods/load-order"),
     ];
-    let order = std::fs::read_to_string(kmods.join("load-order")).unwrap();
-    let modules: Vec<(PathBuf, String)> = order
-        .split_whitespace()
-        .map(|m| (kmods.join(m), format!("/kmods/{m}")))
-        .collect();
-    files.extend(modules.iter().map(|(p, d)| (p.clone(), d.as_str())));
-    let l1_initrd = dir.join("l1-initrd.gz");
-    initramfs(&l1_initrd, &l1_init(), &files);
-
-    let run = run_with_watchdog(
-        Command::new("qemu-system-x86_64")
-            .args([
-                "-M",
-                "q35,accel=tcg",
-                "-cpu",
-                "EPYC",
-                "-m",
-                "2048",
-                "-smp",
-                "1",
-            ])
-            .args([
-                "-nographic",
-                "-nodefaults",
-                "-serial",
-                "stdio",
-                "-no-reboot",
-            ])
-            .arg("-kernel")
-            .arg(artifacts().join("vmlinux"))
-            .arg("-initrd")
-            .arg(&l1_initrd)
-            .args(["-append", "console=ttyS0 panic=-1 quiet reboot=k"]),
-        Duration::from_secs(1200),
-    );
-    let log = run.output.replace('\r', "");
-    std::fs::write(dir.join("console.log"), &log).unwrap();
-    assert!(
-        run.status.is_some(),
-        "L1 did not finish within the watchdog; console in {}",
-        dir.display()
-    );
-    assert!(log.contains("L1-KVM-READY"), "L1 has no /dev/kvm:\n{log}");
+    let Some(log) = nested::run_l1(&dir, &l1_script(), &files, Duration::from_secs(1200)) else {
+        return;
+    };
 
     for (mode, _, end) in MODES {
         let lines = section(&log, mode);
@@ -243,10 +137,7 @@ fn linux_smp_acpi_and_poweroff_on_nested_kvm() {
                 "{mode}: pvh did not report the reset:\n{all}"
             );
         }
-        let rc = log
-            .lines()
-            .find(|l| l.contains(&format!("NESTED-END {mode}")))
-            .unwrap_or("");
+        let rc = end_line(&log, mode);
         assert!(rc.ends_with("rc=0"), "{mode}: pvh exit: {rc}\n{all}");
     }
 }

@@ -24,6 +24,7 @@
 //! its domain id.
 
 use pvh_bootparams::{BootParams, E820Type, ZERO_PAGE_SIZE};
+use pvh_tests::nested::{end_line, field, parse_zero_page, section};
 use pvh_tests::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -68,30 +69,6 @@ const DOMAINS_DTS: &str = r#"/dts-v1/;
 "#;
 const INITRD_MARK: &str = "l2-initrd";
 
-/// Builds `pvh` as a static binary, which L1's busybox userland can run.
-fn static_pvh() -> PathBuf {
-    let target_dir = repo_root().join("target/static");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(repo_root())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "pvh-hypervisor",
-            "--bin",
-            "pvh",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "static build of pvh failed");
-    target_dir.join("x86_64-unknown-linux-gnu/release/pvh")
-}
-
 const L2_INIT: &str = r#"#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -101,22 +78,16 @@ echo "L2-INITRD $(cat /etc/l2-initrd-mark)"
 reboot -f
 "#;
 
-fn l1_init() -> String {
-    let mut s = String::from(
-        "#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\n\
-         for m in $(cat /kmods/load-order); do insmod /kmods/$m 2>/dev/null; done\n\
-         [ -e /dev/kvm ] && echo L1-KVM-READY\n",
-    );
+/// What L1 runs: `pvh boot` once per mode, then `pvh launch`.
+fn l1_script() -> String {
+    let mut s = String::new();
     for (name, args) in MODES {
         s.push_str(&format!(
             "echo NESTED-BEGIN {name}\n/pvh boot {args} --initrd /l2/initrd.cpio --memory {L2_MEMORY} \
              --cmdline 'console=ttyS0 reboot=k panic=-1 quiet pvhmode={name}'\necho NESTED-END {name} rc=$?\n"
         ));
     }
-    s.push_str(
-        "echo NESTED-BEGIN launch\n/pvh launch /l2/domains.dtb --dir /l2\necho NESTED-END launch rc=$?\n",
-    );
-    s.push_str("reboot -f\n");
+    s.push_str("echo NESTED-BEGIN launch\n/pvh launch /l2/domains.dtb --dir /l2\necho NESTED-END launch rc=$?\n");
     s
 }
 
@@ -133,30 +104,6 @@ fn domains_dtb(dir: &std::path::Path) -> PathBuf {
         .expect("run dtc");
     assert!(status.success(), "dtc failed");
     dtb
-}
-
-/// The lines of one mode's section of the L1 console.
-fn section<'a>(log: &'a str, mode: &str) -> Vec<&'a str> {
-    let begin = format!("NESTED-BEGIN {mode}");
-    let end = format!("NESTED-END {mode}");
-    log.lines()
-        .skip_while(|l| !l.contains(&begin))
-        .take_while(|l| !l.contains(&end))
-        .collect()
-}
-
-fn field<'a>(lines: &[&'a str], key: &str) -> Option<&'a str> {
-    lines
-        .iter()
-        .find_map(|l| l.split_once(key).map(|(_, v)| v.trim()))
-}
-
-fn parse_zero_page(hex: &str) -> BootParams {
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
-    assert_eq!(bytes.len(), ZERO_PAGE_SIZE, "zero page dump length");
-    BootParams::from_page(bytes.as_slice().try_into().unwrap())
 }
 
 /// The e820 map as byte ranges per type, merged: the same memory described
@@ -184,76 +131,30 @@ fn e820_sets(bp: &BootParams) -> BTreeMap<u32, Vec<(u64, u64)>> {
 #[test]
 fn stock_linux_three_ways_on_nested_kvm() {
     if !require(
-        have("qemu-system-x86_64"),
-        "qemu-system-x86_64 not installed (scripts/setup.sh)",
+        have("dtc"),
+        "dtc not installed (device-tree-compiler; scripts/setup.sh)",
     ) {
         return;
     }
-    let (Some(vmlinux), Some(bzimage), Some(kmods)) =
-        (artifact("vmlinux"), artifact("bzImage"), artifact("kmods"))
-    else {
+    let (Some(vmlinux), Some(bzimage)) = (artifact("vmlinux"), artifact("bzImage")) else {
         return;
     };
     let dir = scratch_dir("nested-linux");
-    let pvh = static_pvh();
 
     // L2's initrd carries a file whose content proves it is the initrd given.
     let mark = dir.join("mark");
     std::fs::write(&mark, INITRD_MARK).unwrap();
     let l2_initrd = dir.join("l2-initrd.cpio");
     initramfs(&l2_initrd, L2_INIT, &[(mark, "/etc/l2-initrd-mark")]);
-
-    let mut files: Vec<(PathBuf, &str)> = vec![
-        (pvh, "/pvh"),
+    let files: Vec<(PathBuf, &str)> = vec![
         (vmlinux, "/l2/vmlinux"),
         (bzimage, "/l2/bzImage"),
         (l2_initrd, "/l2/initrd.cpio"),
         (domains_dtb(&dir), "/l2/domains.dtb"),
-        (kmods.join("load-order"), "/kmods/load-order"),
     ];
-    let order = std::fs::read_to_string(kmods.join("load-order")).unwrap();
-    let modules: Vec<(PathBuf, String)> = order
-        .split_whitespace()
-        .map(|m| (kmods.join(m), format!("/kmods/{m}")))
-        .collect();
-    files.extend(modules.iter().map(|(p, d)| (p.clone(), d.as_str())));
-    let l1_initrd = dir.join("l1-initrd.gz");
-    initramfs(&l1_initrd, &l1_init(), &files);
-
-    let run = run_with_watchdog(
-        Command::new("qemu-system-x86_64")
-            .args([
-                "-M",
-                "q35,accel=tcg",
-                "-cpu",
-                "EPYC",
-                "-m",
-                "2048",
-                "-smp",
-                "1",
-            ])
-            .args([
-                "-nographic",
-                "-nodefaults",
-                "-serial",
-                "stdio",
-                "-no-reboot",
-            ])
-            .arg("-kernel")
-            .arg(artifacts().join("vmlinux"))
-            .arg("-initrd")
-            .arg(&l1_initrd)
-            .args(["-append", "console=ttyS0 panic=-1 quiet reboot=k"]),
-        Duration::from_secs(900),
-    );
-    let log = run.output.replace('\r', "");
-    std::fs::write(dir.join("console.log"), &log).unwrap();
-    assert!(
-        run.status.is_some(),
-        "L1 did not finish within the watchdog; console in {}",
-        dir.display()
-    );
-    assert!(log.contains("L1-KVM-READY"), "L1 has no /dev/kvm:\n{log}");
+    let Some(log) = nested::run_l1(&dir, &l1_script(), &files, Duration::from_secs(900)) else {
+        return;
+    };
 
     let mut pages = BTreeMap::new();
     for (mode, _) in MODES {
@@ -269,10 +170,7 @@ fn stock_linux_three_ways_on_nested_kvm() {
             Some(INITRD_MARK),
             "{mode}: initrd content"
         );
-        let end = log
-            .lines()
-            .find(|l| l.contains(&format!("NESTED-END {mode}")))
-            .unwrap_or("");
+        let end = end_line(&log, mode);
         assert!(end.ends_with("rc=0"), "{mode}: pvh exit: {end}");
         pages.insert(
             mode,
@@ -309,10 +207,7 @@ fn stock_linux_three_ways_on_nested_kvm() {
             "d{domid} initrd"
         );
     }
-    let end = log
-        .lines()
-        .find(|l| l.contains("NESTED-END launch"))
-        .unwrap_or("");
+    let end = end_line(&log, "launch");
     assert!(end.ends_with("rc=0"), "pvh launch exit: {end}");
 
     // The two bzImage paths run the same translation (in the guest stub and
