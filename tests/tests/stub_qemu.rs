@@ -123,7 +123,7 @@ fn qemu(env: &Env, machine: Machine, mem: &str, kernel: &Path) -> Command {
         Machine::Q35 => cmd.args(["-M", "q35,accel=tcg", "-cpu", "max"]),
         // No automatic additions to the command line, so the embedded one
         // is used when -append is absent; EPYC: see
-        // shared/reference/environment.md (the project's reference notes) (no calibrate_delay hangs).
+        // the reference notes' environment.md (no calibrate_delay hangs).
         Machine::Microvm => cmd.args([
             "-M",
             "microvm,accel=tcg,auto-kernel-cmdline=off",
