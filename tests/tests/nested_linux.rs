@@ -219,7 +219,7 @@ fn stock_linux_three_ways_on_nested_kvm() {
         (0x0c8..0x0cc, "ext_cmd_line_ptr"),
         (
             0x214..0x218,
-            "code32_start (the load address; the stub leaves the header's default)",
+            "code32_start (the load address each path chose)",
         ),
         (0x218..0x21c, "ramdisk_image"),
         (0x228..0x22c, "cmd_line_ptr"),

@@ -332,6 +332,10 @@ fn prepare(boot: &BootInfo) -> Result<Ready, StubError> {
             &mut bp,
         )?;
     }
+    // As a conforming loader does (and pvh's host loader): code32_start
+    // names where the protected-mode code was loaded. The 64-bit entry does
+    // not read it, but tools inspecting the zero page do.
+    bp.hdr.code32_start = u32::try_from(plan.kernel).unwrap_or(0);
     write_obj(&mut mem, plan.zero_page, &bp)?;
     Ok(Ready {
         kernel: plan.kernel,
