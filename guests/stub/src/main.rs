@@ -263,8 +263,8 @@ fn prepare(boot: &BootInfo) -> Result<Ready, StubError> {
     let mut initrd = t.initrd;
     if let InitrdSource::Embedded(addr, size) = initrd_source {
         let max = u64::from(image.header().initrd_addr_max);
-        let end = addr + size;
-        if !needs.above_4g && max != 0 && end - 1 > max {
+        let end = addr.saturating_add(size);
+        if !needs.above_4g && max != 0 && size > 0 && end - 1 > max {
             return Err(StubError::InitrdTooHigh { end, max });
         }
         bp.set_ramdisk(addr, size);
