@@ -14,8 +14,12 @@ bash scripts/fetch-artifacts.sh
 
 echo "test: cargo fmt --check"
 cargo fmt --all -- --check
+(cd guests && cargo fmt --all -- --check)
 echo "test: cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# The guests are their own workspace for x86_64-unknown-none (its
+# .cargo/config.toml applies from inside guests/ only).
+(cd guests && CARGO_TARGET_DIR=../target/guests-clippy cargo clippy --release -- -D warnings)
 echo "test: cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 echo "test: fuzz targets type-check (running them needs nightly)"
