@@ -90,7 +90,7 @@ fn bench(c: &mut Criterion) {
                 },
             ];
             let start_info = hvm_start_info {
-                magic: 0x336e_c578,
+                magic: pvh_entry::START_INFO_MAGIC,
                 version: 1,
                 nr_modules: 1,
                 modlist_paddr: 0x6040,
