@@ -11,9 +11,14 @@
 //! - [`reader`]: a validating reader of a start_info in memory.
 //! - [`writer`]: the only code in the workspace that writes start_info bytes.
 //! - [`zeropage`]: the translation from a start_info to a Linux zero page.
-//! - [`linux`]: the checks and placement a guest stub needs to boot a
-//!   bzImage through the Linux 64-bit boot protocol.
+//! - [`linux`]: the one Linux 64-bit boot policy: what a bzImage needs,
+//!   where the kernel, zero page and initrd go, how the zero page is
+//!   finished, and the stub's whole decision ([`linux::stub`]), for the
+//!   guest stub and the host loader alike.
 //! - [`payload`]: the header `pvh wrap` embeds in the zero-page stub.
+//! - [`machine`]: the machine contract: every guest-physical address, I/O
+//!   port, entry offset and boot GDT guest and host code share.
+//! - [`paging`]: the one identity page-table builder.
 //!
 //! The crate is `no_std` and needs no allocator unless the `alloc` feature
 //! is on; its logic is tested on the host.
@@ -24,7 +29,9 @@ extern crate alloc;
 
 pub mod elfnote;
 pub mod linux;
+pub mod machine;
 pub mod memory;
+pub mod paging;
 pub mod payload;
 pub mod reader;
 #[cfg(feature = "rt")]
@@ -33,7 +40,7 @@ pub mod start_info;
 pub mod writer;
 pub mod zeropage;
 
-pub use memory::{IdentityMapped, OutOfRange, PhysRead, PhysWrite, SliceMemory};
+pub use memory::{IdentityMapped, OutOfRange, PhysBytes, PhysRead, PhysWrite, SliceMemory};
 pub use reader::{Limits, Module, ReadError, StartInfoView, Which};
 pub use start_info::{
     MemmapEntry, MemmapType, ModlistEntry, START_INFO_MAGIC, SifFlags, StartInfo,

@@ -1,31 +1,97 @@
-//! The Linux 64-bit boot protocol from inside a PVH guest: what a stub
-//! checks in a bzImage's setup header and where it puts the kernel.
+//! The one Linux 64-bit boot policy: what a bzImage needs from its loader
+//! ([`KernelNeeds`]), where the kernel, initrd and zero page go
+//! ([`place`]), and how the zero page is finished ([`finish_zero_page`]).
 //!
-//! Pure functions over the e820 map, tested on the host; the guest stub
-//! calls them with the map [`crate::zeropage::translate`] produced.
+//! Every caller decides through these functions and nothing else: the guest
+//! stub (through [`stub::plan`], which gathers its inputs from a start_info
+//! and a `pvh wrap` payload), the host loader's Linux 64-bit path
+//! (`pvh_loader::plan`/`load`), `pvh wrap` and `pvh inspect`. The rules and
+//! their sources (Documentation/arch/x86/boot.rst, Linux's own kexec loader)
+//! are in `docs/guest.md` ("One boot policy").
+//!
+//! Pure functions over an e820 map and a list of ranges in use, tested on
+//! the host; no allocator.
 
+use crate::machine::{FOUR_GIB, LINUX64_ENTRY_OFFSET, ONE_MIB, PAGE_SIZE, ZERO_PAGE_MIN};
 use crate::memory::PhysRead;
 use crate::reader::StartInfoView;
 use crate::start_info::{MemmapEntry, ModlistEntry, StartInfo};
+use core::fmt;
 use core::mem::size_of;
-use pvh_bootparams::{BzImage, E820Entry, E820Type, ImageError, SetupHeader, XLoadFlags};
+use pvh_bootparams::{
+    BootParams, BzImage, E820Entry, E820Type, ImageError, LoadFlags, SetupHeader, XLoadFlags,
+};
 
-/// Why a kernel cannot be booted, or placed.
+pub mod stub;
+
+pub use crate::machine::RSDP_V2_LEN;
+
+/// What a placement is for, in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The kernel's `init_size` window.
+    Kernel,
+    /// The zero page (and its `SETUP_E820_EXT` node).
+    ZeroPage,
+    /// The initrd.
+    Initrd,
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Kernel => "the kernel",
+            Self::ZeroPage => "the zero page",
+            Self::Initrd => "the initrd",
+        })
+    }
+}
+
+/// Why a kernel cannot be booted, or placed. The same value (and text)
+/// reaches the user from every caller: the stub's console line, `pvh boot`,
+/// `pvh inspect` and `pvh wrap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LinuxBootError {
-    /// The image is not a usable bzImage.
+    /// The image is not a usable bzImage for the 64-bit boot protocol.
     #[error("not a usable bzImage: {0}")]
     Image(#[from] ImageError),
-    /// `kernel_alignment` is not a power of two.
+    /// A relocatable kernel's `kernel_alignment` is not a power of two (its
+    /// decompressor uses it as a mask).
     #[error("kernel_alignment {0:#x} is not a power of two")]
     BadAlignment(u32),
-    /// `init_size` is 0 or smaller than the code to copy.
+    /// `init_size` is smaller than the code to load.
     #[error("init_size {init_size:#x} is smaller than the {code:#x}-byte kernel")]
     BadInitSize {
         /// `init_size`.
         init_size: u64,
         /// Protected-mode code size.
         code: u64,
+    },
+    /// The command line is longer than the kernel's `cmdline_size`.
+    #[error("command line of {len} bytes exceeds the kernel's cmdline_size {max}")]
+    CmdlineTooLong {
+        /// Length without the NUL.
+        len: u64,
+        /// `cmdline_size`.
+        max: u64,
+    },
+    /// The command line lies where the kernel cannot reach it.
+    #[error(
+        "command line at {addr:#x}..{end:#x} is above 4 GiB and the kernel lacks XLF_CAN_BE_LOADED_ABOVE_4G"
+    )]
+    CmdlineTooHigh {
+        /// Its address.
+        addr: u64,
+        /// One past its NUL.
+        end: u64,
+    },
+    /// The initrd lies above what the kernel accepts.
+    #[error("initrd ends at {end:#x}, above the kernel's initrd_addr_max {max:#x}")]
+    InitrdTooHigh {
+        /// One past the initrd's last byte.
+        end: u64,
+        /// The last byte the kernel accepts.
+        max: u64,
     },
     /// More ranges to avoid than the caller's scratch space holds.
     #[error("{ranges} ranges in use, more than the {capacity} the stub can track")]
@@ -35,9 +101,11 @@ pub enum LinuxBootError {
         /// Capacity.
         capacity: usize,
     },
-    /// No free RAM range can hold the kernel.
-    #[error("no room for {size:#x} bytes aligned to {align:#x} in free RAM")]
+    /// No free RAM range can hold a part.
+    #[error("no room for {part}: {size:#x} bytes aligned to {align:#x} in free RAM")]
     NoRoom {
+        /// What could not be placed.
+        part: Part,
         /// Bytes needed.
         size: u64,
         /// Alignment needed.
@@ -45,33 +113,57 @@ pub enum LinuxBootError {
     },
 }
 
+/// Whether a bzImage parse error means "not a Linux kernel at all" (no
+/// boot flag, no "HdrS", too short for a header) rather than "a Linux
+/// kernel pvh cannot use": the one classification the stub's module scan,
+/// the host loader and `pvh inspect` share.
+pub fn not_a_kernel(e: &ImageError) -> bool {
+    matches!(
+        e,
+        ImageError::BadBootFlag(_) | ImageError::NoHdrS(_) | ImageError::TooShort { .. }
+    )
+}
+
 /// What a kernel needs from its loader, from its setup header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelNeeds {
-    /// Bytes of free RAM needed from the load address (`init_size`).
+    /// `init_size`: bytes the kernel uses from its runtime start before it
+    /// looks at the memory map.
     pub init_size: u64,
-    /// Bytes of protected-mode code to copy there.
+    /// Bytes of protected-mode code to load.
     pub code_size: u64,
-    /// Required alignment of the load address.
+    /// The kernel's own `kernel_alignment` (what its decompressor rounds
+    /// its load address up to).
+    pub kernel_alignment: u64,
+    /// Alignment pvh loads a relocatable kernel at: `kernel_alignment`, at
+    /// least a page. A page for a kernel that is not relocatable.
     pub align: u64,
-    /// Preferred load address (`pref_address`, or 1 MiB for old headers).
+    /// `pref_address` (1 MiB when the header says 0).
     pub pref_address: u64,
-    /// Whether the kernel may go elsewhere than `pref_address`.
+    /// `relocatable_kernel != 0`.
     pub relocatable: bool,
-    /// Whether the kernel, zero page, command line and initrd may be above
-    /// 4 GiB.
+    /// `XLF_CAN_BE_LOADED_ABOVE_4G`: kernel, zero page, command line and
+    /// initrd may be above 4 GiB.
     pub above_4g: bool,
+    /// `initrd_addr_max`: the last byte the initrd may occupy (unless
+    /// [`above_4g`](Self::above_4g) and the initrd may go high).
+    pub initrd_addr_max: u64,
+    /// `cmdline_size`: the longest command line, without its NUL.
+    pub cmdline_max: u64,
 }
 
 impl KernelNeeds {
-    /// Checks the image for the 64-bit boot protocol (protocol 2.12+,
-    /// `XLF_KERNEL_64`) and reads what it needs.
+    /// Checks `image` for the 64-bit boot protocol and reads what it needs:
+    /// protocol 2.12+ and `XLF_KERNEL_64`; for a relocatable kernel a
+    /// power-of-two `kernel_alignment`; `init_size` at least the code size
+    /// (Linux's kexec refuses a smaller one too).
     pub fn of(image: &BzImage<'_>) -> Result<Self, LinuxBootError> {
         image.check_64bit_boot()?;
         let hdr: &SetupHeader = image.header();
-        let align = hdr.kernel_alignment;
-        if !align.is_power_of_two() {
-            return Err(LinuxBootError::BadAlignment(align));
+        let relocatable = hdr.relocatable_kernel != 0;
+        let kernel_alignment = hdr.kernel_alignment;
+        if relocatable && !kernel_alignment.is_power_of_two() {
+            return Err(LinuxBootError::BadAlignment(kernel_alignment));
         }
         let code_size = image.kernel().len() as u64;
         let init_size = u64::from(hdr.init_size);
@@ -85,13 +177,97 @@ impl KernelNeeds {
         Ok(Self {
             init_size,
             code_size,
-            align: u64::from(align),
-            pref_address: if pref == 0 { 0x10_0000 } else { pref },
-            relocatable: hdr.relocatable_kernel != 0,
+            kernel_alignment: u64::from(kernel_alignment),
+            align: if relocatable {
+                u64::from(kernel_alignment).max(PAGE_SIZE)
+            } else {
+                PAGE_SIZE
+            },
+            pref_address: if pref == 0 { ONE_MIB } else { pref },
+            relocatable,
             above_4g: hdr
                 .xload_flags()
                 .contains(XLoadFlags::CAN_BE_LOADED_ABOVE_4G),
+            initrd_addr_max: u64::from(hdr.initrd_addr_max),
+            cmdline_max: u64::from(hdr.cmdline_size),
         })
+    }
+
+    /// The kernel's runtime start for a load address, by the algorithm of
+    /// boot.rst (`init_size`): a relocatable kernel loaded below
+    /// `pref_address` moves itself up to it, and rounds up to its
+    /// alignment; one that is not relocatable runs at `pref_address`.
+    /// `None` if that wraps.
+    pub fn runtime_start(&self, load: u64) -> Option<u64> {
+        if !self.relocatable {
+            return Some(self.pref_address);
+        }
+        align_up(load.max(self.pref_address), self.kernel_alignment)
+    }
+
+    /// Bytes reserved from the runtime start: `init_size`, page-rounded
+    /// (as Linux's kexec does).
+    pub fn window(&self) -> u64 {
+        align_up(self.init_size, PAGE_SIZE).unwrap_or(u64::MAX)
+    }
+
+    /// One past the highest byte the kernel, zero page and command line may
+    /// use: 4 GiB, or the end of the address space with
+    /// `XLF_CAN_BE_LOADED_ABOVE_4G`.
+    pub fn limit(&self) -> u64 {
+        if self.above_4g { u64::MAX } else { FOUR_GIB }
+    }
+
+    /// One past the last byte the initrd may occupy: unlimited when the
+    /// kernel has `XLF_CAN_BE_LOADED_ABOVE_4G` and the initrd may go high,
+    /// else `initrd_addr_max + 1` (boot.rst; what Linux's kexec does).
+    pub fn initrd_limit(&self, allow_high: bool) -> u64 {
+        if self.above_4g && allow_high {
+            u64::MAX
+        } else {
+            self.initrd_addr_max.saturating_add(1).min(FOUR_GIB)
+        }
+    }
+
+    /// Checks an initrd that already lies at `addr`.
+    pub fn check_initrd(
+        &self,
+        addr: u64,
+        size: u64,
+        allow_high: bool,
+    ) -> Result<(), LinuxBootError> {
+        let end = addr.saturating_add(size);
+        if size > 0 && end > self.initrd_limit(allow_high) {
+            return Err(LinuxBootError::InitrdTooHigh {
+                end,
+                max: self.initrd_addr_max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a command line's length (without its NUL) against
+    /// `cmdline_size`.
+    pub fn check_cmdline_len(&self, len: u64) -> Result<(), LinuxBootError> {
+        if len > self.cmdline_max {
+            return Err(LinuxBootError::CmdlineTooLong {
+                len,
+                max: self.cmdline_max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a command line that already lies at `addr`: its length, and
+    /// that it (with its NUL) is below 4 GiB unless the kernel reads it
+    /// from anywhere.
+    pub fn check_cmdline(&self, addr: u64, len: u64) -> Result<(), LinuxBootError> {
+        self.check_cmdline_len(len)?;
+        let end = addr.saturating_add(len).saturating_add(1);
+        if end > self.limit() {
+            return Err(LinuxBootError::CmdlineTooHigh { addr, end });
+        }
+        Ok(())
     }
 }
 
@@ -108,15 +284,21 @@ pub struct Request {
     pub limit: u64,
     /// Tried first, if any.
     pub preferred: Option<u64>,
+    /// Take the highest fitting address instead of the lowest.
+    pub top_down: bool,
 }
 
 fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
-    a.0 < b.1 && b.0 < a.1
+    a.0 < a.1 && b.0 < b.1 && a.0 < b.1 && b.0 < a.1
 }
 
 fn align_up(v: u64, align: u64) -> Option<u64> {
     let mask = align.max(1) - 1;
     v.checked_add(mask).map(|v| v & !mask)
+}
+
+fn align_down(v: u64, align: u64) -> u64 {
+    v & !(align.max(1) - 1)
 }
 
 /// Whether `start..start+size` is usable: inside one RAM entry, clear of
@@ -138,10 +320,11 @@ pub fn is_free(e820: &[E820Entry], avoid: &[(u64, u64)], start: u64, size: u64) 
     in_ram && !reserved && !avoid.iter().any(|&r| overlaps(r, (start, end)))
 }
 
-/// Finds the lowest address satisfying `req` (after trying
-/// `req.preferred`), in RAM per `e820`, clear of non-RAM entries and of
-/// `avoid` (half-open ranges). Runs in O((e820 + avoid)^2) steps at most:
-/// every step moves the candidate past the end of some range.
+/// Finds the lowest (or, `top_down`, the highest) address satisfying `req`
+/// (after trying `req.preferred`), in RAM per `e820`, clear of non-RAM
+/// entries and of `avoid` (half-open ranges). Each step of the search
+/// moves the candidate past some blocking range, so it ends after at most
+/// (RAM entries) x (blockers + 1) steps.
 pub fn find_free(e820: &[E820Entry], avoid: &[(u64, u64)], req: &Request) -> Option<u64> {
     let fits = |start: u64| {
         start >= req.min
@@ -159,160 +342,323 @@ pub fn find_free(e820: &[E820Entry], avoid: &[(u64, u64)], req: &Request) -> Opt
             .filter(|e| { e.type_ } != E820Type::RAM)
             .filter_map(|e| Some((e.addr, e.end()?)))
             .chain(avoid.iter().copied())
+            .filter(|&(s, e)| s < e)
     };
+    let steps = blockers().count();
     let mut best: Option<u64> = None;
     for ram in e820.iter().filter(|e| { e.type_ } == E820Type::RAM) {
         let Some(ram_end) = ram.end() else { continue };
-        let Some(mut at) = align_up(ram.addr.max(req.min), req.align) else {
-            continue;
+        let lo = ram.addr.max(req.min);
+        let hi = ram_end.min(req.limit);
+        let found = if req.top_down {
+            search_down(lo, hi, req, &blockers, steps)
+        } else {
+            search_up(lo, hi, req, &blockers, steps)
         };
-        // Each pass either succeeds, ends, or jumps past a blocker's end, so
-        // the loop ends within (number of blockers + 1) passes.
-        for _ in 0..=blockers().count() {
-            let Some(end) = at.checked_add(req.size) else {
-                break;
-            };
-            if end > ram_end || end > req.limit {
-                break;
-            }
-            match blockers()
-                .filter(|&b| overlaps(b, (at, end)))
-                .map(|b| b.1)
-                .max()
-            {
-                None => {
-                    best = Some(best.map_or(at, |b| b.min(at)));
-                    break;
-                }
-                Some(past) => match align_up(past, req.align) {
-                    Some(next) if next > at => at = next,
-                    _ => break,
-                },
-            }
+        if let Some(at) = found {
+            best = Some(match best {
+                Some(b) if req.top_down => b.max(at),
+                Some(b) => b.min(at),
+                None => at,
+            });
         }
     }
     best.filter(|&b| fits(b))
 }
 
-/// Chooses where to load a kernel with `needs`: its preferred address if
-/// free, otherwise (relocatable kernels only) the lowest aligned free range
-/// of `init_size` bytes at or above 1 MiB, below 4 GiB unless the kernel
-/// accepts more.
-pub fn choose_kernel_address(
-    needs: &KernelNeeds,
-    e820: &[E820Entry],
-    avoid: &[(u64, u64)],
-) -> Result<u64, LinuxBootError> {
-    let limit = if needs.above_4g { u64::MAX } else { 1 << 32 };
-    let pref_end = needs.pref_address.checked_add(needs.init_size);
-    if pref_end.is_some_and(|end| end <= limit)
-        && is_free(e820, avoid, needs.pref_address, needs.init_size)
-    {
-        return Ok(needs.pref_address);
+fn search_up<I: Iterator<Item = (u64, u64)>>(
+    lo: u64,
+    hi: u64,
+    req: &Request,
+    blockers: &impl Fn() -> I,
+    steps: usize,
+) -> Option<u64> {
+    let mut at = align_up(lo, req.align)?;
+    for _ in 0..=steps {
+        let end = at.checked_add(req.size)?;
+        if end > hi {
+            return None;
+        }
+        match blockers()
+            .filter(|&b| overlaps(b, (at, end)))
+            .map(|b| b.1)
+            .max()
+        {
+            None => return Some(at),
+            Some(past) => match align_up(past, req.align) {
+                Some(next) if next > at => at = next,
+                _ => return None,
+            },
+        }
     }
-    let no_room = LinuxBootError::NoRoom {
-        size: needs.init_size,
-        align: needs.align,
-    };
-    if !needs.relocatable {
-        return Err(no_room);
-    }
-    let req = Request {
-        size: needs.init_size,
-        align: needs.align,
-        min: 0x10_0000,
-        limit,
-        preferred: None,
-    };
-    find_free(e820, avoid, &req).ok_or(no_room)
+    None
 }
 
-/// Where the stub puts things, from [`plan_boot`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BootPlan {
-    /// Load address of the protected-mode code (entry at `+ 0x200`).
-    pub kernel: u64,
-    /// Whether the code must be copied there (false: it already is).
-    pub copy: bool,
-    /// Address of the zero page, followed by the `SETUP_E820_EXT` node if
-    /// any.
-    pub zero_page: u64,
+fn search_down<I: Iterator<Item = (u64, u64)>>(
+    lo: u64,
+    hi: u64,
+    req: &Request,
+    blockers: &impl Fn() -> I,
+    steps: usize,
+) -> Option<u64> {
+    let mut at = align_down(hi.checked_sub(req.size)?, req.align);
+    for _ in 0..=steps {
+        if at < lo {
+            return None;
+        }
+        let end = at.checked_add(req.size)?;
+        match blockers()
+            .filter(|&b| overlaps(b, (at, end)))
+            .map(|b| b.0)
+            .min()
+        {
+            None => return Some(at),
+            Some(below) => {
+                let next = align_down(below.checked_sub(req.size)?, req.align);
+                if next >= at {
+                    return None;
+                }
+                at = next;
+            }
+        }
+    }
+    None
 }
 
-/// What [`plan_boot`] places.
+/// Where the initrd comes from, for [`place`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BootRequest {
+pub enum InitrdRequest {
+    /// No initrd.
+    None,
+    /// Already in memory here (the stub: a module, or the `pvh wrap`
+    /// payload's); checked against the kernel's limits.
+    At {
+        /// Address.
+        addr: u64,
+        /// Size.
+        size: u64,
+    },
+    /// To be placed (the host loader): page-aligned, top-down, at or above
+    /// 1 MiB, below the kernel's initrd limit.
+    Place {
+        /// Size.
+        size: u64,
+        /// May go above 4 GiB if the kernel allows.
+        allow_high: bool,
+    },
+}
+
+/// What [`place`] places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinuxRequest {
     /// The kernel's needs.
     pub needs: KernelNeeds,
-    /// Where the protected-mode code is now (start, end).
-    pub code: (u64, u64),
-    /// Bytes for the zero page plus the e820 extension node.
+    /// Where the protected-mode code is now (start, end), if it is in
+    /// memory already (the stub); `None` when the caller copies it to the
+    /// chosen address (the host loader).
+    pub code: Option<(u64, u64)>,
+    /// Bytes for the zero page plus the `SETUP_E820_EXT` node.
     pub zero_page_size: u64,
+    /// The initrd.
+    pub initrd: InitrdRequest,
+    /// The command line (address, length without NUL), where it already is.
+    pub cmdline: Option<(u64, u64)>,
 }
 
-/// Lowest address for the zero page: clear of the real-mode IVT and BDA.
-pub const ZERO_PAGE_MIN: u64 = 0x1_0000;
+/// Where [`place`] put things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinuxPlacement {
+    /// Where the protected-mode code is loaded: the entry is at
+    /// [`entry`](Self::entry), `code32_start` says this.
+    pub load: u64,
+    /// The kernel's runtime start (boot.rst): `init_size` bytes from here
+    /// are the kernel's before it reads the memory map.
+    pub runtime: u64,
+    /// Bytes reserved from `runtime` ([`KernelNeeds::window`]).
+    pub window: u64,
+    /// Whether the code must be copied to `load` (false: it is there).
+    pub copy: bool,
+    /// The zero page, followed by the `SETUP_E820_EXT` node if any.
+    pub zero_page: u64,
+    /// The initrd (address, size).
+    pub initrd: Option<(u64, u64)>,
+    /// The command line (address, length without NUL).
+    pub cmdline: Option<(u64, u64)>,
+}
 
-/// Plans a boot: the kernel runs where its code already is when that
-/// address is aligned, acceptable (relocatable, or the preferred address)
-/// and followed by `init_size` free bytes; otherwise it goes where
-/// [`choose_kernel_address`] says, clear of its current copy too. The zero
-/// page (and e820 node) then goes in the lowest free page-aligned range at
-/// or above [`ZERO_PAGE_MIN`], clear of the kernel's `init_size` range.
+impl LinuxPlacement {
+    /// The 64-bit entry point: `load + 0x200`.
+    pub fn entry(&self) -> u64 {
+        self.load.wrapping_add(LINUX64_ENTRY_OFFSET)
+    }
+}
+
+/// Extra ranges [`place`] adds to `avoid` in its scratch space.
+pub const PLACE_EXTRA_RANGES: usize = 4;
+
+/// Places a Linux 64-bit boot: the one allocator, for the stub and the
+/// host loader alike.
 ///
-/// `avoid` lists every range in use (modules, start_info and its tables,
-/// the stub, its payload except the code itself, the command line), as
-/// half-open ranges; `scratch` holds `avoid` plus two more ranges.
-pub fn plan_boot(
-    req: &BootRequest,
+/// 1. A command line and initrd that are already in memory are checked
+///    ([`KernelNeeds::check_cmdline`], [`KernelNeeds::check_initrd`]).
+/// 2. The kernel's runtime start is the lowest address at or above
+///    `pref_address` (and 1 MiB), aligned to [`KernelNeeds::align`],
+///    whose `init_size` window is free and below [`KernelNeeds::limit`];
+///    for a kernel that is not relocatable, `pref_address` or nothing.
+///    Loading below `pref_address` would not help: the kernel moves itself
+///    there before decompressing (boot.rst, `init_size`; Linux's kexec
+///    loads at or above `pref_address` for that reason).
+/// 3. If the code is in memory already and its own runtime start (by the
+///    boot.rst algorithm) is that same address, it stays (no copy): the
+///    `pvh wrap` payload arranges this. Otherwise it is copied to the
+///    runtime start. The address is the same either way.
+/// 4. An initrd to place goes top-down below its limit
+///    ([`KernelNeeds::initrd_limit`]), page-aligned, at or above 1 MiB.
+/// 5. The zero page goes in the lowest free page at or above
+///    [`ZERO_PAGE_MIN`], below 4 GiB.
+///
+/// `avoid` lists every range in use (half-open) except the kernel's code;
+/// `scratch` must hold `avoid.len() +` [`PLACE_EXTRA_RANGES`] ranges.
+pub fn place(
+    req: &LinuxRequest,
     e820: &[E820Entry],
     avoid: &[(u64, u64)],
     scratch: &mut [(u64, u64)],
-) -> Result<BootPlan, LinuxBootError> {
+) -> Result<LinuxPlacement, LinuxBootError> {
     let needs = &req.needs;
     let n = avoid.len();
-    let too_many = LinuxBootError::TooManyRanges {
-        ranges: n.saturating_add(2),
-        capacity: scratch.len(),
-    };
-    if scratch.len() < n.saturating_add(2) {
-        return Err(too_many);
+    let capacity = n.saturating_add(PLACE_EXTRA_RANGES);
+    if scratch.len() < capacity {
+        return Err(LinuxBootError::TooManyRanges {
+            ranges: capacity,
+            capacity: scratch.len(),
+        });
     }
-    let limit = if needs.above_4g { u64::MAX } else { 1 << 32 };
-    let at = req.code.0;
-    let acceptable = needs.relocatable || at == needs.pref_address;
-    let in_place = acceptable
-        && at % needs.align.max(1) == 0
-        && at
-            .checked_add(needs.init_size)
-            .is_some_and(|end| end <= limit)
-        && is_free(e820, avoid, at, needs.init_size);
-    let (kernel, copy) = if in_place {
-        (at, false)
-    } else {
-        scratch[..n].copy_from_slice(avoid);
-        scratch[n] = req.code;
-        (choose_kernel_address(needs, e820, &scratch[..=n])?, true)
-    };
+    if let Some((addr, len)) = req.cmdline {
+        needs.check_cmdline(addr, len)?;
+    }
+    if let InitrdRequest::At { addr, size } = req.initrd {
+        needs.check_initrd(addr, size, true)?;
+    }
+
+    // The working list: what the caller uses, then what this places.
     scratch[..n].copy_from_slice(avoid);
-    scratch[n] = req.code;
-    scratch[n + 1] = (kernel, kernel.saturating_add(needs.init_size));
+    let mut used = n;
+    let push = |scratch: &mut [(u64, u64)], used: &mut usize, r: (u64, u64)| {
+        scratch[*used] = r;
+        *used += 1;
+    };
+    if let Some((addr, len)) = req.cmdline {
+        push(
+            scratch,
+            &mut used,
+            (addr, addr.saturating_add(len).saturating_add(1)),
+        );
+    }
+    if let InitrdRequest::At { addr, size } = req.initrd {
+        push(scratch, &mut used, (addr, addr.saturating_add(size)));
+    }
+
+    let window = needs.window();
+    let no_room = |part: Part, size: u64, align: u64| LinuxBootError::NoRoom { part, size, align };
+    let kernel_req = Request {
+        size: window,
+        align: needs.align,
+        min: needs.pref_address.max(ONE_MIB),
+        limit: needs.limit(),
+        preferred: None,
+        top_down: false,
+    };
+    let runtime = if needs.relocatable {
+        find_free(e820, &scratch[..used], &kernel_req)
+    } else {
+        let at = needs.pref_address;
+        let below_limit = at.checked_add(window).is_some_and(|e| e <= needs.limit());
+        (below_limit && is_free(e820, &scratch[..used], at, window)).then_some(at)
+    }
+    .ok_or(no_room(Part::Kernel, window, needs.align))?;
+    // In place only if the kernel's own move (a backward copy to the end of
+    // its window) cannot overrun its source: the code must not start inside
+    // the window above its start.
+    let inside = |a: u64| a > runtime && a < runtime.saturating_add(window);
+    let (load, copy) = match req.code {
+        Some((start, _)) if needs.runtime_start(start) == Some(runtime) && !inside(start) => {
+            (start, false)
+        }
+        _ => (runtime, true),
+    };
+    push(
+        scratch,
+        &mut used,
+        (runtime, runtime.saturating_add(window)),
+    );
+    if let Some(code) = req.code {
+        // Until the jump the code stays where it is too (a copy's source).
+        push(scratch, &mut used, code);
+    }
+
+    let initrd = match req.initrd {
+        InitrdRequest::None => None,
+        InitrdRequest::At { addr, size } => Some((addr, size)),
+        InitrdRequest::Place { size: 0, .. } => None,
+        InitrdRequest::Place { size, allow_high } => {
+            let rounded =
+                align_up(size, PAGE_SIZE).ok_or(no_room(Part::Initrd, size, PAGE_SIZE))?;
+            let r = Request {
+                size: rounded,
+                align: PAGE_SIZE,
+                min: ONE_MIB,
+                limit: needs.initrd_limit(allow_high),
+                preferred: None,
+                top_down: true,
+            };
+            let at = find_free(e820, &scratch[..used], &r).ok_or(no_room(
+                Part::Initrd,
+                size,
+                PAGE_SIZE,
+            ))?;
+            push(scratch, &mut used, (at, at + rounded));
+            Some((at, size))
+        }
+    };
+
     let zp = Request {
         size: req.zero_page_size,
-        align: 0x1000,
+        align: PAGE_SIZE,
         min: ZERO_PAGE_MIN,
-        limit,
+        limit: needs.limit().min(FOUR_GIB),
         preferred: None,
+        top_down: false,
     };
-    let zero_page = find_free(e820, &scratch[..n + 2], &zp).ok_or(LinuxBootError::NoRoom {
-        size: req.zero_page_size,
-        align: 0x1000,
-    })?;
-    Ok(BootPlan {
-        kernel,
+    let zero_page = find_free(e820, &scratch[..used], &zp).ok_or(no_room(
+        Part::ZeroPage,
+        req.zero_page_size,
+        PAGE_SIZE,
+    ))?;
+    Ok(LinuxPlacement {
+        load,
+        runtime,
+        window,
         copy,
         zero_page,
+        initrd,
+        cmdline: req.cmdline,
     })
+}
+
+/// Finishes a zero page for a placement: what a loader fills in after the
+/// start_info translation (`crate::zeropage::translate`, which copies the
+/// kernel's setup header and sets the memory map, the RSDP and the
+/// subarch): `LOADED_HIGH` in `loadflags`, `code32_start` = the load
+/// address, the initrd and command line with their `ext_*` halves.
+pub fn finish_zero_page(bp: &mut BootParams, placement: &LinuxPlacement) {
+    bp.hdr.loadflags |= LoadFlags::LOADED_HIGH.bits();
+    // A 32-bit field: a kernel loaded above 4 GiB (XLF_CAN_BE_LOADED_ABOVE_4G)
+    // has no 32-bit entry to name, so 0.
+    bp.hdr.code32_start = u32::try_from(placement.load).unwrap_or(0);
+    let (addr, size) = placement.initrd.unwrap_or((0, 0));
+    bp.set_ramdisk(addr, size);
+    bp.set_cmd_line_ptr(placement.cmdline.map_or(0, |(addr, _)| addr));
 }
 
 /// A fixed-capacity list of half-open ranges in use (no allocator in a
@@ -403,9 +749,6 @@ pub fn start_info_ranges<M: PhysRead + ?Sized, const N: usize>(
     Ok(())
 }
 
-/// Bytes of an ACPI 2.0 RSDP.
-pub const RSDP_V2_LEN: u64 = 36;
-
 /// Where the initrd comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitrdSource {
@@ -438,267 +781,4 @@ impl InitrdSource {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn ram(addr: u64, size: u64) -> E820Entry {
-        E820Entry::new(addr, size, E820Type::RAM)
-    }
-    fn rsv(addr: u64, size: u64) -> E820Entry {
-        E820Entry::new(addr, size, E820Type::RESERVED)
-    }
-
-    fn needs(pref: u64, relocatable: bool) -> KernelNeeds {
-        KernelNeeds {
-            init_size: 0x100_0000,
-            code_size: 0x80_0000,
-            align: 0x20_0000,
-            pref_address: pref,
-            relocatable,
-            above_4g: false,
-        }
-    }
-
-    #[test]
-    fn preferred_address_when_free() {
-        let map = [ram(0, 0x9_fc00), ram(0x10_0000, 0x7ff0_0000)];
-        assert_eq!(
-            choose_kernel_address(&needs(0x100_0000, true), &map, &[]),
-            Ok(0x100_0000)
-        );
-    }
-
-    #[test]
-    fn relocates_past_modules_and_reserved_ranges() {
-        let map = [
-            ram(0, 0x9_fc00),
-            ram(0x10_0000, 0x7ff0_0000),
-            rsv(0x180_0000, 0x1000),
-        ];
-        // The module covers the preferred address; the reserved page is in
-        // the next aligned slot; the one after must be chosen.
-        let avoid = [(0x100_0000, 0x120_0000)];
-        let got = choose_kernel_address(&needs(0x100_0000, true), &map, &avoid).unwrap();
-        assert_eq!(got, 0x1a0_0000);
-        assert!(is_free(&map, &avoid, got, 0x100_0000));
-        // Not relocatable: no way out.
-        assert_eq!(
-            choose_kernel_address(&needs(0x100_0000, false), &map, &avoid),
-            Err(LinuxBootError::NoRoom {
-                size: 0x100_0000,
-                align: 0x20_0000
-            })
-        );
-    }
-
-    #[test]
-    fn no_room_in_small_memory() {
-        let map = [ram(0, 0x9_fc00), ram(0x10_0000, 0x80_0000)];
-        assert!(matches!(
-            choose_kernel_address(&needs(0x100_0000, true), &map, &[]),
-            Err(LinuxBootError::NoRoom { .. })
-        ));
-    }
-
-    #[test]
-    fn ram_overlapped_by_reserved_is_not_free() {
-        let map = [ram(0x10_0000, 0x1000_0000), rsv(0x100_0000, 0x10)];
-        assert!(!is_free(&map, &[], 0x100_0000, 0x1000));
-        assert!(is_free(&map, &[], 0x200_0000, 0x1000));
-    }
-
-    fn req(code: u64) -> BootRequest {
-        BootRequest {
-            needs: needs(0x100_0000, true),
-            code: (code, code + 0x80_0000),
-            zero_page_size: 0x1000,
-        }
-    }
-
-    #[test]
-    fn boots_in_place_when_aligned_and_free() {
-        let map = [ram(0, 0x9_fc00), ram(0x10_0000, 0x7ff0_0000)];
-        let mut scratch = [(0, 0); 8];
-        // Payload header and initrd below the code.
-        let avoid = [(0x20_0000, 0x30_0000), (0x10_0000, 0x12_0000)];
-        let plan = plan_boot(&req(0x40_0000), &map, &avoid, &mut scratch).unwrap();
-        assert_eq!(
-            plan,
-            BootPlan {
-                kernel: 0x40_0000,
-                copy: false,
-                zero_page: 0x1_0000
-            }
-        );
-    }
-
-    #[test]
-    fn copies_when_misaligned_or_not_free() {
-        let map = [ram(0, 0x9_fc00), ram(0x10_0000, 0x7ff0_0000)];
-        let mut scratch = [(0, 0); 8];
-        // Misaligned code: goes to the preferred address.
-        let plan = plan_boot(&req(0x41_0000), &map, &[], &mut scratch).unwrap();
-        assert_eq!((plan.kernel, plan.copy), (0x100_0000, true));
-        // The code at 16 MiB, but a module at 20 MiB is in its init_size
-        // range: the kernel goes past the module and past its own copy
-        // (code ends at 24 MiB, module at 20..22 MiB), at 24 MiB.
-        let avoid = [(0x140_0000, 0x160_0000)];
-        let plan = plan_boot(&req(0x100_0000), &map, &avoid, &mut scratch).unwrap();
-        assert_eq!((plan.kernel, plan.copy), (0x180_0000, true));
-        // The zero page avoids low reserved memory and the avoided ranges.
-        let map2 = [ram(0, 0x1_1000), ram(0x10_0000, 0x7ff0_0000)];
-        let avoid2 = [(0x1_0000, 0x1_1000)];
-        let plan = plan_boot(&req(0x40_0000), &map2, &avoid2, &mut scratch).unwrap();
-        assert_eq!(plan.zero_page, 0x10_0000);
-    }
-
-    #[test]
-    fn plan_errors_name_the_problem() {
-        let small = [ram(0, 0x9_fc00), ram(0x10_0000, 0x100_0000)];
-        let mut scratch = [(0, 0); 8];
-        assert_eq!(
-            plan_boot(&req(0x41_0000), &small, &[], &mut scratch),
-            Err(LinuxBootError::NoRoom {
-                size: 0x100_0000,
-                align: 0x20_0000
-            })
-        );
-        let avoid = [(0, 1); 7];
-        assert_eq!(
-            plan_boot(&req(0x40_0000), &small, &avoid, &mut scratch),
-            Err(LinuxBootError::TooManyRanges {
-                ranges: 9,
-                capacity: 8
-            })
-        );
-    }
-
-    #[test]
-    fn range_list_is_bounded() {
-        let mut l = RangeList::<2>::new();
-        l.push(1, 0).unwrap();
-        l.push(1, 2).unwrap();
-        l.push(u64::MAX - 1, 10).unwrap();
-        assert_eq!(l.as_slice(), &[(1, 3), (u64::MAX - 1, u64::MAX)]);
-        assert_eq!(
-            l.push(5, 5),
-            Err(LinuxBootError::TooManyRanges {
-                ranges: 3,
-                capacity: 2
-            })
-        );
-    }
-
-    #[test]
-    fn start_info_ranges_cover_every_part_but_the_kernel() {
-        use crate::memory::SliceMemory;
-        use crate::start_info::{MemmapType, SifFlags};
-        use crate::writer::{ModuleSpec, Placement, StartInfoSpec, write_start_info};
-        let modules = [
-            ModuleSpec {
-                paddr: 0x10_0000,
-                size: 0x5000,
-                cmdline: Some(b"kernel"),
-            },
-            ModuleSpec {
-                paddr: 0x20_0000,
-                size: 0x300,
-                cmdline: None,
-            },
-        ];
-        let memmap = [MemmapEntry::new(0, 0x4000_0000, MemmapType::RAM)];
-        let spec = StartInfoSpec {
-            version: 1,
-            flags: SifFlags::empty(),
-            cmdline: Some(b"console=ttyS0"),
-            rsdp_paddr: 0xe_0000,
-            modules: &modules,
-            memmap: &memmap,
-        };
-        let mut mem = SliceMemory::new(0, vec![0u8; 0x30_0000]);
-        let placement = Placement {
-            start_info: 0x1000,
-            modlist: 0x2000,
-            memmap: 0x3000,
-            strings: 0x4000,
-        };
-        write_start_info(&mut mem, &spec, &placement).unwrap();
-        let view = StartInfoView::read(&mem, 0x1000).unwrap();
-        let mut out = RangeList::<16>::new();
-        start_info_ranges(&view, Some(0x10_0000), &mut out).unwrap();
-        let r = out.as_slice();
-        // Values from the layout above: 56-byte start_info, 2 x 32-byte
-        // modules, 1 x 24-byte map entry, 36-byte RSDP, module 1.
-        for want in [
-            (0x1000, 0x1038),
-            (0x2000, 0x2040),
-            (0x3000, 0x3018),
-            (0xe_0000, 0xe_0024),
-            (0x20_0000, 0x20_0300),
-        ] {
-            assert!(r.contains(&want), "{want:x?} missing from {r:x?}");
-        }
-        // The kernel module itself is not in use (it may run in place) ...
-        assert!(!r.iter().any(|&(s, _)| s == 0x10_0000), "{r:x?}");
-        // ... but both command lines are, with their NULs.
-        let (c, len) = view.cmdline().unwrap();
-        assert!(r.contains(&(c, c + u64::from(len) + 1)));
-        assert_eq!(len, 13);
-        assert_eq!(r.len(), 7);
-    }
-
-    #[test]
-    fn initrd_sources() {
-        assert_eq!(
-            InitrdSource::for_payload(Some((0x20_1000, 5)), 0),
-            InitrdSource::Embedded(0x20_1000, 5)
-        );
-        assert_eq!(
-            InitrdSource::for_payload(Some((0x20_1000, 5)), 1),
-            InitrdSource::Module(0)
-        );
-        assert_eq!(InitrdSource::for_payload(None, 0), InitrdSource::None);
-        assert_eq!(InitrdSource::after_module(0, 2), InitrdSource::Module(1));
-        assert_eq!(InitrdSource::after_module(1, 2), InitrdSource::None);
-        assert_eq!(
-            InitrdSource::after_module(u32::MAX, u32::MAX),
-            InitrdSource::None
-        );
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
-        // In a small address space, compare with a brute-force search.
-        #[test]
-        fn finds_the_lowest_free_slot(
-            rams in proptest::collection::vec((0u64..64, 1u64..32), 1..5),
-            rsvs in proptest::collection::vec((0u64..64, 1u64..8), 0..5),
-            avoid in proptest::collection::vec((0u64..64, 1u64..8), 0..5),
-            size in 1u64..16,
-            align_log in 0u32..4,
-            min in 0u64..16,
-        ) {
-            let mut map: Vec<E820Entry> = rams.iter().map(|&(a, s)| ram(a, s)).collect();
-            map.extend(rsvs.iter().map(|&(a, s)| rsv(a, s)));
-            let avoid: Vec<(u64, u64)> = avoid.iter().map(|&(a, s)| (a, a + s)).collect();
-            let align = 1u64 << align_log;
-            let req = Request { size, align, min, limit: 128, preferred: None };
-            let brute = (min..128).filter(|s| s % align == 0)
-                .find(|&s| s + size <= 128 && is_free(&map, &avoid, s, size));
-            prop_assert_eq!(find_free(&map, &avoid, &req), brute);
-        }
-
-        #[test]
-        fn absurd_values_never_panic(
-            entries in proptest::collection::vec((any::<u64>(), any::<u64>(), 1u32..4), 0..20),
-            size in any::<u64>(), align_log in 0u32..64, min in any::<u64>(), limit in any::<u64>(),
-        ) {
-            let map: Vec<E820Entry> = entries.iter().map(|&(a, s, t)| E820Entry::new(a, s, E820Type(t))).collect();
-            let req = Request { size, align: 1 << align_log, min, limit, preferred: Some(min) };
-            if let Some(at) = find_free(&map, &[], &req) {
-                prop_assert!(is_free(&map, &[], at, size));
-            }
-        }
-    }
-}
+mod tests;

@@ -27,6 +27,19 @@ pub trait PhysWrite: PhysRead {
     fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OutOfRange>;
 }
 
+/// Reading guest-physical memory in place, as a byte slice: for parsing a
+/// large image (a bzImage module, a payload) where it lies, without a copy.
+pub trait PhysBytes: PhysRead {
+    /// The `len` bytes at `addr`.
+    fn bytes(&self, addr: u64, len: u64) -> Result<&[u8], OutOfRange>;
+}
+
+impl<M: PhysBytes + ?Sized> PhysBytes for &M {
+    fn bytes(&self, addr: u64, len: u64) -> Result<&[u8], OutOfRange> {
+        (**self).bytes(addr, len)
+    }
+}
+
 impl<M: PhysRead + ?Sized> PhysRead for &M {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), OutOfRange> {
         (**self).read(addr, buf)
@@ -122,6 +135,15 @@ impl<B: AsRef<[u8]>> PhysRead for SliceMemory<B> {
         let range = window(self.base, bytes.len(), addr, buf.len())?;
         buf.copy_from_slice(&bytes[range]);
         Ok(())
+    }
+}
+
+impl<B: AsRef<[u8]>> PhysBytes for SliceMemory<B> {
+    fn bytes(&self, addr: u64, len: u64) -> Result<&[u8], OutOfRange> {
+        let bytes = self.bytes.as_ref();
+        let len = usize::try_from(len).map_err(|_| OutOfRange { addr, len })?;
+        let range = window(self.base, bytes.len(), addr, len)?;
+        Ok(&bytes[range])
     }
 }
 

@@ -5,6 +5,10 @@
 //! Shared by the writer (`pvh wrap`, on the host), the reader (the stub, in
 //! the guest) and `pvh inspect`, so the three agree by construction.
 //!
+//! Version 2 adds the subarch policy the image was wrapped with
+//! (`pvh wrap --subarch`), so a wrapped image keeps it under any
+//! hypervisor; version 1 headers are still read (policy PC).
+//!
 //! Layout of a wrapped image (all addresses physical, every range inside
 //! the ELF's `PT_LOAD` segments, so any PVH loader places them):
 //!
@@ -22,16 +26,19 @@
 //! where the loader put it and needs no arithmetic beyond range checks.
 
 use crate::memory::{PhysRead, read_obj};
+use crate::zeropage::SubarchPolicy;
 use core::mem::{offset_of, size_of};
 use core::ops::Range;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Where the header lives: the stub (linked below it) looks here.
-pub const PAYLOAD_ADDR: u64 = 0x20_0000;
+pub use crate::machine::PAYLOAD_ADDR;
 /// Identifies a payload header.
 pub const PAYLOAD_MAGIC: [u8; 8] = *b"PVHWRAP\0";
-/// The header version this crate writes and reads.
-pub const PAYLOAD_VERSION: u32 = 1;
+/// The header version this crate writes (it reads 1 and 2).
+pub const PAYLOAD_VERSION: u32 = 2;
+/// The oldest header version this crate reads.
+pub const PAYLOAD_MIN_VERSION: u32 = 1;
 /// Alignment of the initrd inside the payload.
 pub const INITRD_ALIGN: u64 = 0x1000;
 
@@ -63,8 +70,10 @@ pub struct PayloadHeader {
     pub cmdline_size: u64,
     /// Reserved, zero.
     pub flags: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// Version 2: the `hardware_subarch` the stub gives the kernel, 0 (PC)
+    /// or 2 (XEN, with the start_info's address as its data); version 1:
+    /// reserved, and the policy is PC.
+    pub subarch: u32,
 }
 
 const _: () = {
@@ -80,7 +89,7 @@ const _: () = {
     assert!(offset_of!(PayloadHeader, cmdline_addr) == 56);
     assert!(offset_of!(PayloadHeader, cmdline_size) == 64);
     assert!(offset_of!(PayloadHeader, flags) == 72);
-    assert!(offset_of!(PayloadHeader, reserved) == 76);
+    assert!(offset_of!(PayloadHeader, subarch) == 76);
 };
 
 /// Why a payload header is unusable.
@@ -90,13 +99,16 @@ pub enum PayloadError {
     #[error("payload header at {0:#x} is outside memory")]
     Unreadable(u64),
     /// The version is not one this reader knows.
-    #[error("payload version {found} is not supported (expected {expected})")]
+    #[error("payload version {found} is not supported (expected 1 to {expected})")]
     Version {
         /// The header's version.
         found: u32,
         /// [`PAYLOAD_VERSION`].
         expected: u32,
     },
+    /// A version-2 header names a subarch the stub does not apply.
+    #[error("payload subarch {0} is not supported (0 for PC, 2 for XEN)")]
+    Subarch(u32),
     /// `header_size` is smaller than the header.
     #[error("payload header_size {0} is smaller than {min}", min = size_of::<PayloadHeader>())]
     HeaderSize(u32),
@@ -132,17 +144,24 @@ pub struct Payload {
     pub initrd: Option<Range<u64>>,
     /// The default command line without its NUL, if any.
     pub cmdline: Option<Range<u64>>,
+    /// The subarch policy the image was wrapped with.
+    pub subarch: SubarchPolicy,
 }
 
 impl PayloadHeader {
     /// Checks a header found at `base` and returns its parts' ranges.
     pub fn check(&self, base: u64) -> Result<Payload, PayloadError> {
-        if self.version != PAYLOAD_VERSION {
+        if !(PAYLOAD_MIN_VERSION..=PAYLOAD_VERSION).contains(&self.version) {
             return Err(PayloadError::Version {
                 found: self.version,
                 expected: PAYLOAD_VERSION,
             });
         }
+        let subarch = match self.version {
+            1 => SubarchPolicy::Pc,
+            _ => SubarchPolicy::from_hardware_subarch(self.subarch)
+                .ok_or(PayloadError::Subarch(self.subarch))?,
+        };
         if (self.header_size as usize) < size_of::<Self>() {
             return Err(PayloadError::HeaderSize(self.header_size));
         }
@@ -185,6 +204,7 @@ impl PayloadHeader {
             kernel,
             initrd,
             cmdline,
+            subarch,
         })
     }
 }
@@ -290,8 +310,9 @@ impl Layout {
         })
     }
 
-    /// The header describing this layout.
-    pub fn header_for(&self, sizes: &Sizes) -> PayloadHeader {
+    /// The header describing this layout, with the subarch policy the stub
+    /// is to apply.
+    pub fn header_for(&self, sizes: &Sizes, subarch: SubarchPolicy) -> PayloadHeader {
         PayloadHeader {
             magic: PAYLOAD_MAGIC,
             version: PAYLOAD_VERSION,
@@ -304,7 +325,7 @@ impl Layout {
             cmdline_addr: self.cmdline.unwrap_or(0),
             cmdline_size: sizes.cmdline.unwrap_or(0),
             flags: 0,
-            reserved: 0,
+            subarch: subarch.hardware_subarch().0,
         }
     }
 }
@@ -341,7 +362,7 @@ mod tests {
     fn header_round_trips_through_memory() {
         let s = sizes();
         let l = Layout::plan(PAYLOAD_ADDR, &s).unwrap();
-        let h = l.header_for(&s);
+        let h = l.header_for(&s, SubarchPolicy::Pc);
         let mut bytes = vec![0u8; 0x100];
         bytes[..80].copy_from_slice(h.as_bytes());
         let mem = SliceMemory::new(PAYLOAD_ADDR, bytes);
@@ -351,6 +372,30 @@ mod tests {
         assert_eq!(p.initrd, Some(0x20_1000..0x20_2234));
         assert_eq!(p.cmdline, Some(0x20_0050..0x20_005b));
         assert_eq!(p.whole, PAYLOAD_ADDR..0xc0_0000);
+    }
+
+    #[test]
+    fn subarch_round_trips_and_version_1_means_pc() {
+        let s = sizes();
+        let l = Layout::plan(PAYLOAD_ADDR, &s).unwrap();
+        let xen = l.header_for(&s, SubarchPolicy::Xen);
+        // Offset 76 (asserted above), little-endian: HardwareSubarch XEN = 2.
+        assert_eq!(&xen.as_bytes()[76..80], &[2, 0, 0, 0]);
+        assert_eq!(xen.version, 2);
+        assert_eq!(xen.check(PAYLOAD_ADDR).unwrap().subarch, SubarchPolicy::Xen);
+        assert_eq!(
+            l.header_for(&s, SubarchPolicy::Pc)
+                .check(PAYLOAD_ADDR)
+                .unwrap()
+                .subarch,
+            SubarchPolicy::Pc
+        );
+        // A version-1 header (written before the field existed) keeps its
+        // reserved word ignored: PC, whatever it holds.
+        let mut v1 = xen;
+        v1.version = 1;
+        v1.subarch = 0xdead;
+        assert_eq!(v1.check(PAYLOAD_ADDR).unwrap().subarch, SubarchPolicy::Pc);
     }
 
     #[test]
@@ -367,16 +412,27 @@ mod tests {
     #[test]
     fn rejects_bad_headers() {
         let s = sizes();
-        let good = Layout::plan(PAYLOAD_ADDR, &s).unwrap().header_for(&s);
+        let good = Layout::plan(PAYLOAD_ADDR, &s)
+            .unwrap()
+            .header_for(&s, SubarchPolicy::Pc);
         let mut h = good;
-        h.version = 2;
+        h.version = 3;
         assert_eq!(
             h.check(PAYLOAD_ADDR),
             Err(PayloadError::Version {
-                found: 2,
-                expected: 1
+                found: 3,
+                expected: 2
             })
         );
+        let mut h = good;
+        h.version = 0;
+        assert!(matches!(
+            h.check(PAYLOAD_ADDR),
+            Err(PayloadError::Version { found: 0, .. })
+        ));
+        let mut h = good;
+        h.subarch = 1;
+        assert_eq!(h.check(PAYLOAD_ADDR), Err(PayloadError::Subarch(1)));
         let mut h = good;
         h.header_size = 8;
         assert_eq!(h.check(PAYLOAD_ADDR), Err(PayloadError::HeaderSize(8)));
@@ -433,7 +489,7 @@ mod tests {
                 prop_assert!(a >= floor && a % INITRD_ALIGN == 0); floor = a + n;
             }
             prop_assert!(l.kernel >= floor);
-            let p = l.header_for(&s).check(PAYLOAD_ADDR).unwrap();
+            let p = l.header_for(&s, SubarchPolicy::Pc).check(PAYLOAD_ADDR).unwrap();
             prop_assert_eq!(p.kernel, l.kernel..l.end);
         }
     }

@@ -10,13 +10,13 @@ use crate::reader::StartInfoView;
 use crate::start_info::{MemmapEntry, MemmapType};
 use pvh_bootparams::{
     BOOT_FLAG, BootParams, E820_MAX_ENTRIES_ZEROPAGE, E820Entry, E820Type, HDRS_MAGIC,
-    HardwareSubarch, LOADER_TYPE_UNDEFINED, SetupData, SetupDataType, SetupHeader, XLoadFlags,
+    HardwareSubarch, LOADER_TYPE_UNDEFINED, SetupData, SetupDataType, SetupHeader,
 };
 use zerocopy::IntoBytes;
 
-/// The legacy ISA window (VGA memory and option ROMs) that is never RAM on
-/// a PC: reserved in the e820 map unless the map already marks it non-RAM.
-pub const ISA_WINDOW: core::ops::Range<u64> = 0xa_0000..0x10_0000;
+/// The legacy ISA window: reserved in the e820 map unless the map already
+/// marks it non-RAM.
+pub use crate::machine::ISA_WINDOW;
 
 /// The boot protocol version written when the caller has no kernel header:
 /// 2.12, as Linux's own PVH entry writes.
@@ -33,6 +33,25 @@ pub enum SubarchPolicy {
     /// start_info's physical address, so the kernel can find it. Opt-in:
     /// Linux then also skips the RTC and PNPBIOS probes.
     Xen,
+}
+
+impl SubarchPolicy {
+    /// The `hardware_subarch` value this policy writes.
+    pub const fn hardware_subarch(self) -> HardwareSubarch {
+        match self {
+            Self::Pc => HardwareSubarch::PC,
+            Self::Xen => HardwareSubarch::XEN,
+        }
+    }
+
+    /// The policy that writes `value`, if there is one.
+    pub const fn from_hardware_subarch(value: u32) -> Option<Self> {
+        match HardwareSubarch(value) {
+            HardwareSubarch::PC => Some(Self::Pc),
+            HardwareSubarch::XEN => Some(Self::Xen),
+            _ => None,
+        }
+    }
 }
 
 /// Which module becomes the initrd.
@@ -97,14 +116,6 @@ pub enum TranslateError {
         index: u32,
         /// Modules present.
         count: u32,
-    },
-    /// The initrd lies above what the kernel accepts.
-    #[error("initrd ends at {end:#x}, above the kernel's initrd_addr_max {max:#x}")]
-    InitrdTooHigh {
-        /// One past the initrd's last byte.
-        end: u64,
-        /// The kernel's limit (last byte).
-        max: u64,
     },
 }
 
@@ -172,9 +183,10 @@ pub fn translate<M: PhysRead + ?Sized>(
     bp.sentinel = 0;
     bp.acpi_rsdp_addr = info.header().rsdp_paddr;
     bp.set_cmd_line_ptr(info.cmdline().map_or(0, |(addr, _)| addr));
-    (bp.hdr.hardware_subarch, bp.hdr.hardware_subarch_data) = match options.subarch {
-        SubarchPolicy::Pc => (HardwareSubarch::PC, 0),
-        SubarchPolicy::Xen => (HardwareSubarch::XEN, info.addr()),
+    bp.hdr.hardware_subarch = options.subarch.hardware_subarch();
+    bp.hdr.hardware_subarch_data = match options.subarch {
+        SubarchPolicy::Pc => 0,
+        SubarchPolicy::Xen => info.addr(),
     };
 
     let initrd = match options.initrd {
@@ -188,16 +200,6 @@ pub fn translate<M: PhysRead + ?Sized>(
         }
     }
     .map(|m| (m.entry.paddr, m.entry.size));
-    if let (Some((addr, size)), Some(hdr)) = (initrd, options.setup_header) {
-        let above_4g = hdr
-            .xload_flags()
-            .contains(XLoadFlags::CAN_BE_LOADED_ABOVE_4G);
-        let max = u64::from(hdr.initrd_addr_max);
-        let end = addr.saturating_add(size);
-        if size > 0 && !above_4g && max != 0 && end - 1 > max {
-            return Err(TranslateError::InitrdTooHigh { end, max });
-        }
-    }
     if let Some((addr, size)) = initrd {
         bp.set_ramdisk(addr, size);
     }

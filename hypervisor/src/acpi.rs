@@ -25,17 +25,18 @@ use crate::devices::serial::{COM1_BASE, COM1_GSI, COM1_LEN};
 pub const OEM_ID: [u8; 6] = *b"PVHVMM";
 /// OEM table ID in every table.
 pub const OEM_TABLE_ID: [u8; 8] = *b"PVHTABLE";
-/// I/O port of the FADT's sleep control and status registers.
-pub const SLEEP_CONTROL_PORT: u16 = 0x3c0;
+/// I/O port of the FADT's sleep control and status registers (the machine
+/// contract's).
+pub use pvh_entry::machine::SLEEP_CONTROL_PORT;
 /// The `SLP_TYP` value the DSDT's `_S5_` object gives for soft-off.
 pub const S5_SLEEP_TYPE: u8 = 5;
 /// `SLP_EN` in the sleep control register (ACPI 6.x, 4.8.3.7).
 pub const SLEEP_ENABLE: u8 = 1 << 5;
 /// Physical address of the IOAPIC (the x86 default, where KVM's in-kernel
-/// IOAPIC answers).
-pub const IOAPIC_ADDR: u32 = 0xfec0_0000;
-/// Physical address of the local APICs.
-pub const LAPIC_ADDR: u32 = 0xfee0_0000;
+/// IOAPIC answers): the machine contract's, as the MADT's 32-bit field.
+pub const IOAPIC_ADDR: u32 = pvh_entry::machine::IOAPIC_ADDR as u32;
+/// Physical address of the local APICs (the machine contract's).
+pub const LAPIC_ADDR: u32 = pvh_entry::machine::LAPIC_ADDR as u32;
 /// Most vCPUs the tables describe (the `--cpus` limit).
 pub const MAX_CPUS: u8 = 32;
 /// Size of the region the tables need at most (with `MAX_CPUS`), rounded

@@ -5,16 +5,24 @@
 //! bzImage setup-header fields a loader cares about, and the payload
 //! `pvh wrap` embeds, if any. The report is a plain struct
 //! ([`Report`]) printed as text or JSON (serde).
+//!
+//! The verdict is the boot path's own: an ELF goes through the loader's
+//! scanner (`pvh_loader::elf::scan`, reporting mode: every problem, the
+//! first being the one `pvh boot` stops at), a bzImage and a wrapped
+//! kernel through the Linux boot policy (`pvh_entry::linux`), a wrap
+//! payload through the stub's reader. `bootable` is false, the exit status
+//! non-zero and `problems` says why, exactly when `pvh boot` (or the stub)
+//! refuses the image, in the same words.
 
-use object::Endianness;
-use object::elf::{EM_386, EM_X86_64, FileHeader32, FileHeader64, PT_LOAD, PT_NOTE};
-use object::read::elf::{FileHeader, ProgramHeader};
+use object::elf::{EM_386, EM_X86_64, PT_LOAD};
 use pvh_bootparams::BzImage;
 use pvh_entry::SliceMemory;
-use pvh_entry::elfnote::{
-    Notes, Phys32Reloc, XEN_ELFNOTE_PHYS32_ENTRY, XEN_ELFNOTE_PHYS32_RELOC, parse_phys32_entry,
-};
+use pvh_entry::linux::stub::StubError;
+use pvh_entry::linux::{KernelNeeds, LinuxBootError, not_a_kernel};
 use pvh_entry::payload::{PAYLOAD_ADDR, PayloadHeader, read_payload};
+use pvh_entry::zeropage::SubarchPolicy;
+use pvh_loader::LoadError;
+use pvh_loader::elf::{ElfClass, ElfScan, Mode, scan};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -83,7 +91,11 @@ pub struct Report {
     pub bzimage: Option<BzImageInfo>,
     /// The `pvh wrap` payload, when one is embedded.
     pub wrap: Option<WrapInfo>,
-    /// Problems found while reading (malformed notes, a bad payload).
+    /// Whether `pvh boot` boots it (for a bzImage: through the stub or the
+    /// Linux 64-bit protocol, which apply the same policy).
+    pub bootable: bool,
+    /// Why not, in the words `pvh boot` and the stub use; the first is the
+    /// one `pvh boot` stops at.
     pub problems: Vec<String>,
 }
 
@@ -176,6 +188,8 @@ pub struct WrapInfo {
     pub cmdline: Option<String>,
     /// The embedded kernel's facts.
     pub kernel_info: Option<BzImageInfo>,
+    /// The subarch policy the stub applies: `pc` or `xen`.
+    pub subarch: &'static str,
 }
 
 /// Inspects the file at `path`.
@@ -195,50 +209,77 @@ pub fn inspect(bytes: &[u8]) -> Report {
         elf: None,
         bzimage: None,
         wrap: None,
+        bootable: false,
         problems: Vec::new(),
     };
-    if bytes.starts_with(b"\x7fELF") {
-        let parsed = match bytes.get(4) {
-            Some(2) => elf_info::<FileHeader64<Endianness>>(bytes, "ELF64", &mut report),
-            Some(1) => elf_info::<FileHeader32<Endianness>>(bytes, "ELF32", &mut report),
-            other => Err(format!("unknown ELF class {other:?}")),
-        };
-        match parsed {
-            Ok(elf) => {
-                report.format = if elf.pvh_entry.is_some() {
-                    Format::PvhElf
-                } else {
-                    Format::Elf
-                };
-                report.elf = Some(elf);
+    if pvh_loader::elf::is_elf(bytes) {
+        let s = scan(bytes, Mode::Report);
+        report.problems = s.problems.iter().map(ToString::to_string).collect();
+        if s.more_problems > 0 {
+            report
+                .problems
+                .push(format!("... and {} more problems", s.more_problems));
+        }
+        if let Some(elf) = elf_info(&s) {
+            report.format = if elf.pvh_entry.is_some() {
+                Format::PvhElf
+            } else {
+                Format::Elf
+            };
+            report.elf = Some(elf);
+            if let Some(seg) = s
+                .headers
+                .iter()
+                .find(|h| h.p_type == PT_LOAD.0 && h.paddr == PAYLOAD_ADDR)
+            {
+                let loads: Vec<(u64, &[u8])> = s
+                    .headers
+                    .iter()
+                    .filter(|h| h.p_type == PT_LOAD.0)
+                    .filter_map(|h| Some((h.paddr, h.data(bytes)?)))
+                    .collect();
+                match seg.data(bytes) {
+                    Some(data) => report.wrap = wrap_info(&loads, data, &mut report.problems),
+                    None => report
+                        .problems
+                        .push("payload segment outside the file".into()),
+                }
             }
-            Err(e) => report.problems.push(format!("malformed ELF: {e}")),
         }
     } else {
         match BzImage::parse(bytes) {
             Ok(image) => {
                 report.format = Format::Bzimage;
-                report.bzimage = Some(bzimage_info(&image));
+                let info = bzimage_info(&image);
+                if let Some(e) = &info.boot_64bit_error {
+                    report.problems.push(e.clone());
+                }
+                report.bzimage = Some(info);
             }
-            // Boot flag and "HdrS" present, but unusable (too old, cut
-            // short): say why instead of just "other".
-            Err(e) if bytes.get(0x202..0x206) == Some(b"HdrS") => {
-                report
-                    .problems
-                    .push(format!("Linux kernel image, but: {e}"));
+            // A Linux kernel, but unusable (too old, cut short): say why in
+            // the loader's words instead of just "other".
+            Err(e) if !not_a_kernel(&e) => {
+                report.problems.push(LoadError::from(e).to_string());
             }
-            Err(_) => {}
+            Err(_) => report.problems.push(
+                LoadError::UnknownImage {
+                    magic: bytes.iter().take(4).copied().collect(),
+                }
+                .to_string(),
+            ),
         }
     }
+    report.bootable = report.problems.is_empty();
     report
 }
 
-/// The facts of a parsed bzImage.
+/// The facts of a parsed bzImage, and whether the Linux boot policy takes
+/// it (`boot_64bit_error` is the loader's error text).
 pub fn bzimage_info(image: &BzImage<'_>) -> BzImageInfo {
     let hdr = image.header();
     let (major, minor) = hdr.protocol();
     let xlf = hdr.xload_flags();
-    let needs = pvh_entry::linux::KernelNeeds::of(image);
+    let needs = KernelNeeds::of(image);
     BzImageInfo {
         protocol: format!("{major}.{minor:02}"),
         protocol_raw: hdr.version,
@@ -253,109 +294,42 @@ pub fn bzimage_info(image: &BzImage<'_>) -> BzImageInfo {
         kernel_size: image.kernel().len(),
         cmdline_size: hdr.cmdline_size,
         boot_64bit: needs.is_ok(),
-        boot_64bit_error: needs.err().map(|e| e.to_string()),
+        boot_64bit_error: needs.err().map(|e| LoadError::from(e).to_string()),
     }
 }
 
-fn elf_info<Elf: FileHeader<Endian = Endianness>>(
-    data: &[u8],
-    class: &'static str,
-    report: &mut Report,
-) -> Result<ElfInfo, String> {
-    let header = Elf::parse(data).map_err(|e| e.to_string())?;
-    let endian = header.endian().map_err(|e| e.to_string())?;
-    let machine = match header.e_machine(endian) {
-        EM_X86_64 => "x86_64".to_owned(),
-        EM_386 => "i386".to_owned(),
+fn elf_info(s: &ElfScan) -> Option<ElfInfo> {
+    let class = match s.class? {
+        ElfClass::Elf32 => "ELF32",
+        ElfClass::Elf64 => "ELF64",
+    };
+    let machine = match s.machine? {
+        m if m == EM_X86_64.0 => "x86_64".to_owned(),
+        m if m == EM_386.0 => "i386".to_owned(),
         m => format!("EM_{m}"),
     };
-    let mut info = ElfInfo {
+    Some(ElfInfo {
         class,
         machine,
-        entry: header.e_entry(endian).into(),
-        pvh_entry: None,
-        pvh_entry_size: None,
-        phys32_reloc: None,
-        segments: Vec::new(),
-    };
-    let phdrs = header
-        .program_headers(endian, data)
-        .map_err(|e| e.to_string())?;
-    for ph in phdrs {
-        let p_type = ph.p_type(endian);
-        if p_type == PT_LOAD {
-            let paddr: u64 = ph.p_paddr(endian).into();
-            info.segments.push(Segment {
-                paddr,
-                filesz: ph.p_filesz(endian).into(),
-                memsz: ph.p_memsz(endian).into(),
-            });
-            if paddr == PAYLOAD_ADDR {
-                match ph.data(endian, data) {
-                    Ok(seg) => {
-                        let segments = info_segments_of::<Elf>(phdrs, endian, data);
-                        let wrap = wrap_info(&segments, seg, report);
-                        report.wrap = wrap;
-                    }
-                    Err(()) => report
-                        .problems
-                        .push("payload segment outside the file".into()),
-                }
-            }
-        } else if p_type == PT_NOTE {
-            let Ok(seg) = ph.data(endian, data) else {
-                report.problems.push("PT_NOTE outside the file".into());
-                continue;
-            };
-            for note in Notes::new(seg) {
-                let note = match note {
-                    Ok(n) => n,
-                    Err(e) => {
-                        report.problems.push(format!("PT_NOTE: {e}"));
-                        break;
-                    }
-                };
-                if !note.is_xen() {
-                    continue;
-                }
-                match note.type_ {
-                    XEN_ELFNOTE_PHYS32_ENTRY => match parse_phys32_entry(note.desc) {
-                        Ok(v) => {
-                            info.pvh_entry = Some(v);
-                            info.pvh_entry_size = Some(note.desc.len());
-                        }
-                        Err(e) => report.problems.push(format!("PHYS32_ENTRY: {e}")),
-                    },
-                    XEN_ELFNOTE_PHYS32_RELOC => match Phys32Reloc::parse(note.desc) {
-                        Ok(r) => {
-                            info.phys32_reloc = Some(Reloc {
-                                align: r.align,
-                                min_addr: r.min_addr,
-                                max_addr: r.max_addr,
-                            })
-                        }
-                        Err(e) => report.problems.push(format!("PHYS32_RELOC: {e}")),
-                    },
-                    _ => {}
-                }
-            }
-        }
-    }
-    Ok(info)
-}
-
-/// The loadable segments as (paddr, file bytes), to read payload parts
-/// that live in other segments than the header.
-fn info_segments_of<'d, Elf: FileHeader<Endian = Endianness>>(
-    phdrs: &'d [Elf::ProgramHeader],
-    endian: Endianness,
-    data: &'d [u8],
-) -> Vec<(u64, &'d [u8])> {
-    phdrs
-        .iter()
-        .filter(|ph| ph.p_type(endian) == PT_LOAD)
-        .filter_map(|ph| Some((ph.p_paddr(endian).into(), ph.data(endian, data).ok()?)))
-        .collect()
+        entry: s.e_entry.unwrap_or(0),
+        pvh_entry: s.entry.map(|e| e.value),
+        pvh_entry_size: s.entry.map(|e| e.desc_size),
+        phys32_reloc: s.reloc.map(|r| Reloc {
+            align: r.align,
+            min_addr: r.min_addr,
+            max_addr: r.max_addr,
+        }),
+        segments: s
+            .headers
+            .iter()
+            .filter(|h| h.p_type == PT_LOAD.0)
+            .map(|h| Segment {
+                paddr: h.paddr,
+                filesz: h.filesz,
+                memsz: h.memsz,
+            })
+            .collect(),
+    })
 }
 
 /// Reads `len` bytes at physical `addr` from whichever segment holds them.
@@ -367,17 +341,21 @@ fn segment_bytes<'d>(segments: &[(u64, &'d [u8])], addr: u64, len: u64) -> Optio
     })
 }
 
+/// The payload `pvh wrap` embeds, checked as the stub checks it: the
+/// header by the stub's reader, the kernel, its default command line and
+/// its initrd by the Linux boot policy. Problems go to `problems` in the
+/// stub's words.
 fn wrap_info(
     segments: &[(u64, &[u8])],
     header_segment: &[u8],
-    report: &mut Report,
+    problems: &mut Vec<String>,
 ) -> Option<WrapInfo> {
     let mem = SliceMemory::new(PAYLOAD_ADDR, header_segment);
     let (header, payload): (PayloadHeader, _) = match read_payload(&mem, PAYLOAD_ADDR) {
         Ok(Some(found)) => found,
         Ok(None) => return None,
         Err(e) => {
-            report.problems.push(format!("wrap payload: {e}"));
+            problems.push(StubError::from(e).to_string());
             return None;
         }
     };
@@ -386,33 +364,42 @@ fn wrap_info(
         payload.kernel.start,
         payload.kernel.end - payload.kernel.start,
     );
+    let stub_error = |e: LinuxBootError| StubError::Kernel(e).to_string();
+    let mut needs = None;
     let kernel_info = match kernel_bytes.map(BzImage::parse) {
-        Some(Ok(image)) => Some(bzimage_info(&image)),
+        Some(Ok(image)) => {
+            match KernelNeeds::of(&image) {
+                Ok(n) => needs = Some(n),
+                Err(e) => problems.push(stub_error(e)),
+            }
+            Some(bzimage_info(&image))
+        }
         Some(Err(e)) => {
-            report.problems.push(format!("embedded kernel: {e}"));
+            problems.push(stub_error(e.into()));
             None
         }
         None => {
-            report
-                .problems
-                .push("embedded kernel is not in the file's segments".into());
+            problems.push("embedded kernel is not in the file's segments".into());
             None
         }
     };
     let cmdline = payload.cmdline.as_ref().and_then(|r| {
-        let bytes = segment_bytes(segments, r.start, r.end - r.start);
+        let len = r.end - r.start;
+        if let Some(Err(e)) = needs.map(|n| n.check_cmdline_len(len)) {
+            problems.push(stub_error(e));
+        }
+        let bytes = segment_bytes(segments, r.start, len);
         if bytes.is_none() {
-            report
-                .problems
-                .push("embedded cmdline is not in the file's segments".into());
+            problems.push("embedded cmdline is not in the file's segments".into());
         }
         bytes.map(|b| String::from_utf8_lossy(b).into_owned())
     });
     if let Some(r) = &payload.initrd {
+        if let Some(Err(e)) = needs.map(|n| n.check_initrd(r.start, r.end - r.start, true)) {
+            problems.push(stub_error(e));
+        }
         if segment_bytes(segments, r.start, r.end - r.start).is_none() {
-            report
-                .problems
-                .push("embedded initrd is not in the file's segments".into());
+            problems.push("embedded initrd is not in the file's segments".into());
         }
     }
     Some(WrapInfo {
@@ -425,6 +412,10 @@ fn wrap_info(
         initrd: payload.initrd.map(|r| (r.start, r.end - r.start)),
         cmdline,
         kernel_info,
+        subarch: match payload.subarch {
+            SubarchPolicy::Pc => "pc",
+            SubarchPolicy::Xen => "xen",
+        },
     })
 }
 
@@ -480,8 +471,8 @@ impl Report {
             Some(w) => {
                 let _ = writeln!(
                     out,
-                    "wrap payload: version {} at {:#x}",
-                    w.version, w.header_addr
+                    "wrap payload: version {} at {:#x}, subarch {}",
+                    w.version, w.header_addr, w.subarch
                 );
                 let _ = writeln!(out, "  kernel: {:#x} ({} bytes)", w.kernel.0, w.kernel.1);
                 match w.initrd {
@@ -505,6 +496,11 @@ impl Report {
         for p in &self.problems {
             let _ = writeln!(out, "problem: {p}");
         }
+        let _ = writeln!(
+            out,
+            "bootable: {}",
+            if self.bootable { "yes" } else { "no" }
+        );
         out
     }
 }
@@ -541,8 +537,9 @@ fn bz_text(out: &mut String, prefix: &str, bz: &BzImageInfo) {
     }
 }
 
-/// Runs `pvh inspect`: prints the report, returns the exit status (0, or
-/// `BAD_INPUT` when the file cannot be read).
+/// Runs `pvh inspect`: prints the report, returns the exit status: 0 for
+/// a bootable image, `BAD_INPUT` (as `pvh boot` would return) for one that
+/// is not or a file that cannot be read.
 pub fn run(args: &InspectArgs) -> u8 {
     match inspect_file(&args.image) {
         Ok(report) => {
@@ -551,7 +548,11 @@ pub fn run(args: &InspectArgs) -> u8 {
             } else {
                 print!("{}", report.to_text());
             }
-            0
+            if report.bootable {
+                0
+            } else {
+                crate::outcome::status::BAD_INPUT
+            }
         }
         Err(e) => {
             eprintln!("pvh inspect: {e}");

@@ -1,5 +1,6 @@
-//! `pvh wrap BZIMAGE [--initrd FILE] [--cmdline STR] -o OUT`: a PVH ELF
-//! that boots an unmodified bzImage under any PVH-capable hypervisor.
+//! `pvh wrap BZIMAGE [--initrd FILE] [--cmdline STR] [--subarch pc|xen] -o OUT`:
+//! a PVH ELF that boots an unmodified bzImage under any PVH-capable
+//! hypervisor.
 //!
 //! The output is the zero-page stub (`guests/stub`, a PVH ELF linked at
 //! 1 MiB) with its program headers and bytes preserved, plus two loadable
@@ -10,17 +11,26 @@
 //! boundary (a relocatable kernel then runs where the hypervisor loaded it,
 //! with no copy). Section headers are not carried over: loaders and
 //! `readelf -n` read notes through `PT_NOTE`.
+//!
+//! Every check is someone else's: the stub ELF must pass the loader's ELF
+//! scanner in strict mode (`pvh_loader::elf::scan`), the kernel, its
+//! command line and embedded initrd the Linux boot policy
+//! (`pvh_entry::linux`) the stub applies; the subarch policy goes into the
+//! payload header (version 2), so the image keeps it under any hypervisor.
+//! The output is read back through the same scanner and payload reader.
 
 use object::elf::{
     ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64, ET_EXEC, EV_CURRENT, FileFlags, FileHeader64,
-    OsAbi, PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, PT_PHDR, ProgramFlags, ProgramHeader64, ProgramType,
+    OsAbi, PF_R, PF_W, PF_X, PT_LOAD, PT_PHDR, ProgramFlags, ProgramHeader64, ProgramType,
 };
-use object::endian::{Endianness, LittleEndian as LE, U16, U32, U64};
-use object::read::elf::{FileHeader, ProgramHeader};
+use object::endian::{LittleEndian as LE, U16, U32, U64};
 use pvh_bootparams::BzImage;
-use pvh_entry::elfnote::{Notes, XEN_ELFNOTE_PHYS32_ENTRY, parse_phys32_entry};
+use pvh_entry::SliceMemory;
 use pvh_entry::linux::{KernelNeeds, LinuxBootError};
-use pvh_entry::payload::{Layout, LayoutError, PAYLOAD_ADDR, Sizes};
+use pvh_entry::payload::{Layout, LayoutError, PAYLOAD_ADDR, PayloadError, Sizes, read_payload};
+use pvh_entry::zeropage::SubarchPolicy;
+use pvh_loader::elf::{ElfClass, Mode, Phdr, scan};
+use pvh_loader::{ElfImage, LoadError};
 use std::path::PathBuf;
 use zerocopy::IntoBytes;
 
@@ -43,6 +53,10 @@ pub struct WrapArgs {
     /// Use this stub ELF instead of the built-in one.
     #[arg(long)]
     pub stub: Option<PathBuf>,
+    /// hardware_subarch the stub gives the kernel: `xen` also passes the
+    /// start_info's address (the payload keeps this under any hypervisor).
+    #[arg(long, value_enum, default_value_t = crate::cli::boot::SubarchArg::Pc)]
+    pub subarch: crate::cli::boot::SubarchArg,
 }
 
 /// Why wrapping failed.
@@ -59,9 +73,13 @@ pub enum WrapError {
     /// No stub is built in and none was given.
     #[error("no stub: this pvh was built without the guest images; pass --stub FILE")]
     NoStub,
-    /// The stub is not a usable PVH ELF.
+    /// The stub is not a PVH ELF the loader would boot.
     #[error("stub is not a usable PVH ELF: {0}")]
-    BadStub(String),
+    BadStub(LoadError),
+    /// The stub is a bootable PVH ELF, but not the ELF64 x86-64 image the
+    /// output (an ELF64 file carrying its program headers) can hold.
+    #[error("stub must be a little-endian ELF64 for x86-64")]
+    StubNotElf64,
     /// The stub's segments reach the payload address.
     #[error("stub segment {start:#x}..{end:#x} reaches the payload at {payload:#x}")]
     StubOverlapsPayload {
@@ -72,26 +90,43 @@ pub enum WrapError {
         /// The payload address.
         payload: u64,
     },
+    /// The stub's program headers and the two payload segments do not fit
+    /// in `e_phnum` (whose 0xffff means "see section 0").
+    #[error(
+        "stub has {count} program headers; with the payload's two, more than the {max} e_phnum holds"
+    )]
+    TooManySegments {
+        /// The stub's program headers that would be kept.
+        count: usize,
+        /// The most the output may have.
+        max: usize,
+    },
     /// The kernel is an ELF: it boots through PVH directly.
     #[error("the kernel is an ELF file (a vmlinux?); boot it directly, wrap takes a bzImage")]
     KernelIsElf,
     /// The kernel is not a bzImage the stub can boot.
     #[error("kernel: {0}")]
     Kernel(#[from] LinuxBootError),
-    /// The command line has a NUL byte or is longer than the kernel allows.
-    #[error("command line of {len} bytes is longer than the kernel's cmdline_size {max}")]
-    CmdlineTooLong {
-        /// Its length.
-        len: usize,
-        /// `cmdline_size`.
-        max: u32,
-    },
     /// The command line contains a NUL byte.
     #[error("command line contains a NUL byte")]
     CmdlineNul,
     /// The payload does not fit.
     #[error("payload layout: {0}")]
     Layout(#[from] LayoutError),
+    /// The output does not read back as what was meant: a bug in `wrap`.
+    #[error("the wrapped image does not read back: {0}")]
+    ReadBack(String),
+}
+
+/// What to wrap with the kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WrapOptions<'a> {
+    /// An initrd to embed.
+    pub initrd: Option<&'a [u8]>,
+    /// A default command line (no NUL).
+    pub cmdline: Option<&'a str>,
+    /// The subarch policy the stub applies.
+    pub subarch: SubarchPolicy,
 }
 
 /// The built-in stub (`pvh_guests::STUB`).
@@ -112,73 +147,45 @@ const EHDR_SIZE: usize = size_of::<FileHeader64<LE>>();
 const PHDR_SIZE: usize = size_of::<ProgramHeader64<LE>>();
 const PAGE: u64 = 0x1000;
 
-struct StubSegment {
-    p_type: ProgramType,
-    flags: ProgramFlags,
-    offset: u64,
-    addr: u64,
-    filesz: u64,
-    memsz: u64,
-    align: u64,
-}
+/// Most program headers an output may have: `e_phnum` is 16 bits and
+/// 0xffff (`PN_XNUM`) means "the count is in section 0", which a file
+/// without section headers cannot use.
+pub const MAX_PHNUM: usize = 0xfffe;
 
-fn read_stub(stub: &[u8]) -> Result<(u64, Vec<StubSegment>), WrapError> {
-    let bad = |e: &dyn std::fmt::Display| WrapError::BadStub(e.to_string());
-    let header = FileHeader64::<Endianness>::parse(stub).map_err(|e| bad(&e))?;
-    let endian = header.endian().map_err(|e| bad(&e))?;
-    if endian != Endianness::Little || header.e_machine(endian) != EM_X86_64 {
-        return Err(WrapError::BadStub("not a little-endian x86_64 ELF".into()));
+/// Checks the stub with the loader's rules and wrap's own, and returns its
+/// `e_entry` and the program headers to carry over (all but `PT_PHDR`).
+fn read_stub(stub: &[u8]) -> Result<(u64, Vec<Phdr>), WrapError> {
+    let s = scan(stub, Mode::Strict);
+    if let Some(first) = s.problems.into_iter().next() {
+        return Err(WrapError::BadStub(first));
     }
-    let mut segments = Vec::new();
-    let mut entry = None;
-    for ph in header.program_headers(endian, stub).map_err(|e| bad(&e))? {
-        let p_type = ph.p_type(endian);
-        if p_type == PT_NOTE {
-            let data = ph
-                .data(endian, stub)
-                .map_err(|()| bad(&"PT_NOTE outside the file"))?;
-            for note in Notes::new(data) {
-                let note = note.map_err(|e| bad(&e))?;
-                if note.is_xen() && note.type_ == XEN_ELFNOTE_PHYS32_ENTRY {
-                    entry = Some(parse_phys32_entry(note.desc).map_err(|e| bad(&e))?);
-                }
-            }
-        }
-        if p_type == PT_PHDR {
+    if s.class != Some(ElfClass::Elf64) || s.machine != Some(EM_X86_64.0) {
+        return Err(WrapError::StubNotElf64);
+    }
+    let mut kept = Vec::with_capacity(s.headers.len());
+    for h in s.headers {
+        if h.p_type == PT_PHDR.0 {
             continue;
         }
-        let seg = StubSegment {
-            p_type,
-            flags: ph.p_flags(endian),
-            offset: ph.p_offset(endian),
-            addr: ph.p_paddr(endian),
-            filesz: ph.p_filesz(endian),
-            memsz: ph.p_memsz(endian),
-            align: ph.p_align(endian),
-        };
-        if seg
-            .offset
-            .checked_add(seg.filesz)
-            .is_none_or(|end| end > stub.len() as u64)
-        {
-            return Err(bad(&"a segment runs past the end of the file"));
-        }
-        if p_type == PT_LOAD {
-            let end = seg.addr.saturating_add(seg.memsz);
+        if h.p_type == PT_LOAD.0 {
+            let end = h.paddr.saturating_add(h.memsz);
             if end > PAYLOAD_ADDR {
                 return Err(WrapError::StubOverlapsPayload {
-                    start: seg.addr,
+                    start: h.paddr,
                     end,
                     payload: PAYLOAD_ADDR,
                 });
             }
         }
-        segments.push(seg);
+        kept.push(h);
     }
-    // Loaders enter through the note, so it must be there; e_entry is
-    // carried over as it is.
-    entry.ok_or_else(|| bad(&"no XEN_ELFNOTE_PHYS32_ENTRY note"))?;
-    Ok((header.e_entry(endian), segments))
+    if kept.len() + 2 > MAX_PHNUM {
+        return Err(WrapError::TooManySegments {
+            count: kept.len(),
+            max: MAX_PHNUM - 2,
+        });
+    }
+    Ok((s.e_entry.unwrap_or(0), kept))
 }
 
 fn align_up(v: u64, a: u64) -> u64 {
@@ -186,13 +193,28 @@ fn align_up(v: u64, a: u64) -> u64 {
 }
 
 /// Wraps `bzimage` (with an optional embedded initrd and default command
-/// line) into the PVH ELF `stub`.
+/// line) into the PVH ELF `stub`, with the default subarch policy (PC).
 pub fn wrap(
     stub: &[u8],
     bzimage: &[u8],
     initrd: Option<&[u8]>,
     cmdline: Option<&str>,
 ) -> Result<Wrapped, WrapError> {
+    let options = WrapOptions {
+        initrd,
+        cmdline,
+        subarch: SubarchPolicy::Pc,
+    };
+    wrap_with(stub, bzimage, &options)
+}
+
+/// Wraps `bzimage` into the PVH ELF `stub` with `options`.
+pub fn wrap_with(
+    stub: &[u8],
+    bzimage: &[u8],
+    options: &WrapOptions<'_>,
+) -> Result<Wrapped, WrapError> {
+    let (initrd, cmdline) = (options.initrd, options.cmdline);
     let (e_entry, stub_segments) = read_stub(stub)?;
     if bzimage.starts_with(&ELFMAG) {
         return Err(WrapError::KernelIsElf);
@@ -203,10 +225,7 @@ pub fn wrap(
         if c.as_bytes().contains(&0) {
             return Err(WrapError::CmdlineNul);
         }
-        let max = image.header().cmdline_size;
-        if max != 0 && c.len() > max as usize {
-            return Err(WrapError::CmdlineTooLong { len: c.len(), max });
-        }
+        needs.check_cmdline_len(c.len() as u64)?;
     }
     let sizes = Sizes {
         kernel: bzimage.len() as u64,
@@ -216,6 +235,10 @@ pub fn wrap(
         cmdline: cmdline.map(|c| c.len() as u64),
     };
     let layout = Layout::plan(PAYLOAD_ADDR, &sizes)?;
+    if let (Some(addr), Some(size)) = (layout.initrd, sizes.initrd) {
+        // Where the stub finds it: the same check it makes.
+        needs.check_initrd(addr, size, true)?;
+    }
 
     // The payload's first segment: header, command line, initrd.
     let meta_end = match (layout.initrd, sizes.initrd) {
@@ -225,7 +248,7 @@ pub fn wrap(
             .map_or(PAYLOAD_ADDR + 80, |a| a + sizes.cmdline.unwrap_or(0) + 1),
     };
     let mut meta = vec![0u8; (meta_end - PAYLOAD_ADDR) as usize];
-    let header = layout.header_for(&sizes);
+    let header = layout.header_for(&sizes, options.subarch);
     meta[..header.as_bytes().len()].copy_from_slice(header.as_bytes());
     if let (Some(a), Some(c)) = (layout.cmdline, cmdline) {
         let at = (a - PAYLOAD_ADDR) as usize;
@@ -306,10 +329,10 @@ pub fn wrap(
                 s.align
             };
             phdr(
-                s.p_type,
-                s.flags,
+                ProgramType(s.p_type),
+                ProgramFlags(s.flags),
                 s.offset + shift,
-                s.addr,
+                s.paddr,
                 s.filesz,
                 s.memsz,
                 align,
@@ -344,7 +367,28 @@ pub fn wrap(
     out[meta_off..meta_off + meta.len()].copy_from_slice(&meta);
     let kernel_off = kernel_off as usize;
     out[kernel_off..].copy_from_slice(bzimage);
+    read_back(&out, &layout)?;
     Ok(Wrapped { elf: out, layout })
+}
+
+/// Reads the output back through the loader's scanner and the stub's
+/// payload reader: what any PVH loader and the stub will see.
+fn read_back(elf: &[u8], layout: &Layout) -> Result<(), WrapError> {
+    let bad = |e: &dyn std::fmt::Display| WrapError::ReadBack(e.to_string());
+    let image = ElfImage::parse(elf).map_err(|e| bad(&e))?;
+    let meta = image
+        .segments
+        .iter()
+        .find(|s| s.paddr == PAYLOAD_ADDR)
+        .ok_or_else(|| bad(&"no payload segment"))?;
+    let mem = SliceMemory::new(PAYLOAD_ADDR, image.file_bytes(meta));
+    let (_, payload) = read_payload(&mem, PAYLOAD_ADDR)
+        .map_err(|e: PayloadError| bad(&e))?
+        .ok_or_else(|| bad(&"no payload header"))?;
+    if payload.kernel.start != layout.kernel {
+        return Err(bad(&"payload kernel address"));
+    }
+    Ok(())
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, WrapError> {
@@ -388,7 +432,15 @@ fn run_inner(args: &WrapArgs) -> Result<Wrapped, WrapError> {
     };
     let kernel = read(&args.bzimage)?;
     let initrd = args.initrd.as_ref().map(read).transpose()?;
-    let wrapped = wrap(stub, &kernel, initrd.as_deref(), args.cmdline.as_deref())?;
+    let options = WrapOptions {
+        initrd: initrd.as_deref(),
+        cmdline: args.cmdline.as_deref(),
+        subarch: match args.subarch {
+            crate::cli::boot::SubarchArg::Pc => SubarchPolicy::Pc,
+            crate::cli::boot::SubarchArg::Xen => SubarchPolicy::Xen,
+        },
+    };
+    let wrapped = wrap_with(stub, &kernel, &options)?;
     std::fs::write(&args.output, &wrapped.elf).map_err(|source| WrapError::Io {
         path: args.output.clone(),
         source,

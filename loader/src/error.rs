@@ -2,6 +2,7 @@
 
 use crate::plan::Purpose;
 use pvh_entry::elfnote::NoteError;
+use pvh_entry::linux::LinuxBootError;
 
 /// Why a guest cannot be planned or loaded. Each variant carries the
 /// offending values.
@@ -106,15 +107,33 @@ pub enum LoadError {
         /// The entry address (before relocation).
         entry: u64,
     },
+    /// Two Xen notes of the same type disagree: hypervisors differ on which
+    /// one counts, so the image boots differently depending on who loads
+    /// it.
+    #[error(
+        "two {note} notes disagree ({first:#x} and {second:#x}): which one a loader uses varies"
+    )]
+    ConflictingNotes {
+        /// Which note.
+        note: &'static str,
+        /// The first one's value (`PHYS32_RELOC`: its alignment, or the
+        /// first field that differs).
+        first: u64,
+        /// The second one's.
+        second: u64,
+    },
     /// The ELF carries no `XEN_ELFNOTE_PHYS32_ENTRY`.
     #[error("ELF has no Xen PHYS32_ENTRY note: not PVH-bootable")]
     NoPvhEntry,
     /// A Xen note is malformed.
     #[error("bad Xen ELF note: {0}")]
     Note(#[from] NoteError),
-    /// The bzImage is malformed or unsuitable.
-    #[error("bzImage: {0}")]
-    BzImage(#[from] pvh_bootparams::ImageError),
+    /// The bzImage fails the Linux boot policy (`pvh_entry::linux`): not
+    /// usable, or its initrd, command line or placement cannot satisfy it.
+    /// The same error, with the same text, as the stub, `pvh wrap` and
+    /// `pvh inspect` give for the same input.
+    #[error("kernel: {0}")]
+    Linux(#[from] LinuxBootError),
     /// The image does not fit the requested protocol.
     #[error("a {image} image cannot be booted with protocol {protocol}")]
     WrongImage {
@@ -205,14 +224,6 @@ pub enum LoadError {
         /// Maximum last byte.
         max: u64,
     },
-    /// The command line is longer than the kernel accepts.
-    #[error("command line of {len} bytes exceeds the kernel's limit of {max}")]
-    CmdlineTooLong {
-        /// Length without NUL.
-        len: usize,
-        /// The kernel's `cmdline_size`.
-        max: u64,
-    },
     /// A `linux_loader` command line could not be converted.
     #[error("linux-loader command line: {0}")]
     Cmdline(String),
@@ -244,4 +255,12 @@ pub enum LoadError {
     /// A write fell outside guest memory.
     #[error("writing guest memory: {0}")]
     Memory(#[from] pvh_entry::OutOfRange),
+}
+
+impl From<pvh_bootparams::ImageError> for LoadError {
+    /// A malformed bzImage is the Linux policy's `Image` error, so every
+    /// caller words it the same way.
+    fn from(e: pvh_bootparams::ImageError) -> Self {
+        Self::Linux(LinuxBootError::Image(e))
+    }
 }

@@ -1,62 +1,18 @@
 //! The boot GDTs written into guest memory, and the segment registers
 //! derived from them.
 //!
-//! Descriptor words come from the `x86_64` crate's [`DescriptorFlags`](x86_64::structures::gdt::DescriptorFlags)
-//! (flat 4 GiB code and data segments with the accessed bit set, as a CPU
-//! would leave them after loading); only the TSS, which that crate builds
-//! only as a 64-bit system descriptor pointing at a Rust object, is
-//! assembled from the same flags here. Tests pin every word against the
-//! values Firecracker and the Linux boot protocol use.
+//! The tables, descriptor words and selectors are the machine contract's
+//! (`pvh_entry::machine::gdt`, shared with the guest runtime), re-exported
+//! here; this module adds what only a host needs: the hidden segment state
+//! a descriptor gives ([`segment`]) and the table's bytes. Tests pin every
+//! word against the values Firecracker and the Linux boot protocol use.
 
 use crate::cpu::Segment;
 use x86_64::structures::gdt::DescriptorFlags as F;
 
-/// Flat 32-bit code, base 0, limit 4 GiB: `0x00cf9b000000ffff`.
-pub const CODE32: u64 = F::KERNEL_CODE32.bits();
-/// Flat 64-bit code: `0x00af9b000000ffff`.
-pub const CODE64: u64 = F::KERNEL_CODE64.bits();
-/// Flat 32-bit read/write data, base 0, limit 4 GiB: `0x00cf93000000ffff`.
-pub const DATA: u64 = F::KERNEL_DATA.bits();
-/// A present, busy TSS (system type 0xb: busy 32-bit TSS in legacy mode,
-/// busy 64-bit TSS in long mode), base 0, limit 0x67:
-/// `0x00008b0000000067`. PVH asks for this TR; VM entry needs a busy TSS.
-pub const TSS_BUSY: u64 =
-    F::PRESENT.bits() | F::EXECUTABLE.bits() | F::WRITABLE.bits() | F::ACCESSED.bits() | 0x67;
-
-/// Selectors of the PVH GDT (Firecracker's layout).
-pub mod pvh {
-    /// Code segment selector.
-    pub const CS: u16 = 0x08;
-    /// Data segment selector (DS, ES, FS, GS, SS).
-    pub const DS: u16 = 0x10;
-    /// Task register selector.
-    pub const TR: u16 = 0x18;
-}
-
-/// Selectors of the long-mode GDT (the Linux 64-bit boot protocol wants
-/// `__BOOT_CS` = 0x10 and `__BOOT_DS` = 0x18).
-pub mod long64 {
-    /// Code segment selector.
-    pub const CS: u16 = 0x10;
-    /// Data segment selector (DS, ES, FS, GS, SS).
-    pub const DS: u16 = 0x18;
-    /// Task register selector (a 16-byte system descriptor).
-    pub const TR: u16 = 0x20;
-}
-
-/// The GDT for the PVH entry: null, code32, data, TSS.
-pub const PVH_GDT: [u64; 4] = [0, CODE32, DATA, TSS_BUSY];
-
-/// The GDT for the Linux 64-bit entry: null, unused, code64, data, and the
-/// two words of a 16-byte TSS descriptor (upper base bits zero).
-pub const LONG64_GDT: [u64; 6] = [0, 0, CODE64, DATA, TSS_BUSY, 0];
-
-/// Bytes reserved for a boot GDT (the larger of the two tables).
-pub const GDT_SIZE: u64 = (LONG64_GDT.len() * 8) as u64;
-
-/// Bytes of the empty boot IDT (one zero gate; the guest installs its own
-/// before enabling interrupts).
-pub const IDT_SIZE: u64 = 8;
+pub use pvh_entry::machine::gdt::{
+    CODE32, CODE64, DATA, GDT_SIZE, IDT_SIZE, LONG64_GDT, PVH_GDT, TSS_BUSY, long64, pvh,
+};
 
 /// The segment register state a CPU holds after loading `selector` whose
 /// descriptor is `desc`: the hidden part KVM wants in `kvm_segment`.

@@ -3,7 +3,7 @@
 
 use crate::elf::{ElfImage, is_elf};
 use crate::error::LoadError;
-use pvh_bootparams::{BzImage, Compression, ImageError};
+use pvh_bootparams::{BzImage, Compression};
 use std::io::{self, Read};
 
 /// The largest vmlinux the loader unpacks (1 GiB): a guard against
@@ -32,9 +32,7 @@ impl<'a> KernelImage<'a> {
         }
         match BzImage::parse(bytes) {
             Ok(bz) => Ok(Self::BzImage(bz)),
-            Err(
-                ImageError::BadBootFlag(_) | ImageError::NoHdrS(_) | ImageError::TooShort { .. },
-            ) => Err(LoadError::UnknownImage {
+            Err(e) if pvh_entry::linux::not_a_kernel(&e) => Err(LoadError::UnknownImage {
                 magic: bytes.iter().take(4).copied().collect(),
             }),
             Err(e) => Err(e.into()),

@@ -1,26 +1,18 @@
-//! Guest-physical layout: where RAM is, the fixed addresses the loader and
-//! the hypervisor agree on, and the one interval-overlap check.
+//! Guest-physical layout on the host side: where RAM is, the MMIO hole,
+//! the pages KVM needs, and the one interval-overlap check. Addresses the
+//! guest relies on too (GDT, IDT, ACPI region, ISA window) are the machine
+//! contract's (`pvh_entry::machine`), re-exported here.
 
 use crate::error::LoadError;
 use core::ops::Range;
 use pvh_entry::{MemmapEntry, MemmapType};
 
-/// 4 KiB.
-pub const PAGE_SIZE: u64 = 0x1000;
-/// The legacy ISA window (VGA memory, option ROMs, BIOS): never RAM in the
-/// memory map, though the memory backing it may exist.
-pub const ISA_WINDOW: Range<u64> = pvh_entry::zeropage::ISA_WINDOW;
+pub use pvh_entry::machine::{ACPI_REGION, FIRST_ALLOC, GDT_ADDR, IDT_ADDR, ISA_WINDOW, PAGE_SIZE};
+
 /// Start of the MMIO hole below 4 GiB: RAM above 3 GiB moves to 4 GiB.
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
 /// End of the MMIO hole (4 GiB).
-pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
-/// Where the boot GDT goes (Firecracker's address).
-pub const GDT_ADDR: u64 = 0x500;
-/// Where the empty boot IDT goes, after the largest boot GDT.
-pub const IDT_ADDR: u64 = GDT_ADDR + crate::gdt::GDT_SIZE;
-/// Lowest address the planner hands out: page 0 keeps the GDT and IDT, and
-/// address 0 means "absent" in start_info.
-pub const FIRST_ALLOC: u64 = PAGE_SIZE;
+pub const MMIO_HOLE_END: u64 = pvh_entry::machine::FOUR_GIB;
 /// KVM's identity-map page (`KVM_SET_IDENTITY_MAP_ADDR`), one page.
 pub const KVM_IDENTITY_MAP_ADDR: u64 = 0xfffb_c000;
 /// KVM's TSS (`KVM_SET_TSS_ADDR`), three pages right after the identity map.
@@ -29,12 +21,6 @@ pub const KVM_TSS_ADDR: u64 = 0xfffb_d000;
 /// the MMIO hole or above the end of low RAM; marked RESERVED in the
 /// memory map so the guest never uses it.
 pub const HYPERVISOR_RESERVED: Range<u64> = KVM_IDENTITY_MAP_ADDR..KVM_TSS_ADDR + 3 * PAGE_SIZE;
-/// Where the ACPI region goes when [`crate::BootConfig::acpi`] asks for
-/// one: the BIOS area at the top of the ISA window, where firmware
-/// traditionally keeps its tables. It is backed by guest memory but already
-/// RESERVED in the memory map, so the tables cost the guest no RAM and the
-/// map keeps its shape; and an RSDP there is also found by the legacy scan.
-pub const ACPI_REGION: Range<u64> = 0xe_0000..ISA_WINDOW.end;
 /// Smallest RAM the planner accepts.
 pub const MIN_RAM_SIZE: u64 = 2 << 20;
 /// Largest RAM the planner accepts (64 TiB; beyond common guest physical

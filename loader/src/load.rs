@@ -5,12 +5,14 @@
 use crate::cpu::{CpuState, EntryMode};
 use crate::error::LoadError;
 use crate::gdt;
-use crate::layout::{GDT_ADDR, GuestRam, IDT_ADDR, PAGE_SIZE};
+use crate::layout::{GDT_ADDR, GuestRam, IDT_ADDR};
 use crate::plan::{BootConfig, BootPlan};
 use crate::planner::{ElfSource, KernelLoad, module_list, module_specs, start_info_spec};
-use pvh_bootparams::{BootParams, BzImage, E820Entry, E820Type, LoadFlags};
+use pvh_bootparams::{BootParams, BzImage, E820Entry, E820Type, ZERO_PAGE_SIZE};
+use pvh_entry::linux::finish_zero_page;
 use pvh_entry::memory::{OutOfRange, PhysRead, PhysWrite};
-use pvh_entry::zeropage::{e820_scratch_len, translate};
+use pvh_entry::paging::{BufferTables, ENTRIES, PageSize, Table, identity_map};
+use pvh_entry::zeropage::{e820_scratch_len, translate, write_e820_ext};
 use pvh_entry::{InitrdChoice, StartInfoView, TranslateOptions, VmMemory, write_start_info};
 use zerocopy::IntoBytes;
 
@@ -92,23 +94,16 @@ fn same(what: &'static str, planned: u64, given: usize) -> Result<(), LoadError>
     Ok(())
 }
 
-/// The identity map for the Linux 64-bit entry at `base`: PML4, one PDPT,
-/// then one page directory per GiB, 2 MiB pages, `len` bytes in all.
-pub(crate) fn identity_page_tables(base: u64, len: u64) -> Vec<u8> {
-    const PRESENT_RW: u64 = 0x3;
-    const PAGE_2M: u64 = 0x80;
-    let pds = len / PAGE_SIZE - 2;
-    let mut words = vec![0u64; (len / 8) as usize];
-    words[0] = (base + PAGE_SIZE) | PRESENT_RW;
-    for gib in 0..pds {
-        let pd = base + (2 + gib) * PAGE_SIZE;
-        words[512 + gib as usize] = pd | PRESENT_RW;
-        for j in 0..512 {
-            let phys = (gib * 512 + j) << 21;
-            words[((2 + gib) * 512 + j) as usize] = phys | PRESENT_RW | PAGE_2M;
-        }
-    }
-    words.as_bytes().to_vec()
+/// The identity map for the Linux 64-bit entry: `0..top` with 2 MiB pages
+/// in `len` bytes of tables at `base`, built by the one builder
+/// (`pvh_entry::paging`, which the guest runtime uses too): PML4, then the
+/// PDPT, then one page directory per GiB.
+pub(crate) fn identity_page_tables(base: u64, len: u64, top: u64) -> Result<Vec<u8>, LoadError> {
+    let too_large = LoadError::IdentityMapTooLarge { end: top };
+    let mut tables: Vec<Table> = vec![[0; ENTRIES]; (len / size_of::<Table>() as u64) as usize];
+    let mut t = BufferTables::new(base, &mut tables);
+    identity_map(&mut t, base, 0, top, PageSize::Size2M).map_err(|_| too_large)?;
+    Ok(tables.as_bytes().to_vec())
 }
 
 /// Writes everything `plan` describes into `mem` and returns the boot
@@ -138,7 +133,7 @@ pub fn load<M: vm_memory::GuestMemory>(
         ram: &d.ram,
     };
 
-    let mut bz_addr = None;
+    let mut linux = None;
     match &d.kernel {
         KernelLoad::Elf { source, segments } => {
             let bytes: &[u8] = match source {
@@ -162,10 +157,10 @@ pub fn load<M: vm_memory::GuestMemory>(
                 w.zero(*gpa + s.filesz, s.memsz - s.filesz)?;
             }
         }
-        KernelLoad::BzImage { addr } => {
+        KernelLoad::BzImage { placement } => {
             let bz = BzImage::parse(config.kernel)?;
-            w.write(*addr, bz.kernel())?;
-            bz_addr = Some((*addr, bz));
+            w.write(placement.load, bz.kernel())?;
+            linux = Some((*placement, bz));
         }
     }
     for (m, &addr) in modules.iter().zip(&d.modules) {
@@ -186,23 +181,32 @@ pub fn load<M: vm_memory::GuestMemory>(
     let spec = start_info_spec(config, plan.rsdp, &specs, &plan.memmap);
     write_start_info(&mut w, &spec, &d.start_info)?;
 
-    let cpu = match (plan.mode, bz_addr, plan.zero_page, plan.page_tables) {
-        (EntryMode::Long64, Some((addr, bz)), Some(zp), Some(pt)) => {
+    let cpu = match (plan.mode, linux, plan.page_tables) {
+        (EntryMode::Long64, Some((placement, bz)), Some(pt)) => {
             let view = StartInfoView::read(&w, plan.start_info)?;
+            // The one translation, then the one finishing step: initrd and
+            // command line are the placement's.
             let options = TranslateOptions {
                 subarch: config.subarch,
-                initrd: InitrdChoice::FirstModule,
+                initrd: InitrdChoice::None,
                 setup_header: Some(bz.header()),
                 memmap: None,
             };
             let mut scratch =
                 vec![E820Entry::new(0, 0, E820Type(0)); e820_scratch_len(plan.memmap.len())];
             let mut bp = BootParams::zeroed();
-            translate(&view, &options, &mut scratch, &mut bp)?;
-            bp.hdr.loadflags |= LoadFlags::LOADED_HIGH.bits();
-            bp.hdr.code32_start = u32::try_from(addr).unwrap_or(0);
+            let t = translate(&view, &options, &mut scratch, &mut bp)?;
+            finish_zero_page(&mut bp, &placement);
+            let zp = placement.zero_page;
+            let ext = t.e820_ext(&scratch);
+            if !ext.is_empty() {
+                write_e820_ext(&mut w, zp + ZERO_PAGE_SIZE as u64, ext, &mut bp)?;
+            }
             w.write(zp, bp.as_page())?;
-            w.write(pt, &identity_page_tables(pt, d.page_tables_len))?;
+            w.write(
+                pt,
+                &identity_page_tables(pt, d.page_tables_len, d.identity_top)?,
+            )?;
             CpuState::long64(plan.entry, zp, pt, d.stack_top, GDT_ADDR, IDT_ADDR)
         }
         _ => CpuState::pvh(plan.entry, plan.start_info, GDT_ADDR, IDT_ADDR),

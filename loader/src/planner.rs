@@ -12,22 +12,24 @@ use crate::elf::{ElfImage, LoadSegment};
 use crate::error::LoadError;
 use crate::image::{KernelImage, unpack};
 use crate::layout::{
-    ACPI_REGION, FIRST_ALLOC, GDT_ADDR, GuestRam, HYPERVISOR_RESERVED, IDT_ADDR, MMIO_HOLE_END,
-    PAGE_SIZE, align_up, overlaps, range,
+    ACPI_REGION, FIRST_ALLOC, GDT_ADDR, GuestRam, HYPERVISOR_RESERVED, IDT_ADDR, PAGE_SIZE,
+    align_up, overlaps, range,
 };
 use crate::plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, Relocation};
 use core::ops::Range;
-use pvh_bootparams::{BzImage, XLoadFlags};
+use pvh_bootparams::{E820Entry, ZERO_PAGE_SIZE};
+use pvh_entry::linux::{self, InitrdRequest, KernelNeeds, LinuxPlacement, LinuxRequest};
+use pvh_entry::machine::{FOUR_GIB, ONE_MIB};
+use pvh_entry::paging::{PageSize, tables_for};
 use pvh_entry::writer::Sizes;
+use pvh_entry::zeropage::{e820_ext_size, e820_type};
 use pvh_entry::{ModuleSpec, StartInfoSpec};
 use std::sync::Arc;
 
-/// 1 MiB: the lowest address for kernels and modules.
-const ONE_MIB: u64 = 0x10_0000;
-/// 4 GiB.
-const FOUR_GIB: u64 = MMIO_HOLE_END;
 /// Bytes of the Linux64 boot stack.
 pub(crate) const STACK_SIZE: u64 = PAGE_SIZE;
+/// The highest address the Linux64 identity map covers (one PDPT).
+const IDENTITY_MAP_MAX: u64 = 512 << 30;
 
 /// Where a PVH ELF's bytes come from at load time.
 #[derive(Debug, Clone)]
@@ -48,8 +50,8 @@ pub(crate) enum KernelLoad {
         source: ElfSource,
         segments: Vec<(LoadSegment, u64)>,
     },
-    /// bzImage protected-mode code at `addr`.
-    BzImage { addr: u64 },
+    /// bzImage protected-mode code, where the Linux boot policy put it.
+    BzImage { placement: LinuxPlacement },
 }
 
 /// What `load` needs beyond the public plan.
@@ -61,9 +63,11 @@ pub(crate) struct Detail {
     pub modules: Vec<u64>,
     pub start_info: pvh_entry::Placement,
     pub ram: GuestRam,
-    /// Linux64: (stack top, page-table bytes).
+    /// Linux64: stack top, page-table bytes, and the top of the identity
+    /// map.
     pub stack_top: u64,
     pub page_tables_len: u64,
+    pub identity_top: u64,
     /// Input lengths, checked again at load time.
     pub kernel_len: u64,
     pub stub_len: u64,
@@ -72,16 +76,14 @@ pub(crate) struct Detail {
 }
 
 /// Placements made so far, and the search for free RAM.
-pub(crate) struct Planner<'r> {
-    ram: &'r GuestRam,
+pub(crate) struct Planner {
     usable: Vec<Range<u64>>,
     pub placements: Vec<Placement>,
 }
 
-impl<'r> Planner<'r> {
-    pub fn new(ram: &'r GuestRam) -> Result<Self, LoadError> {
+impl Planner {
+    pub fn new(ram: &GuestRam) -> Result<Self, LoadError> {
         let mut p = Self {
-            ram,
             usable: ram.usable(),
             placements: vec![Placement {
                 purpose: Purpose::Hypervisor,
@@ -97,7 +99,7 @@ impl<'r> Planner<'r> {
     /// Ok if `r` is in usable RAM and overlaps no placement; otherwise the
     /// error naming why.
     pub fn check_free(&self, purpose: Purpose, r: &Range<u64>) -> Result<(), LoadError> {
-        if !self.ram.is_usable(r) {
+        if !self.usable.iter().any(|u| crate::layout::contains(u, r)) {
             return Err(LoadError::NotInRam {
                 purpose,
                 start: r.start,
@@ -257,18 +259,28 @@ pub fn check_disjoint(placements: &[Placement]) -> Result<(), LoadError> {
 }
 
 /// The modules start_info lists: for a bzImage booted through the stub,
-/// the bzImage first, then the caller's.
+/// the bzImage first (its command line carries the stub's subarch option
+/// when the policy is not the default, see
+/// `pvh_entry::linux::stub::options`), then the caller's.
 pub(crate) fn module_list<'a>(config: &BootConfig<'a>) -> Vec<Module<'a>> {
     let mut list = Vec::with_capacity(config.modules.len() + 1);
-    if config.stub.is_some() && config.protocol == BootProtocol::Pvh {
+    if stub_path(config) {
         list.push(Module {
             bytes: config.kernel,
-            cmdline: None,
+            cmdline: match config.subarch {
+                pvh_entry::SubarchPolicy::Pc => None,
+                policy => Some(linux::stub::option_for(policy).as_bytes()),
+            },
             above_4g: false,
         });
     }
     list.extend_from_slice(&config.modules);
     list
+}
+
+/// Whether `config` boots a bzImage through the stub.
+fn stub_path(config: &BootConfig<'_>) -> bool {
+    config.stub.is_some() && config.protocol == BootProtocol::Pvh
 }
 
 /// The start_info's module entries.
@@ -308,16 +320,12 @@ struct ElfPlaced {
     delta: i64,
 }
 
-fn place_elf(
-    p: &mut Planner<'_>,
-    elf: &ElfImage<'_>,
-    how: Relocation,
-) -> Result<ElfPlaced, LoadError> {
+fn place_elf(p: &mut Planner, elf: &ElfImage<'_>, how: Relocation) -> Result<ElfPlaced, LoadError> {
     let span = elf.span();
     let len = span.end - span.start;
     let first = Purpose::Segment(elf.segments.first().map_or(0, |s| s.index));
     // A 32-bit entry without paging reaches only the first 4 GiB.
-    let fits_at = |p: &Planner<'_>, base: u64| -> Result<(), LoadError> {
+    let fits_at = |p: &Planner, base: u64| -> Result<(), LoadError> {
         for s in &elf.segments {
             let r = range("ELF segment", base + (s.paddr - span.start), s.memsz)?;
             if r.end > FOUR_GIB {
@@ -335,7 +343,7 @@ fn place_elf(
         start: span.start,
         end: span.end,
     };
-    let search = |p: &Planner<'_>| -> Result<u64, LoadError> {
+    let search = |p: &Planner| -> Result<u64, LoadError> {
         let r = elf.reloc.ok_or(not_relocatable.clone())?;
         let align = u64::from(r.align).max(1);
         let min = u64::from(r.min_addr).max(ONE_MIB);
@@ -375,13 +383,19 @@ fn place_elf(
             addr
         }
     };
+    // Every segment was checked free at `base` (or lies in the free range
+    // the search found), and the scanner checked them disjoint: record
+    // them without checking each against all the others again, which is
+    // quadratic in the number of program headers. `check_disjoint` checks
+    // the whole plan once at the end.
     let mut segments = Vec::with_capacity(elf.segments.len());
     for s in &elf.segments {
-        let gpa = p.place(
-            Purpose::Segment(s.index),
-            base + (s.paddr - span.start),
-            s.memsz,
-        )?;
+        let gpa = base + (s.paddr - span.start);
+        p.placements.push(Placement {
+            purpose: Purpose::Segment(s.index),
+            start: gpa,
+            len: s.memsz,
+        });
         segments.push((*s, gpa));
     }
     Ok(ElfPlaced {
@@ -392,33 +406,55 @@ fn place_elf(
     })
 }
 
-fn place_bzimage(p: &mut Planner<'_>, bz: &BzImage<'_>) -> Result<u64, LoadError> {
-    bz.check_64bit_boot()?;
-    let hdr = bz.header();
-    let size = u64::from(hdr.init_size).max(bz.kernel().len() as u64);
-    let relocatable = { hdr.relocatable_kernel } != 0;
-    let ka = u64::from(hdr.kernel_alignment);
-    let align = if ka.is_power_of_two() {
-        ka.max(PAGE_SIZE)
-    } else {
-        0x20_0000
+/// The memory map as the e820 table the Linux boot policy searches.
+fn e820_of(memmap: &[pvh_entry::MemmapEntry]) -> Vec<E820Entry> {
+    memmap
+        .iter()
+        .map(|e| E820Entry::new(e.addr, e.size, e820_type(e.type_)))
+        .collect()
+}
+
+/// Places a Linux 64-bit boot with the one policy
+/// (`pvh_entry::linux::place`): kernel, initrd (module 0) and zero page,
+/// clear of everything placed so far, and records the placements.
+fn place_linux(
+    p: &mut Planner,
+    needs: &KernelNeeds,
+    initrd: Option<&Module<'_>>,
+    cmdline: (u64, u64),
+    memmap: &[pvh_entry::MemmapEntry],
+) -> Result<LinuxPlacement, LoadError> {
+    let e820 = e820_of(memmap);
+    let ext = e820
+        .len()
+        .saturating_sub(pvh_bootparams::E820_MAX_ENTRIES_ZEROPAGE);
+    let zero_page_size = ZERO_PAGE_SIZE as u64 + if ext == 0 { 0 } else { e820_ext_size(ext) };
+    let avoid: Vec<(u64, u64)> = p
+        .placements
+        .iter()
+        .map(|pl| (pl.start, pl.start.saturating_add(pl.len)))
+        .collect();
+    let mut scratch = vec![(0, 0); avoid.len() + linux::PLACE_EXTRA_RANGES];
+    let request = LinuxRequest {
+        needs: *needs,
+        code: None,
+        zero_page_size,
+        initrd: match initrd {
+            Some(m) => InitrdRequest::Place {
+                size: m.bytes.len() as u64,
+                allow_high: m.above_4g,
+            },
+            None => InitrdRequest::None,
+        },
+        cmdline: Some(cmdline),
     };
-    let pref_address = hdr.pref_address;
-    let pref = match pref_address {
-        0 => ONE_MIB,
-        a => a,
-    };
-    let at_pref = range("kernel", pref, size).and_then(|r| p.check_free(Purpose::Kernel, &r));
-    if at_pref.is_ok() && (!relocatable || pref % align == 0) {
-        return p.place(Purpose::Kernel, pref, size);
+    let placement = linux::place(&request, &e820, &avoid, &mut scratch)?;
+    p.place(Purpose::Kernel, placement.runtime, placement.window)?;
+    if let Some((addr, size)) = placement.initrd {
+        p.place(Purpose::Module(0), addr, size)?;
     }
-    if !relocatable {
-        return at_pref.map(|()| pref);
-    }
-    match p.find(size, align, ONE_MIB, FOUR_GIB, false) {
-        Some(a) => p.place(Purpose::Kernel, a, size),
-        None => p.alloc(Purpose::Kernel, size, align, ONE_MIB, u64::MAX, false),
-    }
+    p.place(Purpose::ZeroPage, placement.zero_page, zero_page_size)?;
+    Ok(placement)
 }
 
 /// Decides where everything goes for `config` in `ram`, checks it, and
@@ -432,7 +468,23 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
         image: image.kind(),
         protocol: protocol.name(),
     };
-    let mut linux_bz = None;
+    // A bzImage booted through the Linux 64-bit protocol, here or by the
+    // stub: the one policy says what it needs, before anything is placed,
+    // so `pvh boot` refuses what the stub would refuse, with the same
+    // error.
+    let needs = match (&image, config.protocol, config.stub) {
+        (KernelImage::BzImage(bz), BootProtocol::Linux64, None)
+        | (KernelImage::BzImage(bz), BootProtocol::Pvh, Some(_)) => {
+            let needs = KernelNeeds::of(bz)?;
+            needs.check_cmdline_len(config.cmdline.len() as u64)?;
+            Some(needs)
+        }
+        _ => None,
+    };
+    let modules = module_list(config);
+    let memmap = ram.memmap();
+    let spec_for = |addrs: &[u64]| -> Vec<ModuleSpec<'_>> { module_specs(&modules, addrs) };
+
     let (mode, kernel, entry, delta) = match (config.protocol, &image, config.stub) {
         (BootProtocol::Pvh, KernelImage::BzImage(_), Some(stub)) => {
             let elf = ElfImage::parse(stub)?;
@@ -461,91 +513,73 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
             };
             (EntryMode::Protected32, k, e.entry, e.delta)
         }
-        (BootProtocol::Linux64, KernelImage::BzImage(bz), None) => {
-            let addr = place_bzimage(&mut p, bz)?;
-            linux_bz = Some(bz);
+        (BootProtocol::Linux64, KernelImage::BzImage(_), None) => {
+            // Placed below, once the start_info block (which holds the
+            // command line the policy checks) has its address.
+            let placeholder = LinuxPlacement {
+                load: 0,
+                runtime: 0,
+                window: 0,
+                copy: true,
+                zero_page: 0,
+                initrd: None,
+                cmdline: None,
+            };
             (
                 EntryMode::Long64,
-                KernelLoad::BzImage { addr },
-                addr + 0x200,
+                KernelLoad::BzImage {
+                    placement: placeholder,
+                },
+                0,
                 0,
             )
         }
         (protocol, _, _) => return Err(wrong(protocol)),
     };
+    let (mut kernel, mut entry) = (kernel, entry);
 
-    if let Some(bz) = linux_bz {
-        let hdr = bz.header();
-        // cmdline_size exists from protocol 2.06; older kernels take 255.
-        let max = if { hdr.version } >= 0x0206 {
-            u64::from(hdr.cmdline_size)
-        } else {
-            255
-        };
-        if config.cmdline.len() as u64 > max {
-            return Err(LoadError::CmdlineTooLong {
-                len: config.cmdline.len(),
-                max,
-            });
-        }
-    }
-
-    let modules = module_list(config);
-    let mut module_addrs = Vec::with_capacity(modules.len());
-    for (i, m) in modules.iter().enumerate() {
-        let len = m.bytes.len() as u64;
-        if len == 0 {
-            module_addrs.push(0);
-            continue;
-        }
-        let mut max = if m.above_4g { u64::MAX } else { FOUR_GIB };
-        if let (Some(bz), 0) = (linux_bz, i) {
-            let hdr = bz.header();
-            let high_ok = m.above_4g
-                && hdr
-                    .xload_flags()
-                    .contains(XLoadFlags::CAN_BE_LOADED_ABOVE_4G);
-            let limit = u64::from(hdr.initrd_addr_max);
-            if !high_ok && limit != 0 {
-                max = max.min(limit + 1);
-            }
-        }
-        let size = align_up(len, PAGE_SIZE).ok_or(LoadError::AddressWraps {
-            what: "module",
-            start: 0,
-            len,
-        })?;
-        let at = p.alloc(Purpose::Module(i), size, PAGE_SIZE, ONE_MIB, max, true)?;
-        // The placement covers the page-rounded size; the module is `len`.
-        if let Some(last) = p.placements.last_mut() {
-            last.len = len;
-        }
-        module_addrs.push(at);
-    }
-
-    let memmap = ram.memmap();
-    let specs = module_specs(&modules, &module_addrs);
-    let spec = start_info_spec(config, rsdp, &specs, &memmap);
-    let total = Sizes::of(&spec)?
+    // The start_info block's size does not depend on where modules go.
+    let sized = spec_for(&vec![0; modules.len()]);
+    let total = Sizes::of(&start_info_spec(config, rsdp, &sized, &memmap))?
         .packed_total()
         .ok_or(LoadError::AddressWraps {
             what: "start_info block",
             start: 0,
             len: u64::MAX,
         })?;
-    let si = p.alloc(Purpose::StartInfo, total, 8, FIRST_ALLOC, FOUR_GIB, false)?;
+    let mut module_addrs = vec![0u64; modules.len()];
+    let mut zero_page = None;
+    let si = if mode == EntryMode::Long64 {
+        // Linux64: the start_info block first (bottom-up from 4 KiB), then
+        // the policy places kernel, initrd (module 0) and zero page.
+        let si = p.alloc(Purpose::StartInfo, total, 8, FIRST_ALLOC, FOUR_GIB, false)?;
+        let (placement, _) =
+            pvh_entry::Placement::packed(si, &start_info_spec(config, rsdp, &sized, &memmap))?;
+        let needs = needs.as_ref().ok_or(wrong(config.protocol))?;
+        let cmdline = (placement.strings, config.cmdline.len() as u64);
+        let initrd = modules.first().filter(|m| !m.bytes.is_empty());
+        let lp = place_linux(&mut p, needs, initrd, cmdline, &memmap)?;
+        if let Some((addr, _)) = lp.initrd {
+            module_addrs[0] = addr;
+        }
+        zero_page = Some(lp.zero_page);
+        entry = lp.entry();
+        kernel = KernelLoad::BzImage { placement: lp };
+        place_modules(&mut p, &modules, &mut module_addrs, 1, None)?;
+        si
+    } else {
+        // On the stub path the initrd (the module after the kernel) must
+        // be where the stub's policy accepts it.
+        let initrd_limit = needs.map(|n| (1, n));
+        place_modules(&mut p, &modules, &mut module_addrs, 0, initrd_limit)?;
+        p.alloc(Purpose::StartInfo, total, 8, FIRST_ALLOC, FOUR_GIB, false)?
+    };
+    let specs = spec_for(&module_addrs);
+    let spec = start_info_spec(config, rsdp, &specs, &memmap);
     let (si_placement, _) = pvh_entry::Placement::packed(si, &spec)?;
 
-    let (mut zero_page, mut page_tables, mut stack_top, mut pt_len) = (None, None, 0, 0);
+    let (mut page_tables, mut stack_top, mut pt_len, mut identity_top) = (None, 0, 0, 0);
     if mode == EntryMode::Long64 {
-        zero_page = Some(p.alloc(
-            Purpose::ZeroPage,
-            PAGE_SIZE,
-            PAGE_SIZE,
-            FIRST_ALLOC,
-            FOUR_GIB,
-            false,
-        )?);
         stack_top = p.alloc(
             Purpose::Stack,
             STACK_SIZE,
@@ -554,8 +588,10 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
             FOUR_GIB,
             false,
         )? + STACK_SIZE;
-        // Identity-map everything placed (at least 4 GiB) with 2 MiB pages:
-        // PML4, one PDPT, one PD per GiB.
+        // Identity-map everything placed (at least 4 GiB) with 2 MiB pages,
+        // through the one builder (`pvh_entry::paging`). The tables' own
+        // size is known before their address: the map's top does not
+        // depend on them (they go below 4 GiB).
         let top = p
             .placements
             .iter()
@@ -564,12 +600,12 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
             .max()
             .unwrap_or(0)
             .max(FOUR_GIB);
-        let map_end = align_up(top, 1 << 30).ok_or(LoadError::IdentityMapTooLarge { end: top })?;
-        let pds = map_end >> 30;
-        if pds > 512 {
-            return Err(LoadError::IdentityMapTooLarge { end: top });
-        }
-        pt_len = (2 + pds) * PAGE_SIZE;
+        identity_top = align_up(top, 1 << 30)
+            .filter(|&t| t <= IDENTITY_MAP_MAX)
+            .ok_or(LoadError::IdentityMapTooLarge { end: top })?;
+        let tables = tables_for(identity_top, PageSize::Size2M)
+            .map_err(|_| LoadError::IdentityMapTooLarge { end: top })?;
+        pt_len = tables as u64 * PAGE_SIZE;
         page_tables = Some(p.alloc(
             Purpose::PageTables,
             pt_len,
@@ -580,6 +616,7 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
         )?);
     }
 
+    let usable = p.usable;
     let mut placements = p.placements;
     check_disjoint(&placements)?;
     for pl in placements
@@ -589,7 +626,9 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
         // The ACPI region is backed memory the map calls RESERVED.
         let ok = match pl.purpose {
             Purpose::Acpi => ram.backs(&pl.range()),
-            _ => ram.is_usable(&pl.range()),
+            _ => usable
+                .iter()
+                .any(|u| crate::layout::contains(u, &pl.range())),
         };
         if !ok {
             return Err(LoadError::NotInRam {
@@ -618,12 +657,50 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
             ram: ram.clone(),
             stack_top,
             page_tables_len: pt_len,
+            identity_top,
             kernel_len: config.kernel.len() as u64,
             stub_len: config.stub.map_or(0, |s| s.len() as u64),
             module_lens: modules.iter().map(|m| m.bytes.len() as u64).collect(),
             cmdline_len: config.cmdline.len() as u64,
         },
     })
+}
+
+/// Places `modules[first..]` top-down (page-aligned, at or above 1 MiB,
+/// below 4 GiB unless the module may go higher). With `initrd`, module
+/// `index` is the initrd of a Linux boot: also below the kernel's initrd
+/// limit (`KernelNeeds::initrd_limit`).
+fn place_modules(
+    p: &mut Planner,
+    modules: &[Module<'_>],
+    addrs: &mut [u64],
+    first: usize,
+    initrd: Option<(usize, KernelNeeds)>,
+) -> Result<(), LoadError> {
+    for (i, m) in modules.iter().enumerate().skip(first) {
+        let len = m.bytes.len() as u64;
+        if len == 0 {
+            continue;
+        }
+        let mut max = if m.above_4g { u64::MAX } else { FOUR_GIB };
+        if let Some((index, needs)) = &initrd {
+            if *index == i {
+                max = max.min(needs.initrd_limit(m.above_4g));
+            }
+        }
+        let size = align_up(len, PAGE_SIZE).ok_or(LoadError::AddressWraps {
+            what: "module",
+            start: 0,
+            len,
+        })?;
+        let at = p.alloc(Purpose::Module(i), size, PAGE_SIZE, ONE_MIB, max, true)?;
+        // The placement covers the page-rounded size; the module is `len`.
+        if let Some(last) = p.placements.last_mut() {
+            last.len = len;
+        }
+        addrs[i] = at;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

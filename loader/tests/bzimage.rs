@@ -107,13 +107,31 @@ fn linux64_boot_state_zero_page_and_page_tables() {
 }
 
 #[test]
-fn linux64_relocates_an_aligned_kernel_when_pref_is_not_ram() {
+fn linux64_never_loads_below_pref_address() {
+    // boot.rst (init_size): a relocatable kernel loaded below pref_address
+    // moves itself up there before decompressing, so that is where its
+    // init_size window must be free; RAM below it does not help.
     let bz = Bz::default().build();
     let ram = GuestRam::new(12 << 20).unwrap(); // 16 MiB pref is outside
+    assert_eq!(
+        plan(&ram, &linux64(&bz)).unwrap_err(),
+        LoadError::Linux(pvh_entry::linux::LinuxBootError::NoRoom {
+            part: pvh_entry::linux::Part::Kernel,
+            size: 0x40_0000,
+            align: 0x20_0000
+        })
+    );
+    // An unaligned pref_address: the kernel rounds up to its alignment,
+    // and so does the loader.
+    let bz = Bz {
+        pref_address: 0x110_0000,
+        ..Default::default()
+    }
+    .build();
+    let ram = GuestRam::new(64 << 20).unwrap();
     let p = plan(&ram, &linux64(&bz)).unwrap();
-    let k = p.find(Purpose::Kernel).unwrap();
-    assert_eq!(k.start, 0x20_0000, "lowest 2 MiB-aligned fit above 1 MiB");
-    assert_eq!(p.entry, 0x20_0200);
+    assert_eq!(p.find(Purpose::Kernel).unwrap().start, 0x120_0000);
+    assert_eq!(p.entry, 0x120_0200);
 }
 
 #[test]
@@ -124,14 +142,14 @@ fn linux64_non_relocatable_kernel_needs_its_address() {
     }
     .build();
     let ram = GuestRam::new(12 << 20).unwrap();
-    assert!(matches!(
-        plan(&ram, &linux64(&bz)),
-        Err(LoadError::NotInRam {
-            purpose: Purpose::Kernel,
-            start: 0x100_0000,
-            ..
+    assert_eq!(
+        plan(&ram, &linux64(&bz)).unwrap_err(),
+        LoadError::Linux(pvh_entry::linux::LinuxBootError::NoRoom {
+            part: pvh_entry::linux::Part::Kernel,
+            size: 0x40_0000,
+            align: 0x1000
         })
-    ));
+    );
     let ram = GuestRam::new(64 << 20).unwrap();
     assert_eq!(
         plan(&ram, &linux64(&bz))
@@ -153,7 +171,7 @@ fn linux64_checks_cmdline_size_protocol_and_64bit_flag() {
     .build();
     assert_eq!(
         plan(&ram, &linux64(&bz)).unwrap_err(),
-        LoadError::CmdlineTooLong { len: 19, max: 5 }
+        LoadError::Linux(pvh_entry::linux::LinuxBootError::CmdlineTooLong { len: 19, max: 5 })
     );
     let bz = Bz {
         version: 0x020b,
@@ -162,9 +180,9 @@ fn linux64_checks_cmdline_size_protocol_and_64bit_flag() {
     .build();
     assert!(matches!(
         plan(&ram, &linux64(&bz)),
-        Err(LoadError::BzImage(
+        Err(LoadError::Linux(pvh_entry::linux::LinuxBootError::Image(
             pvh_bootparams::ImageError::ProtocolTooOld { found: 0x020b, .. }
-        ))
+        )))
     ));
     let bz = Bz {
         xloadflags: 0,
@@ -173,7 +191,9 @@ fn linux64_checks_cmdline_size_protocol_and_64bit_flag() {
     .build();
     assert_eq!(
         plan(&ram, &linux64(&bz)).unwrap_err(),
-        LoadError::BzImage(pvh_bootparams::ImageError::No64BitEntry)
+        LoadError::Linux(pvh_entry::linux::LinuxBootError::Image(
+            pvh_bootparams::ImageError::No64BitEntry
+        ))
     );
 }
 

@@ -1,14 +1,13 @@
-//! The stub's handling of a hostile start_info, on the host: the stub reads
-//! its start_info with `StartInfoView::read` and translates it with
-//! `translate` into a scratch of `e820_scratch_len(256)` entries, printing
-//! `stub: error: start_info: <error>` (or `zero page: <error>`) on failure.
-//! No PVH loader at hand writes absurd counts, so these start_infos are
-//! built byte by byte here (offsets from Xen's start_info.h) and read
-//! through `SliceMemory`, the same code path the stub runs over
-//! `IdentityMapped`.
+//! The stub's handling of a hostile start_info, on the host: the stub's
+//! whole decision is `pvh_entry::linux::stub::plan`, which these tests run
+//! over `SliceMemory` exactly as the stub runs it over identity-mapped RAM,
+//! and whose error the stub prints as `stub: error: <error>`. No PVH
+//! loader at hand writes absurd counts, so these start_infos are built byte
+//! by byte here (offsets from Xen's start_info.h).
 
 use pvh_bootparams::{BootParams, E820Entry, E820Type};
-use pvh_entry::linux::{BootRequest, KernelNeeds, LinuxBootError, plan_boot};
+use pvh_entry::linux::LinuxBootError;
+use pvh_entry::linux::stub::{Inputs, MAX_AVOID, MAX_MAP, Scratch, StubError, plan};
 use pvh_entry::zeropage::e820_scratch_len;
 use pvh_entry::{
     ReadError, SliceMemory, StartInfoView, TranslateError, TranslateOptions, translate,
@@ -16,8 +15,45 @@ use pvh_entry::{
 
 const MEM: usize = 64 * 1024;
 const AT: u64 = 0x1000;
-/// The stub's memory-map capacity (guests/stub/src/main.rs `MAX_MAP`).
-const STUB_MAX_MAP: usize = 256;
+/// Where the tests put a small bzImage module.
+const KERNEL_AT: u64 = 0xc000;
+
+/// A minimal bzImage (boot.rst offsets): two sectors and 0x1000 bytes of
+/// code, protocol 2.15, 64-bit entry.
+fn bzimage() -> Vec<u8> {
+    let mut b = vec![0u8; 2 * 512];
+    b[0x1f1] = 1;
+    b[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
+    b[0x201] = 0x6a;
+    b[0x202..0x206].copy_from_slice(b"HdrS");
+    b[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    b[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes());
+    b[0x234] = 1;
+    b[0x236..0x238].copy_from_slice(&3u16.to_le_bytes());
+    b[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
+    b[0x260..0x264].copy_from_slice(&0x40_0000u32.to_le_bytes());
+    b.resize(b.len() + 0x1000, 0x90);
+    b
+}
+
+/// `m` with module `i` of the module list at `modlist` set to
+/// (`paddr`, `size`).
+fn set_module(m: &mut [u8], modlist: u64, i: usize, paddr: u64, size: u64) {
+    let at = modlist as usize + i * 32;
+    m[at..at + 8].copy_from_slice(&paddr.to_le_bytes());
+    m[at + 8..at + 16].copy_from_slice(&size.to_le_bytes());
+}
+
+fn stub_plan(m: &[u8]) -> Result<(), StubError> {
+    let mem = SliceMemory::new(0, m);
+    let inputs = Inputs {
+        start_info: AT,
+        image: (0x10_0000, 0x11_0000),
+        supplied_map: None,
+    };
+    let mut scratch = Box::new(Scratch::new());
+    plan(&mem, &inputs, &mut scratch).map(|_| ())
+}
 
 struct Raw {
     version: u32,
@@ -124,12 +160,15 @@ fn a_module_of_absurd_size_is_refused() {
 }
 
 #[test]
-fn more_memmap_entries_than_the_stub_holds_is_a_translate_error() {
+fn more_memmap_entries_than_the_stub_holds_is_refused() {
     // 300 valid entries: the reader accepts them (its limit is higher);
-    // the stub's scratch holds 256 + 1, and the translation says so.
+    // the stub holds 256 and says so.
     let n = 300u32;
     let mut m = memory(&Raw {
         memmap_entries: n,
+        nr_modules: 1,
+        modlist: 0x1800,
+        memmap: 0x2000,
         ..raw()
     });
     for i in 0..n as usize {
@@ -138,9 +177,25 @@ fn more_memmap_entries_than_the_stub_holds_is_a_translate_error() {
         m[at + 8..at + 16].copy_from_slice(&0x1000u64.to_le_bytes());
         m[at + 16..at + 20].copy_from_slice(&1u32.to_le_bytes());
     }
+    let kernel = bzimage();
+    m[KERNEL_AT as usize..KERNEL_AT as usize + kernel.len()].copy_from_slice(&kernel);
+    set_module(&mut m, 0x1800, 0, KERNEL_AT, kernel.len() as u64);
+    let e = stub_plan(&m).unwrap_err();
+    assert_eq!(
+        e,
+        StubError::MapTooLarge {
+            count: 300,
+            max: 256
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "300 memory-map entries, more than the 256 the stub handles"
+    );
+    // The translation itself, given the stub's scratch, refuses too.
     let mem = SliceMemory::new(0, &m[..]);
     let view = StartInfoView::read(&mem, AT).unwrap();
-    let mut scratch = vec![E820Entry::new(0, 0, E820Type::RAM); e820_scratch_len(STUB_MAX_MAP)];
+    let mut scratch = vec![E820Entry::new(0, 0, E820Type::RAM); e820_scratch_len(MAX_MAP)];
     let mut bp = BootParams::zeroed();
     let e = translate(&view, &TranslateOptions::default(), &mut scratch, &mut bp).unwrap_err();
     assert_eq!(
@@ -154,43 +209,49 @@ fn more_memmap_entries_than_the_stub_holds_is_a_translate_error() {
 
 #[test]
 fn a_version_0_start_info_off_xen_has_no_memory_map() {
-    let m = memory(&Raw {
+    let mut m = memory(&Raw {
         version: 0,
         memmap: 0,
         memmap_entries: 0,
-        ..raw()
+        nr_modules: 1,
+        modlist: 0x1800,
     });
-    let mem = SliceMemory::new(0, &m[..]);
-    let view = StartInfoView::read(&mem, AT).unwrap();
-    let mut scratch = vec![E820Entry::new(0, 0, E820Type::RAM); 8];
-    let mut bp = BootParams::zeroed();
-    let e = translate(&view, &TranslateOptions::default(), &mut scratch, &mut bp).unwrap_err();
-    assert_eq!(e, TranslateError::NoMemoryMap { version: 0 });
+    let kernel = bzimage();
+    m[KERNEL_AT as usize..KERNEL_AT as usize + kernel.len()].copy_from_slice(&kernel);
+    set_module(&mut m, 0x1800, 0, KERNEL_AT, kernel.len() as u64);
+    let e = stub_plan(&m).unwrap_err();
+    assert_eq!(e, StubError::NoMemoryMap(0));
+    assert_eq!(
+        e.to_string(),
+        "no memory map: start_info version 0 has none and this is not Xen"
+    );
 }
 
 #[test]
 fn too_many_ranges_in_use_is_an_error_not_an_overflow() {
-    let needs = KernelNeeds {
-        init_size: 0x100_0000,
-        code_size: 0x80_0000,
-        align: 0x20_0000,
-        pref_address: 0x100_0000,
-        relocatable: true,
-        above_4g: false,
-    };
-    let req = BootRequest {
-        needs,
-        code: (0x40_0000, 0xc0_0000),
-        zero_page_size: 0x1000,
-    };
-    let e820 = [E820Entry::new(0x10_0000, 0x1000_0000, E820Type::RAM)];
-    let avoid = vec![(0u64, 1u64); 300];
-    let mut scratch = vec![(0, 0); 258];
+    // 300 modules of one byte each (plus the kernel): more ranges than the
+    // stub tracks.
+    let n = 301u32;
+    let mut m = memory(&Raw {
+        nr_modules: n,
+        modlist: 0x4000,
+        ..raw()
+    });
+    // One RAM entry.
+    m[0x2000 + 8..0x2000 + 16].copy_from_slice(&(MEM as u64).to_le_bytes());
+    m[0x2000 + 16..0x2000 + 20].copy_from_slice(&1u32.to_le_bytes());
+    let kernel = bzimage();
+    m[KERNEL_AT as usize..KERNEL_AT as usize + kernel.len()].copy_from_slice(&kernel);
+    set_module(&mut m, 0x4000, 0, KERNEL_AT, kernel.len() as u64);
+    for i in 1..n as usize {
+        set_module(&mut m, 0x4000, i, 0xe000 + i as u64, 1);
+    }
+    let e = stub_plan(&m).unwrap_err();
     assert_eq!(
-        plan_boot(&req, &e820, &avoid, &mut scratch),
-        Err(LinuxBootError::TooManyRanges {
-            ranges: 302,
-            capacity: 258
+        e,
+        StubError::Kernel(LinuxBootError::TooManyRanges {
+            ranges: MAX_AVOID + 1,
+            capacity: MAX_AVOID
         })
     );
 }

@@ -140,17 +140,19 @@ fn inspect_bzimage_reports_the_raw_header_fields() {
     let mut old = b.clone();
     old[0x206..0x208].copy_from_slice(&0x020bu16.to_le_bytes());
     let r = inspect(&old);
+    assert!(!r.bootable);
     let bz = r.bzimage.unwrap();
     assert!(!bz.boot_64bit);
     assert!(bz.boot_64bit_error.unwrap().contains("0x020b"));
-    // Older than anything the parser reads (2.01): named as a problem.
+    // Older than anything the parser reads (2.01): named as a problem, in
+    // the loader's words.
     old[0x206..0x208].copy_from_slice(&0x0201u16.to_le_bytes());
     let r = inspect(&old);
     assert_eq!(r.format, Format::Other);
-    assert!(
-        r.problems[0].contains("Linux kernel image, but"),
-        "{:?}",
-        r.problems
+    assert!(!r.bootable);
+    assert_eq!(
+        r.problems,
+        ["kernel: not a usable bzImage: boot protocol 0x0201 is older than the required 0x0208"]
     );
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["bzimage"]["init_size"], u32_at(&b, 0x260));
@@ -160,6 +162,11 @@ fn inspect_bzimage_reports_the_raw_header_fields() {
 fn inspect_other_bytes() {
     let report = inspect(b"not a kernel at all");
     assert_eq!(report.format, Format::Other);
+    assert!(!report.bootable);
+    assert_eq!(
+        report.problems,
+        ["kernel image is neither ELF nor bzImage (first bytes [6e, 6f, 74, 20])"]
+    );
     let report = inspect(b"\x7fELF\x02\x01\x01");
     assert_eq!(report.format, Format::Other);
     assert!(!report.problems.is_empty());
@@ -224,7 +231,9 @@ fn wrap_keeps_the_stub_and_embeds_kernel_initrd_and_cmdline() {
     // The header at 2 MiB, read by hand.
     let h = bytes_at(&w, 0x20_0000, 80);
     assert_eq!(&h[..8], b"PVHWRAP\0");
-    assert_eq!(u32_at(h, 8), 1);
+    // Version 2: the subarch policy at offset 76, PC (0) by default.
+    assert_eq!(u32_at(h, 8), 2);
+    assert_eq!(u32_at(h, 76), 0);
     let (k_addr, k_size) = (u64_at(h, 24), u64_at(h, 32));
     let (i_addr, i_size) = (u64_at(h, 40), u64_at(h, 48));
     let (c_addr, c_size) = (u64_at(h, 56), u64_at(h, 64));
@@ -244,9 +253,11 @@ fn wrap_keeps_the_stub_and_embeds_kernel_initrd_and_cmdline() {
     let stub_end = s.loads.iter().map(|(a, m, _)| a + m).max().unwrap();
     assert!(stub_end <= 0x20_0000);
 
-    // inspect sees the payload and the embedded kernel.
+    // inspect sees the payload and the embedded kernel, and boots it.
     let r = inspect(&out.elf);
     assert_eq!(r.format, Format::PvhElf);
+    assert!(r.bootable, "{:?}", r.problems);
+    assert_eq!(r.wrap.as_ref().unwrap().subarch, "pc");
     let wi = r.wrap.as_ref().expect("payload reported");
     assert_eq!(wi.kernel, (k_addr, k_size));
     assert_eq!(wi.initrd, Some((i_addr, i_size)));
@@ -300,7 +311,13 @@ fn wrap_rejects_bad_input_with_named_errors() {
     };
     let long = "x".repeat(u32_at(&kernel, 0x238) as usize + 1);
     let e = wrap(stub, &kernel, None, Some(&long)).unwrap_err();
-    assert!(matches!(e, WrapError::CmdlineTooLong { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            WrapError::Kernel(pvh_entry::linux::LinuxBootError::CmdlineTooLong { .. })
+        ),
+        "{e}"
+    );
     let e = wrap(stub, &kernel, None, Some("a\0b")).unwrap_err();
     assert!(matches!(e, WrapError::CmdlineNul), "{e}");
     // A protocol too old for the 64-bit entry: patch the version to 2.11.

@@ -11,11 +11,11 @@ use object::pod::bytes_of;
 use pvh_entry::elfnote::Phys32EntryNote;
 use zerocopy::IntoBytes;
 
-/// The exit port the guest writes to.
-pub const EXIT_PORT: u16 = 0xf4;
+/// The exit port the guest writes to (the machine contract's).
+pub use pvh_entry::machine::EXIT_PORT;
 
 /// Where the code is loaded and entered (1 MiB, where PVH kernels load).
-pub const ENTRY: u32 = 0x10_0000;
+pub const ENTRY: u32 = pvh_entry::machine::ONE_MIB as u32;
 
 /// `xor eax, eax; out 0xf4, al; hlt` (32-bit code). The `out` is the exit;
 /// `hlt` only stops a VMM that ignores the port (it is handled in-kernel

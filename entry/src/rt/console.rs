@@ -7,9 +7,9 @@
 use core::fmt;
 
 /// COM1's I/O base.
-pub const COM1: u16 = 0x3f8;
+pub use crate::machine::COM1_PORT as COM1;
 /// The Bochs/QEMU/Xen debug console port.
-pub const DEBUG_PORT: u16 = 0xe9;
+pub use crate::machine::DEBUGCON_PORT as DEBUG_PORT;
 /// How many times to poll the UART's "transmitter holding register empty"
 /// bit before writing anyway: a missing UART (reads 0xFF) or a stuck one
 /// must not hang the guest.

@@ -12,16 +12,17 @@
 
 use super::paging::{BOOT_TABLES, BootTables, ENTRIES, SIZE_2M, Table};
 use crate::elfnote::{Phys32EntryNote, XEN_ELFNOTE_PHYS32_ENTRY};
+use crate::machine::gdt;
 use core::mem::{offset_of, size_of};
 
 /// Boot stack size.
 pub const STACK_SIZE: usize = 64 * 1024;
 /// GDT selector of the 32-bit code segment.
-pub const CODE32_SELECTOR: u16 = 0x08;
+pub const CODE32_SELECTOR: u16 = gdt::rt::CODE32;
 /// GDT selector of the 64-bit code segment.
-pub const CODE64_SELECTOR: u16 = 0x10;
+pub const CODE64_SELECTOR: u16 = gdt::rt::CODE64;
 /// GDT selector of the data segment.
-pub const DATA_SELECTOR: u16 = 0x18;
+pub const DATA_SELECTOR: u16 = gdt::rt::DATA;
 
 /// What the runtime hands the guest's main function.
 #[derive(Debug, Clone, Copy)]
@@ -55,15 +56,15 @@ core::arch::global_asm!(
     ".quad pvh_start32",
     ".popsection",
 
-    // GDT: null, 32-bit code, 64-bit code, data; accessed bits preset so
-    // the CPU never writes to it.
+    // GDT: `machine::gdt::RT_GDT` (null, 32-bit code, 64-bit code, data;
+    // accessed bits preset so the CPU never writes to it).
     ".pushsection .rodata.pvh_gdt, \"a\"",
     ".balign 16",
     "pvh_gdt:",
-    ".quad 0",
-    ".quad 0x00cf9b000000ffff",
-    ".quad 0x00af9b000000ffff",
-    ".quad 0x00cf93000000ffff",
+    ".quad {gdt0}",
+    ".quad {gdt1}",
+    ".quad {gdt2}",
+    ".quad {gdt3}",
     "pvh_gdt_end:",
     ".balign 8",
     "pvh_gdt_ptr:",
@@ -184,6 +185,10 @@ core::arch::global_asm!(
     ".popsection",
 
     note_type = const XEN_ELFNOTE_PHYS32_ENTRY,
+    gdt0 = const gdt::RT_GDT[0],
+    gdt1 = const gdt::RT_GDT[1],
+    gdt2 = const gdt::RT_GDT[2],
+    gdt3 = const gdt::RT_GDT[3],
     stack_size = const STACK_SIZE,
     data = const DATA_SELECTOR,
     code32 = const CODE32_SELECTOR,

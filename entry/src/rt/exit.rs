@@ -7,7 +7,7 @@
 //! finally `cli; hlt` forever.
 
 /// The `isa-debug-exit` port (`-device isa-debug-exit,iobase=0xf4,iosize=4`).
-pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+pub use crate::machine::EXIT_PORT as DEBUG_EXIT_PORT;
 
 /// What a guest reports. The values are the contract with the host side's
 /// tests: see [`ExitCode::qemu_status`].

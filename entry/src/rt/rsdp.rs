@@ -15,7 +15,7 @@ pub const RSDP_SIGNATURE: [u8; 8] = *b"RSD PTR ";
 pub const RSDP_V1_LEN: usize = 20;
 /// Where a BIOS leaves the RSDP on a PC (besides the first KiB of the
 /// EBDA): the BIOS read-only area, searched on 16-byte boundaries.
-pub const BIOS_AREA: core::ops::Range<u64> = 0xe_0000..0x10_0000;
+pub use crate::machine::BIOS_AREA;
 
 /// The RSDP, revision 2 layout (a revision-0 RSDP is its first 20 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]

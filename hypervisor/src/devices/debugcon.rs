@@ -5,8 +5,8 @@ use std::io::Write;
 
 use super::{ConsoleOut, DeviceError, IoAction, PortDevice};
 
-/// The conventional debug console port.
-pub const DEBUGCON_PORT: u16 = 0xe9;
+/// The conventional debug console port (the machine contract's).
+pub use pvh_entry::machine::DEBUGCON_PORT;
 
 /// Debug console device.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ impl PortDevice for DebugCon {
         // Presence check used by Bochs/QEMU-aware guests: the port reads back 0xe9.
         data.fill(0);
         if let Some(b) = data.first_mut() {
-            *b = 0xe9;
+            *b = DEBUGCON_PORT as u8;
         }
     }
 

@@ -3,10 +3,9 @@
 
 use super::{DeviceError, IoAction, PortDevice};
 
-/// Where the exit port lives (QEMU's customary `iobase=0xf4`).
-pub const EXIT_PORT: u16 = 0xf4;
-/// Ports the device answers (QEMU's `iosize=4`).
-pub const EXIT_PORT_LEN: u16 = 4;
+/// Where the exit port lives (QEMU's customary `iobase=0xf4`) and how many
+/// ports it answers (QEMU's `iosize=4`): the machine contract's.
+pub use pvh_entry::machine::{EXIT_PORT, EXIT_PORT_LEN};
 
 /// Exit port device.
 #[derive(Debug, Default)]

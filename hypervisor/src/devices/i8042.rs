@@ -12,7 +12,7 @@ use vm_superio::{I8042Device, Trigger};
 use super::{DeviceError, IoAction, PortDevice};
 
 /// First i8042 port (data).
-pub const I8042_BASE: u16 = 0x60;
+pub const I8042_BASE: u16 = pvh_entry::machine::I8042_PORT;
 /// The i8042 spans 0x60..=0x64 (data at +0, command/status at +4); 0x61 in
 /// between is the PIT speaker port that KVM's in-kernel PIT answers first.
 pub const I8042_LEN: u16 = 5;

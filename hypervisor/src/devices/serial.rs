@@ -11,8 +11,8 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::{ConsoleOut, DeviceError, IoAction, PortDevice};
 
-/// COM1 base port.
-pub const COM1_BASE: u16 = 0x3f8;
+/// COM1 base port (the machine contract's).
+pub use pvh_entry::machine::COM1_PORT as COM1_BASE;
 /// A 16550 decodes eight registers.
 pub const COM1_LEN: u16 = 8;
 /// COM1's ISA interrupt line.
