@@ -460,3 +460,94 @@ fn stdin_reaches_the_guest_through_com1() {
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(r.stdout.as_bytes(), line);
 }
+
+/// The one error for a kernel the Linux boot policy refuses, as every
+/// caller words it. `tests/tests/stub_qemu.rs` checks the stub's console
+/// line for the same input against the same text.
+const OLD_PROTOCOL: &str =
+    "kernel: not a usable bzImage: boot protocol 0x020b is older than the required 0x020c";
+
+#[test]
+fn a_refused_kernel_is_the_same_error_from_boot_inspect_and_wrap() {
+    let Some(bz) = artifact("bzImage") else {
+        eprintln!("skipped: no bzImage (run scripts/fetch-artifacts.sh)");
+        return;
+    };
+    // The Debian bzImage with its protocol patched to 2.11 (no 64-bit
+    // entry), as in the stub's QEMU test.
+    let mut bytes = std::fs::read(&bz).unwrap();
+    bytes[0x206..0x208].copy_from_slice(&0x020bu16.to_le_bytes());
+    let dir = std::env::temp_dir().join(format!("pvh-policy-text-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("old.bzImage");
+    std::fs::write(&old, &bytes).unwrap();
+    let old = old.to_str().unwrap();
+    let out = dir.join("w.elf");
+    let out = out.to_str().unwrap();
+    let runs = [
+        ("boot (stub)", pvh(&["boot", "--kernel", old, "--plan"])),
+        (
+            "boot (linux)",
+            pvh(&[
+                "boot",
+                "--kernel",
+                old,
+                "--boot-protocol",
+                "linux",
+                "--plan",
+            ]),
+        ),
+        ("inspect", pvh(&["inspect", old])),
+        ("wrap", pvh(&["wrap", old, "-o", out])),
+    ];
+    for (what, r) in &runs {
+        assert_eq!(
+            r.status,
+            i32::from(status::BAD_INPUT),
+            "{what}: {}",
+            r.stderr
+        );
+        let text = format!("{}{}", r.stdout, r.stderr);
+        assert!(text.contains(OLD_PROTOCOL), "{what}: {text}");
+    }
+    assert!(
+        runs[2].1.stdout.contains("bootable: no"),
+        "{}",
+        runs[2].1.stdout
+    );
+    assert!(!Path::new(out).exists(), "wrap wrote nothing");
+
+    // A command line longer than the kernel's cmdline_size: the same words
+    // from boot (either path) and wrap.
+    let bz = bz.to_str().unwrap();
+    let max = u32::from_le_bytes(bytes[0x238..0x23c].try_into().unwrap());
+    let long = "x".repeat(max as usize + 1);
+    let want = format!(
+        "kernel: command line of {} bytes exceeds the kernel's cmdline_size {max}",
+        max + 1
+    );
+    for args in [
+        vec!["boot", "--kernel", bz, "--cmdline", &long, "--plan"],
+        vec![
+            "boot",
+            "--kernel",
+            bz,
+            "--boot-protocol",
+            "linux",
+            "--cmdline",
+            &long,
+            "--plan",
+        ],
+        vec!["wrap", bz, "--cmdline", &long, "-o", out],
+    ] {
+        let r = pvh(&args);
+        assert_eq!(
+            r.status,
+            i32::from(status::BAD_INPUT),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(&want), "{args:?}: {}", r.stderr);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

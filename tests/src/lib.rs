@@ -3,6 +3,8 @@
 //! test decides between "skip" and "fail" when a resource is missing, and
 //! running a guest under a watchdog.
 
+pub mod images;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};

@@ -353,3 +353,162 @@ fn the_cli_wraps_and_inspects() {
     assert_eq!(status, pvh_hypervisor::status::BAD_INPUT);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Images `pvh boot` refuses: an AArch64 ELF, overlapping segments, two
+/// different entry notes, no entry note.
+fn refused_elves() -> Vec<(&'static str, Vec<u8>)> {
+    use pvh_tests::images::{Load, SynthElf};
+    vec![
+        (
+            "aarch64",
+            SynthElf {
+                machine: 183,
+                ..SynthElf::pvh()
+            }
+            .build(),
+        ),
+        (
+            "overlap",
+            SynthElf {
+                loads: vec![Load::code(0x10_0000, 0x100), Load::code(0x10_0080, 0x100)],
+                ..SynthElf::pvh()
+            }
+            .build(),
+        ),
+        (
+            "two entries",
+            SynthElf {
+                entries: vec![0x10_0000, 0x10_0010],
+                ..SynthElf::pvh()
+            }
+            .build(),
+        ),
+        (
+            "no entry",
+            SynthElf {
+                entries: vec![],
+                ..SynthElf::pvh()
+            }
+            .build(),
+        ),
+    ]
+}
+
+fn boot_error(kernel: &[u8]) -> Option<pvh_loader::LoadError> {
+    let ram = pvh_loader::GuestRam::new(64 << 20).unwrap();
+    let config = pvh_loader::BootConfig {
+        kernel,
+        ..Default::default()
+    };
+    pvh_loader::plan(&ram, &config).err()
+}
+
+#[test]
+fn inspect_says_not_bootable_exactly_when_boot_refuses() {
+    use pvh_tests::images::SynthElf;
+    let dir = pvh_tests::scratch_dir("inspect-verdict");
+    let good = SynthElf::pvh().build();
+    assert_eq!(boot_error(&good), None);
+    let r = inspect(&good);
+    assert!(r.bootable && r.problems.is_empty(), "{:?}", r.problems);
+    for (name, bytes) in refused_elves() {
+        let refused = boot_error(&bytes).unwrap_or_else(|| panic!("{name}: boot accepts"));
+        let r = inspect(&bytes);
+        assert!(!r.bootable, "{name}");
+        // The first problem is boot's error, word for word.
+        assert_eq!(r.problems[0], refused.to_string(), "{name}");
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["bootable"], false, "{name}");
+        assert_eq!(json["problems"][0], refused.to_string(), "{name}");
+        // The command's status is boot's: BAD_INPUT.
+        let path = dir.join(name.replace(' ', "-"));
+        std::fs::write(&path, &bytes).unwrap();
+        let args: Vec<OsString> = vec!["pvh".into(), "inspect".into(), path.into()];
+        assert_eq!(
+            pvh_hypervisor::cli::main_with(args),
+            pvh_hypervisor::status::BAD_INPUT,
+            "{name}"
+        );
+    }
+    let path = dir.join("good");
+    std::fs::write(&path, &good).unwrap();
+    let args: Vec<OsString> = vec!["pvh".into(), "inspect".into(), path.into()];
+    assert_eq!(pvh_hypervisor::cli::main_with(args), 0);
+}
+
+#[test]
+fn wrap_refuses_stubs_the_loader_refuses() {
+    use pvh_hypervisor::wrap::MAX_PHNUM;
+    use pvh_tests::images::{SynthBz, SynthElf};
+    let kernel = SynthBz::default().build();
+    // A synthetic stub the loader accepts wraps, and the output boots.
+    let out = wrap(&SynthElf::pvh().build(), &kernel, None, None).unwrap();
+    assert_eq!(boot_error(&out.elf), None);
+    for (name, stub) in refused_elves() {
+        let refused = boot_error(&stub).unwrap();
+        match wrap(&stub, &kernel, None, None) {
+            Err(WrapError::BadStub(e)) => assert_eq!(e, refused, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // 65,534 program headers: the loader takes them, but with the payload's
+    // two the output's e_phnum would overflow (0xffff means "see section
+    // 0"): refused, not written with e_phnum 0.
+    let many = SynthElf {
+        null_headers: 65_534 - 2,
+        ..SynthElf::pvh()
+    }
+    .build();
+    assert_eq!(u16_at(&many, 0x38), 65_534);
+    assert_eq!(boot_error(&many), None);
+    match wrap(&many, &kernel, None, None) {
+        Err(WrapError::TooManySegments { count, max }) => {
+            assert_eq!((count, max), (65_534, MAX_PHNUM - 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    // One fewer fits exactly.
+    let fits = SynthElf {
+        null_headers: 65_532 - 2,
+        ..SynthElf::pvh()
+    }
+    .build();
+    let out = wrap(&fits, &kernel, None, None).unwrap();
+    assert_eq!(u16_at(&out.elf, 0x38), 0xfffe);
+}
+
+#[test]
+fn wrap_subarch_goes_into_the_payload_and_inspect_reads_it() {
+    use pvh_hypervisor::wrap::{WrapOptions, wrap_with};
+    use pvh_tests::images::SynthBz;
+    let kernel = SynthBz::default().build();
+    let options = WrapOptions {
+        subarch: pvh_entry::SubarchPolicy::Xen,
+        ..Default::default()
+    };
+    let out = wrap_with(pvh_guests::STUB, &kernel, &options).unwrap();
+    let w = read_elf(&out.elf);
+    let h = bytes_at(&w, 0x20_0000, 80);
+    assert_eq!((u32_at(h, 8), u32_at(h, 76)), (2, 2), "version 2, XEN");
+    let r = inspect(&out.elf);
+    assert!(r.bootable, "{:?}", r.problems);
+    assert_eq!(r.wrap.unwrap().subarch, "xen");
+    // The CLI flag.
+    let dir = pvh_tests::scratch_dir("wrap-subarch");
+    let (bz, elf) = (dir.join("bz"), dir.join("w.elf"));
+    std::fs::write(&bz, &kernel).unwrap();
+    let args: Vec<OsString> = vec![
+        "pvh".into(),
+        "wrap".into(),
+        bz.into(),
+        "--subarch".into(),
+        "xen".into(),
+        "-o".into(),
+        elf.clone().into(),
+    ];
+    assert_eq!(pvh_hypervisor::cli::main_with(args), 0);
+    assert_eq!(
+        inspect(&std::fs::read(&elf).unwrap()).wrap.unwrap().subarch,
+        "xen"
+    );
+}

@@ -49,6 +49,8 @@ pub struct Elf {
     pub segs: Vec<Seg>,
     /// (name, type, descriptor)
     pub notes: Vec<(Vec<u8>, u32, Vec<u8>)>,
+    /// Each note in its own PT_NOTE segment (default: one segment).
+    pub split_notes: bool,
 }
 
 pub const PHYS32_ENTRY: u32 = 18;
@@ -63,6 +65,7 @@ impl Elf {
             big_endian: false,
             segs,
             notes: vec![],
+            split_notes: false,
         }
     }
     pub fn new32(segs: Vec<Seg>) -> Self {
@@ -73,6 +76,7 @@ impl Elf {
             big_endian: false,
             segs,
             notes: vec![],
+            split_notes: false,
         }
     }
     pub fn entry8(mut self, entry: u64) -> Self {
@@ -105,9 +109,17 @@ impl Elf {
         } else {
             (52, 32)
         };
-        let nph = self.segs.len() as u64 + u64::from(!self.notes.is_empty());
+        let note_segs = if self.split_notes {
+            self.notes.len()
+        } else {
+            usize::from(!self.notes.is_empty())
+        };
+        let nph = self.segs.len() as u64 + note_segs as u64;
         let mut notes = Vec::new();
+        // (offset in `notes`, length) of each PT_NOTE.
+        let mut note_ranges = Vec::new();
         for (name, t, desc) in &self.notes {
+            let start = notes.len();
             notes.extend((name.len() as u32).to_le_bytes());
             notes.extend((desc.len() as u32).to_le_bytes());
             notes.extend(t.to_le_bytes());
@@ -119,6 +131,10 @@ impl Elf {
             while notes.len() % 4 != 0 {
                 notes.push(0);
             }
+            note_ranges.push((start as u64, (notes.len() - start) as u64));
+        }
+        if !self.split_notes && !self.notes.is_empty() {
+            note_ranges = vec![(0, notes.len() as u64)];
         }
         let notes_off = ehsize + nph * phentsize;
         let mut data_off = notes_off + notes.len() as u64;
@@ -131,8 +147,8 @@ impl Elf {
             body.extend(&s.data);
             data_off += s.data.len() as u64;
         }
-        if !self.notes.is_empty() {
-            phdrs.push((4, 4, notes_off, 0, notes.len() as u64, notes.len() as u64));
+        for (start, len) in note_ranges {
+            phdrs.push((4, 4, notes_off + start, 0, len, len));
         }
         let be = self.big_endian;
         let mut out = Vec::new();
