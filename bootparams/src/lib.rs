@@ -23,12 +23,17 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "synth")]
+extern crate alloc;
+
 mod boot_params;
 mod e820;
 mod flags;
 mod image;
 mod setup_data;
 mod setup_header;
+#[cfg(feature = "synth")]
+pub mod synth;
 
 pub use boot_params::{BootParams, E820_MAX_ENTRIES_ZEROPAGE, ZERO_PAGE_SIZE};
 pub use e820::{E820Entry, E820Type};

@@ -350,11 +350,7 @@ pub fn find_free(e820: &[E820Entry], avoid: &[(u64, u64)], req: &Request) -> Opt
         let Some(ram_end) = ram.end() else { continue };
         let lo = ram.addr.max(req.min);
         let hi = ram_end.min(req.limit);
-        let found = if req.top_down {
-            search_down(lo, hi, req, &blockers, steps)
-        } else {
-            search_up(lo, hi, req, &blockers, steps)
-        };
+        let found = search(lo, hi, req, &blockers, steps);
         if let Some(at) = found {
             best = Some(match best {
                 Some(b) if req.top_down => b.max(at),
@@ -366,61 +362,40 @@ pub fn find_free(e820: &[E820Entry], avoid: &[(u64, u64)], req: &Request) -> Opt
     best.filter(|&b| fits(b))
 }
 
-fn search_up<I: Iterator<Item = (u64, u64)>>(
+/// The first fit in `lo..hi` going up (or, `req.top_down`, down): each
+/// step jumps past the blockers in the way.
+fn search<I: Iterator<Item = (u64, u64)>>(
     lo: u64,
     hi: u64,
     req: &Request,
     blockers: &impl Fn() -> I,
     steps: usize,
 ) -> Option<u64> {
-    let mut at = align_up(lo, req.align)?;
+    let mut at = if req.top_down {
+        align_down(hi.checked_sub(req.size)?, req.align)
+    } else {
+        align_up(lo, req.align)?
+    };
     for _ in 0..=steps {
         let end = at.checked_add(req.size)?;
-        if end > hi {
+        if at < lo || end > hi {
             return None;
         }
-        match blockers()
-            .filter(|&b| overlaps(b, (at, end)))
-            .map(|b| b.1)
-            .max()
-        {
-            None => return Some(at),
-            Some(past) => match align_up(past, req.align) {
-                Some(next) if next > at => at = next,
-                _ => return None,
-            },
+        let mut hits = blockers().filter(|&b| overlaps(b, (at, end))).peekable();
+        if hits.peek().is_none() {
+            return Some(at);
         }
-    }
-    None
-}
-
-fn search_down<I: Iterator<Item = (u64, u64)>>(
-    lo: u64,
-    hi: u64,
-    req: &Request,
-    blockers: &impl Fn() -> I,
-    steps: usize,
-) -> Option<u64> {
-    let mut at = align_down(hi.checked_sub(req.size)?, req.align);
-    for _ in 0..=steps {
-        if at < lo {
+        let next = if req.top_down {
+            let below = hits.map(|b| b.0).min()?;
+            align_down(below.checked_sub(req.size)?, req.align)
+        } else {
+            align_up(hits.map(|b| b.1).max()?, req.align)?
+        };
+        // Each step must move, away from where it started.
+        if (req.top_down && next >= at) || (!req.top_down && next <= at) {
             return None;
         }
-        let end = at.checked_add(req.size)?;
-        match blockers()
-            .filter(|&b| overlaps(b, (at, end)))
-            .map(|b| b.0)
-            .min()
-        {
-            None => return Some(at),
-            Some(below) => {
-                let next = align_down(below.checked_sub(req.size)?, req.align);
-                if next >= at {
-                    return None;
-                }
-                at = next;
-            }
-        }
+        at = next;
     }
     None
 }

@@ -9,7 +9,10 @@
 //! 2. `stub`: the bzImage through pvh's guest stub (`pvh-stub`), which
 //!    translates with `pvh_entry::zeropage::translate` inside the guest;
 //! 3. `linux`: the bzImage through the Linux 64-bit boot protocol, the
-//!    loader translating with the same function on the host.
+//!    loader translating with the same function on the host;
+//! 4. and 5. `stub-xen`, `linux-xen`: the two bzImage paths again with
+//!    `--subarch xen`, which both must honour (`hardware_subarch` = XEN,
+//!    `hardware_subarch_data` = the start_info's address).
 //!
 //! Each L2 init prints a marker, `/proc/cmdline` and the zero page the
 //! kernel actually received (`/sys/kernel/boot_params/data`), then
@@ -31,11 +34,18 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-const MODES: [(&str, &str); 3] = [
+const MODES: [(&str, &str); 5] = [
     ("pvh", "--kernel /l2/vmlinux"),
     ("stub", "--kernel /l2/bzImage"),
     ("linux", "--kernel /l2/bzImage --boot-protocol linux"),
+    ("stub-xen", "--kernel /l2/bzImage --subarch xen"),
+    (
+        "linux-xen",
+        "--kernel /l2/bzImage --boot-protocol linux --subarch xen",
+    ),
 ];
+/// The modes that ask for `hardware_subarch = XEN`.
+const XEN_MODES: [&str; 2] = ["stub-xen", "linux-xen"];
 const L2_MEMORY: &str = "256M";
 
 /// Two Linux domains in one dom0less tree; file names resolve under
@@ -210,11 +220,13 @@ fn stock_linux_three_ways_on_nested_kvm() {
     let end = end_line(&log, "launch");
     assert!(end.ends_with("rc=0"), "pvh launch exit: {end}");
 
-    // The two bzImage paths run the same translation (in the guest stub and
-    // in the host loader) on the same kernel header: the pages the kernel
-    // got must be identical byte for byte, apart from addresses each path
-    // chooses itself.
-    let by_design: [(std::ops::Range<usize>, &str); 5] = [
+    // The two bzImage paths run the same translation and the same boot
+    // policy (in the guest stub and in the host loader) on the same kernel
+    // header: the pages the kernel got must be identical byte for byte,
+    // apart from addresses each path chooses itself (docs/guest.md, "One
+    // boot policy"). With --subarch xen too, where the start_info's address
+    // (each path places its own) is one of them.
+    let by_design: [(std::ops::Range<usize>, &str); 6] = [
         (0x0c0..0x0c4, "ext_ramdisk_image"),
         (0x0c8..0x0cc, "ext_cmd_line_ptr"),
         (
@@ -223,16 +235,39 @@ fn stock_linux_three_ways_on_nested_kvm() {
         ),
         (0x218..0x21c, "ramdisk_image"),
         (0x228..0x22c, "cmd_line_ptr"),
+        (
+            0x240..0x248,
+            "hardware_subarch_data (each path's start_info)",
+        ),
     ];
-    let (stub, linux) = (pages["stub"].as_page(), pages["linux"].as_page());
-    for i in 0..ZERO_PAGE_SIZE {
+    for (a, b) in [("stub", "linux"), ("stub-xen", "linux-xen")] {
+        let (pa, pb) = (pages[a].as_page(), pages[b].as_page());
+        for i in 0..ZERO_PAGE_SIZE {
+            if by_design.iter().any(|(r, _)| r.contains(&i)) {
+                continue;
+            }
+            assert_eq!(
+                pa[i], pb[i],
+                "zero page byte {i:#x}: {a} {:#04x}, {b} {:#04x}",
+                pa[i], pb[i]
+            );
+        }
+    }
+    // --subarch xen changes only the subarch and its data.
+    let (pc, xen) = (pages["stub"].as_page(), pages["stub-xen"].as_page());
+    for i in (0..ZERO_PAGE_SIZE).filter(|i| !(0x23c..0x248).contains(i)) {
         if by_design.iter().any(|(r, _)| r.contains(&i)) {
             continue;
         }
-        assert_eq!(
-            stub[i], linux[i],
-            "zero page byte {i:#x}: stub {:#04x}, linux {:#04x}",
-            stub[i], linux[i]
+        assert_eq!(pc[i], xen[i], "zero page byte {i:#x}: stub vs stub-xen");
+    }
+    for mode in XEN_MODES {
+        let bp = &pages[mode];
+        assert_eq!({ bp.hdr.hardware_subarch }.0, 2, "{mode}: XEN");
+        let data = { bp.hdr.hardware_subarch_data };
+        assert!(
+            data != 0 && data % 8 == 0 && data < 1 << 20,
+            "{mode}: hardware_subarch_data {data:#x} is not a start_info address"
         );
     }
 
@@ -262,16 +297,18 @@ fn stock_linux_three_ways_on_nested_kvm() {
                 "{mode}: acpi_rsdp_addr (pvh passes ACPI tables)"
             );
         }
-        assert_eq!(
-            { bp.hdr.hardware_subarch },
-            { reference.hdr.hardware_subarch },
-            "{mode}: subarch"
-        );
-        assert_eq!(
-            { bp.hdr.hardware_subarch_data },
-            { reference.hdr.hardware_subarch_data },
-            "{mode}: subarch data"
-        );
+        if !XEN_MODES.contains(mode) {
+            assert_eq!(
+                { bp.hdr.hardware_subarch },
+                { reference.hdr.hardware_subarch },
+                "{mode}: subarch"
+            );
+            assert_eq!(
+                { bp.hdr.hardware_subarch_data },
+                { reference.hdr.hardware_subarch_data },
+                "{mode}: subarch data"
+            );
+        }
         assert_eq!(bp.sentinel, 0, "{mode}: sentinel");
         let sets = e820_sets(bp);
         assert_eq!(

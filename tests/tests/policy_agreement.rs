@@ -111,7 +111,7 @@ fn case() -> impl Strategy<Value = Case> {
                     init_size: init,
                     initrd_addr_max: initrd_max,
                     cmdline_size,
-                    code: 0x2000,
+                    ..SynthBz::default()
                 };
                 match broken {
                     None => {}
@@ -121,7 +121,7 @@ fn case() -> impl Strategy<Value = Case> {
                         bz.relocatable = true;
                         bz.kernel_alignment = a;
                     }
-                    Some(Break::InitSize) => bz.init_size = 0x1fff,
+                    Some(Break::InitSize) => bz.init_size = bz.code_size() as u32 - 1,
                     Some(Break::CmdlineSize) => bz.cmdline_size = 5,
                 }
                 bz

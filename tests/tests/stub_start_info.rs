@@ -16,24 +16,11 @@ use pvh_entry::{
 const MEM: usize = 64 * 1024;
 const AT: u64 = 0x1000;
 /// Where the tests put a small bzImage module.
-const KERNEL_AT: u64 = 0xc000;
+const KERNEL_AT: u64 = 0x8000;
 
-/// A minimal bzImage (boot.rst offsets): two sectors and 0x1000 bytes of
-/// code, protocol 2.15, 64-bit entry.
+/// A small bzImage the policy takes.
 fn bzimage() -> Vec<u8> {
-    let mut b = vec![0u8; 2 * 512];
-    b[0x1f1] = 1;
-    b[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
-    b[0x201] = 0x6a;
-    b[0x202..0x206].copy_from_slice(b"HdrS");
-    b[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
-    b[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes());
-    b[0x234] = 1;
-    b[0x236..0x238].copy_from_slice(&3u16.to_le_bytes());
-    b[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
-    b[0x260..0x264].copy_from_slice(&0x40_0000u32.to_le_bytes());
-    b.resize(b.len() + 0x1000, 0x90);
-    b
+    pvh_tests::images::SynthBz::default().build()
 }
 
 /// `m` with module `i` of the module list at `modlist` set to

@@ -43,53 +43,7 @@ fn place_with(
     place(req, e820, avoid, &mut scratch)
 }
 
-/// A synthetic bzImage: one setup sector past the boot sector, `code`
-/// bytes of protected-mode code, header fields as given (offsets from
-/// boot.rst).
-struct Bz {
-    version: u16,
-    xloadflags: u16,
-    relocatable: bool,
-    kernel_alignment: u32,
-    pref_address: u64,
-    init_size: u32,
-    code: usize,
-}
-
-impl Default for Bz {
-    fn default() -> Self {
-        Self {
-            version: 0x020f,
-            xloadflags: 0x3,
-            relocatable: true,
-            kernel_alignment: 0x20_0000,
-            pref_address: 0x100_0000,
-            init_size: 0x40_0000,
-            code: 0x1000,
-        }
-    }
-}
-
-impl Bz {
-    fn build(&self) -> Vec<u8> {
-        let mut b = vec![0u8; 2 * 512];
-        b[0x1f1] = 1;
-        b[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
-        b[0x200] = 0xeb;
-        b[0x201] = 0x6a;
-        b[0x202..0x206].copy_from_slice(b"HdrS");
-        b[0x206..0x208].copy_from_slice(&self.version.to_le_bytes());
-        b[0x22c..0x230].copy_from_slice(&0x3fff_ffffu32.to_le_bytes());
-        b[0x230..0x234].copy_from_slice(&self.kernel_alignment.to_le_bytes());
-        b[0x234] = u8::from(self.relocatable);
-        b[0x236..0x238].copy_from_slice(&self.xloadflags.to_le_bytes());
-        b[0x238..0x23c].copy_from_slice(&255u32.to_le_bytes());
-        b[0x258..0x260].copy_from_slice(&self.pref_address.to_le_bytes());
-        b[0x260..0x264].copy_from_slice(&self.init_size.to_le_bytes());
-        b.resize(b.len() + self.code, 0x90);
-        b
-    }
-}
+use pvh_bootparams::synth::SynthBzImage as Bz;
 
 fn needs_of(bz: &Bz) -> Result<KernelNeeds, LinuxBootError> {
     let bytes = bz.build();
@@ -103,14 +57,14 @@ fn kernel_needs_reads_the_header_and_applies_the_rules() {
         n,
         KernelNeeds {
             init_size: 0x40_0000,
-            code_size: 0x1000,
+            code_size: 0x540,
             kernel_alignment: 0x20_0000,
             align: 0x20_0000,
             pref_address: 0x100_0000,
             relocatable: true,
             above_4g: true,
-            initrd_addr_max: 0x3fff_ffff,
-            cmdline_max: 255,
+            initrd_addr_max: 0x7fff_ffff,
+            cmdline_max: 2047,
         }
     );
     // Relocatable: the alignment must be a power of two (a mask to the
@@ -135,12 +89,12 @@ fn kernel_needs_reads_the_header_and_applies_the_rules() {
     assert_eq!((small.kernel_alignment, small.align), (0x10, 0x1000));
     assert_eq!(
         needs_of(&Bz {
-            init_size: 0xfff,
+            init_size: 0x53f,
             ..Bz::default()
         }),
         Err(LinuxBootError::BadInitSize {
-            init_size: 0xfff,
-            code: 0x1000
+            init_size: 0x53f,
+            code: 0x540
         })
     );
     assert_eq!(

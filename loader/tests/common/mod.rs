@@ -219,68 +219,9 @@ pub fn simple_elf() -> Elf {
     .entry8(0x10_0010)
 }
 
-/// bzImage header fields a test sets.
-#[derive(Clone, Debug)]
-pub struct Bz {
-    pub version: u16,
-    pub xloadflags: u16,
-    pub relocatable: bool,
-    pub kernel_alignment: u32,
-    pub pref_address: u64,
-    pub init_size: u32,
-    pub cmdline_size: u32,
-    pub initrd_addr_max: u32,
-    /// Protected-mode code before the payload.
-    pub head: Vec<u8>,
-    /// The payload (compressed ELF + size).
-    pub payload: Vec<u8>,
-}
-
-impl Default for Bz {
-    fn default() -> Self {
-        Self {
-            version: 0x020f,
-            xloadflags: 0x3,
-            relocatable: true,
-            kernel_alignment: 0x20_0000,
-            pref_address: 0x100_0000,
-            init_size: 0x40_0000,
-            cmdline_size: 2047,
-            initrd_addr_max: 0x7fff_ffff,
-            head: vec![0xf4; 0x400],
-            payload: vec![0x55; 0x100],
-        }
-    }
-}
-
-impl Bz {
-    pub fn build(&self) -> Vec<u8> {
-        let setup_sects = 4u8;
-        let mut b = vec![0u8; (usize::from(setup_sects) + 1) * 512];
-        b[0x1f1] = setup_sects;
-        b[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
-        b[0x200] = 0xeb;
-        b[0x201] = 0x6a; // header ends at 0x26c
-        b[0x202..0x206].copy_from_slice(b"HdrS");
-        b[0x206..0x208].copy_from_slice(&self.version.to_le_bytes());
-        b[0x211] = 1; // LOADED_HIGH
-        b[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes());
-        b[0x22c..0x230].copy_from_slice(&self.initrd_addr_max.to_le_bytes());
-        b[0x230..0x234].copy_from_slice(&self.kernel_alignment.to_le_bytes());
-        b[0x234] = u8::from(self.relocatable);
-        b[0x235] = 21;
-        b[0x236..0x238].copy_from_slice(&self.xloadflags.to_le_bytes());
-        b[0x238..0x23c].copy_from_slice(&self.cmdline_size.to_le_bytes());
-        b[0x248..0x24c].copy_from_slice(&(self.head.len() as u32).to_le_bytes());
-        b[0x24c..0x250].copy_from_slice(&(self.payload.len() as u32).to_le_bytes());
-        b[0x258..0x260].copy_from_slice(&self.pref_address.to_le_bytes());
-        b[0x260..0x264].copy_from_slice(&self.init_size.to_le_bytes());
-        b.extend(&self.head);
-        b.extend(&self.payload);
-        b.extend([0xcc; 64]); // trailer after the payload
-        b
-    }
-}
+/// Synthetic bzImages: the workspace's one builder.
+#[allow(unused_imports)]
+pub use pvh_bootparams::synth::SynthBzImage as Bz;
 
 /// `data` with Linux's appended le32 uncompressed size.
 pub fn with_size(mut compressed: Vec<u8>, raw_len: usize) -> Vec<u8> {
