@@ -9,9 +9,13 @@
 //! - `kvm-floor write-elf PATH`: write the same guest as a PVH ELF.
 //! - `kvm-floor probe-path`: print where the built-in probe ELF is (for
 //!   QEMU's `-kernel`).
-//! - `kvm-floor stopwatch [--marker TEXT]... -- CMD [ARG]...`: run CMD,
-//!   pass its output through, then print one line
-//!   `stopwatch status=S total_us=N [TEXT_us=M|TEXT_us=none]...`.
+//! - `kvm-floor stopwatch [--marker TEXT]... [--kill-at TEXT] [--timeout SECS] -- CMD [ARG]...`:
+//!   run CMD, pass its output through, then print one line
+//!   `stopwatch status=S total_us=N [TEXT_us=M|TEXT_us=none]... maxrss_kib=K
+//!   [rss_kib=R thp_kib=H]`. With `--kill-at`, CMD is killed (status
+//!   `killed`) once a line containing TEXT appears, after a snapshot of its
+//!   resident and huge-page backed memory (`rss_kib`, `thp_kib`); with
+//!   `--timeout`, killed (status `timeout`) if still running after SECS.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,7 +28,7 @@ const DEFAULT_MEMORY_MIB: u64 = 512;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--pause-ms MS] [--verbose]\n       kvm-floor write-elf PATH\n       kvm-floor probe-path\n       kvm-floor stopwatch [--marker TEXT]... -- CMD [ARG]..."
+        "usage: kvm-floor [--memory MIB] [--no-pit] [--no-irqchip] [--pause-ms MS] [--verbose]\n       kvm-floor write-elf PATH\n       kvm-floor probe-path\n       kvm-floor stopwatch [--marker TEXT]... [--kill-at TEXT] [--timeout SECS] -- CMD [ARG]..."
     );
     ExitCode::from(2)
 }
@@ -100,12 +104,20 @@ fn main() -> ExitCode {
 }
 
 fn stopwatch(args: &[String]) -> ExitCode {
-    let mut markers = Vec::new();
+    let mut opts = pvh_kvm_floor::stopwatch::Options::default();
     let mut it = args.iter();
     loop {
         match it.next().map(String::as_str) {
             Some("--marker") => match it.next() {
-                Some(m) => markers.push(m.clone()),
+                Some(m) => opts.markers.push(m.clone()),
+                None => return usage(),
+            },
+            Some("--kill-at") => match it.next() {
+                Some(m) => opts.kill_at = Some(m.clone()),
+                None => return usage(),
+            },
+            Some("--timeout") => match it.next().and_then(|s| s.parse::<u64>().ok()) {
+                Some(secs) => opts.timeout = Some(Duration::from_secs(secs)),
                 None => return usage(),
             },
             Some("--") => break,
@@ -118,18 +130,29 @@ fn stopwatch(args: &[String]) -> ExitCode {
     let mut cmd = std::process::Command::new(program);
     cmd.args(it);
     let mut stdout = std::io::stdout().lock();
-    match pvh_kvm_floor::stopwatch::time_command(&mut cmd, &markers, &mut stdout) {
+    match pvh_kvm_floor::stopwatch::time_command_with(&mut cmd, &opts, &mut stdout) {
         Ok(t) => {
-            let status = t
-                .status
-                .code()
-                .map_or_else(|| format!("{}", t.status), |c| c.to_string());
+            let status = match (t.timed_out, t.killed, t.status.code()) {
+                (true, _, _) => "timeout".to_owned(),
+                (false, true, _) => "killed".to_owned(),
+                (false, false, Some(c)) => c.to_string(),
+                (false, false, None) => format!("{}", t.status).replace(' ', "_"),
+            };
             let mut line = format!("stopwatch status={status} total_us={}", t.total.as_micros());
             for (marker, at) in &t.markers {
                 match at {
                     Some(d) => line.push_str(&format!(" {marker}_us={}", d.as_micros())),
                     None => line.push_str(&format!(" {marker}_us=none")),
                 }
+            }
+            if let Some(kib) = t.max_rss_kib {
+                line.push_str(&format!(" maxrss_kib={kib}"));
+            }
+            if let Some(s) = t.snapshot {
+                line.push_str(&format!(
+                    " rss_kib={} thp_kib={}",
+                    s.rss_kib, s.anon_huge_kib
+                ));
             }
             println!("{line}");
             ExitCode::SUCCESS
