@@ -43,6 +43,7 @@ pub mod layout;
 mod load;
 pub mod plan;
 mod planner;
+pub mod unpack_cache;
 
 pub use cpu::{CpuState, DescriptorTable, EntryMode, Segment};
 pub use elf::{ElfClass, ElfImage, LoadSegment};
@@ -53,6 +54,7 @@ pub use load::{LoadedGuest, load};
 pub use plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, Relocation};
 pub use planner::{check_disjoint, plan};
 pub use pvh_entry::{MemmapEntry, SubarchPolicy};
+pub use unpack_cache::{CacheOutcome, UnpackCache, Unpacked};
 
 /// A rust-vmm `linux_loader` command line, re-exported for callers that
 /// build their command line with it.

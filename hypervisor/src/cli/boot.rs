@@ -88,6 +88,11 @@ pub struct BootArgs {
     /// INIT/SIPI. The guest learns of them from the ACPI MADT.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=i64::from(crate::acpi::MAX_CPUS)))]
     pub cpus: u8,
+    /// With `--boot-protocol pvh-unpack`: decompress the bzImage every time
+    /// instead of keeping the unpacked kernel in the per-user cache
+    /// (`$XDG_CACHE_HOME/pvh/unpacked`, else `~/.cache/pvh/unpacked`).
+    #[arg(long)]
+    pub no_unpack_cache: bool,
     /// Build no ACPI tables: start_info's rsdp_paddr stays 0 (the guest
     /// sees one CPU and no FADT; power-off is then not available).
     #[arg(long)]
@@ -125,6 +130,7 @@ impl Default for BootArgs {
             cmdline: String::new(),
             memory: 512 << 20,
             cpus: 1,
+            no_unpack_cache: false,
             no_acpi: false,
             subarch: SubarchArg::Pc,
             plan: false,
@@ -225,7 +231,19 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         },
         acpi: !args.no_acpi,
     };
-    let config = build::boot_config(&info, domain, &how).map_err(|e| fail(status::BAD_INPUT, e))?;
+    let mut config =
+        build::boot_config(&info, domain, &how).map_err(|e| fail(status::BAD_INPUT, e))?;
+    // pvh-unpack through the cache: the cached vmlinux booted through PVH is
+    // exactly what the loader's PvhUnpack plans (the unpack cache's tests
+    // compare the plans), without decompressing again.
+    let unpacked = match (how.protocol, args.no_unpack_cache) {
+        (BootProtocol::PvhUnpack, false) => cached_unpack(config.kernel, args.verbose)?,
+        _ => None,
+    };
+    if let Some(vmlinux) = &unpacked {
+        config.kernel = vmlinux;
+        config.protocol = BootProtocol::Pvh;
+    }
 
     if args.plan {
         let ram = pvh_loader::GuestRam::new(args.memory).map_err(|e| {
@@ -293,6 +311,35 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
     }
     report_end(&report.end, args.verbose);
     Ok(report.end.status())
+}
+
+/// `kernel` unpacked through the per-user unpack cache, if it is a bzImage
+/// and there is a cache directory; `None` leaves the unpacking to the loader
+/// (which also reports a kernel that is not a bzImage).
+fn cached_unpack(kernel: &[u8], verbose: bool) -> Result<Option<pvh_loader::Unpacked>, u8> {
+    let Ok(bz) = pvh_bootparams::BzImage::parse(kernel) else {
+        return Ok(None);
+    };
+    let Some(cache) = pvh_loader::UnpackCache::in_user_cache_dir() else {
+        if verbose {
+            eprintln!("pvh: unpack cache: neither XDG_CACHE_HOME nor HOME is set; not cached");
+        }
+        return Ok(None);
+    };
+    let unpacked = cache.unpack(&bz).map_err(|e| {
+        fail(
+            status::BAD_INPUT,
+            format_args!("loading the guest failed: {e}"),
+        )
+    })?;
+    if verbose {
+        eprintln!(
+            "pvh: unpack cache {}: {}",
+            cache.dir().display(),
+            unpacked.outcome()
+        );
+    }
+    Ok(Some(unpacked))
 }
 
 fn boot_failed(e: &BootError) -> u8 {
