@@ -3,7 +3,8 @@
 
 use crate::elf::{ElfImage, is_elf};
 use crate::error::LoadError;
-use pvh_bootparams::{BzImage, Compression};
+pub use pvh_bootparams::Compression;
+use pvh_bootparams::BzImage;
 use std::io::{self, Read};
 
 /// The largest vmlinux the loader unpacks (1 GiB): a guard against
@@ -13,6 +14,10 @@ pub const MAX_UNPACKED: u64 = 1 << 30;
 /// The most memory the xz/lzma decoder may use (a dictionary in a hostile
 /// header could otherwise ask for 1.5 GiB); Linux builds use 32 MiB.
 pub const DECODER_MEMLIMIT: u64 = 256 << 20;
+
+/// The largest zstd window the decoder accepts: 2^28 bytes, the
+/// [`DECODER_MEMLIMIT`].
+const ZSTD_WINDOW_LOG_MAX: u32 = DECODER_MEMLIMIT.trailing_zeros();
 
 /// A kernel image, recognised from its bytes.
 #[derive(Debug, Clone)]
@@ -52,8 +57,20 @@ impl<'a> KernelImage<'a> {
 /// it holds. Linux appends the uncompressed size (le32) to every payload:
 /// the output must have exactly that size, at most [`MAX_UNPACKED`].
 pub fn unpack(bz: &BzImage<'_>) -> Result<Vec<u8>, LoadError> {
-    let payload = bz.payload();
-    let compression = bz.compression();
+    decompress(bz.compression(), bz.payload())
+}
+
+/// Decompresses `payload`, a bzImage payload in `compression`: the
+/// compressed stream followed by the uncompressed size (le32), as Linux
+/// builds it. What [`unpack`] does with a bzImage's payload; public for
+/// callers that hold a payload without its image (and for the decoder
+/// benchmark, `examples/decompress.rs`).
+///
+/// The decoders: gzip with `flate2` (its Rust backend, miniz_oxide), xz
+/// and lzma with `xz2` (bindings to C liblzma), zstd with `zstd` (bindings
+/// to C libzstd). docs/benchmarks.md compares each with the C tool on the
+/// same payload, and says why these.
+pub fn decompress(compression: Compression, payload: &[u8]) -> Result<Vec<u8>, LoadError> {
     let format = compression.name();
     let err = |reason: String| LoadError::Decompress { format, reason };
     if compression == Compression::None {
@@ -96,7 +113,13 @@ pub fn unpack(bz: &BzImage<'_>) -> Result<Vec<u8>, LoadError> {
             Box::new(xz2::read::XzDecoder::new_stream(body, stream))
         }
         Compression::Zstd => {
-            Box::new(ruzstd::decoding::StreamingDecoder::new(body).map_err(|e| err(e.to_string()))?)
+            let mut d =
+                zstd::stream::read::Decoder::with_buffer(body).map_err(|e| err(e.to_string()))?;
+            // A window (back-reference distance) beyond the memory limit is
+            // refused, as for xz; Linux's zstd -22 uses 2^27.
+            d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| err(e.to_string()))?;
+            Box::new(d)
         }
         other => return Err(LoadError::UnsupportedCompression(other.name())),
     };

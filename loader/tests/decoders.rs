@@ -1,0 +1,84 @@
+//! The payload decoders of pvh-unpack (`pvh_loader::image::decompress`):
+//! bounds a hostile stream cannot talk them out of.
+
+mod common;
+
+use common::*;
+use pvh_loader::image::{Compression, decompress};
+use pvh_loader::{LoadError, unpack};
+
+/// A zstd frame holding `data` (at most 1 KiB) in one raw block, whose
+/// header announces a window of 2^(10 + `exponent`) bytes.
+fn zstd_frame(window_exponent: u8, data: &[u8]) -> Vec<u8> {
+    assert!(data.len() <= 1024);
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd];
+    // Frame header descriptor: no content size, not single-segment (so a
+    // window descriptor follows), no checksum, no dictionary.
+    f.push(0x00);
+    f.push(window_exponent << 3);
+    // Block header: last block, raw, `data.len()` bytes.
+    let header = ((data.len() as u32) << 3) | 1;
+    f.extend_from_slice(&header.to_le_bytes()[..3]);
+    f.extend_from_slice(data);
+    f
+}
+
+#[test]
+fn zstd_within_the_window_limit_decodes() {
+    let data = b"a raw zstd block".repeat(10);
+    let payload = with_size(zstd_frame(0, &data), data.len());
+    assert_eq!(decompress(Compression::Zstd, &payload).unwrap(), data);
+}
+
+#[test]
+fn zstd_window_beyond_the_memory_limit_is_refused() {
+    // 2^30 bytes of window: over the 256 MiB decoder limit.
+    let data = b"x".repeat(100);
+    let payload = with_size(zstd_frame(20, &data), data.len());
+    match decompress(Compression::Zstd, &payload) {
+        Err(LoadError::Decompress {
+            format: "zstd",
+            reason,
+        }) => assert!(!reason.is_empty()),
+        other => panic!("expected a refused window, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_format_through_unpack_and_decompress_alike() {
+    let elf = simple_elf().build();
+    for (compression, packed) in [
+        (Compression::Gzip, gzip(&elf)),
+        (Compression::Xz, xz(&elf)),
+        (Compression::Zstd, zstd(&elf)),
+    ] {
+        let payload = with_size(packed, elf.len());
+        let image = Bz {
+            payload: payload.clone(),
+            ..Default::default()
+        }
+        .build();
+        let bz = pvh_bootparams::BzImage::parse(&image).unwrap();
+        assert_eq!(bz.compression(), compression);
+        assert_eq!(unpack(&bz).unwrap(), elf, "{compression:?}");
+        assert_eq!(
+            decompress(compression, &payload).unwrap(),
+            elf,
+            "{compression:?}"
+        );
+        // One byte short of the announced size, and one byte over.
+        let short = with_size(payload[..payload.len() - 4].to_vec(), elf.len() + 1);
+        assert!(
+            decompress(compression, &short).is_err(),
+            "{compression:?} short"
+        );
+        let long = with_size(payload[..payload.len() - 4].to_vec(), elf.len() - 1);
+        assert_eq!(
+            decompress(compression, &long).unwrap_err(),
+            LoadError::DecompressedTooLarge {
+                limit: elf.len() as u64 - 1
+            },
+            "{compression:?} long"
+        );
+    }
+}
