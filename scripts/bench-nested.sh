@@ -260,7 +260,8 @@ log "booting L1 (QEMU TCG); $((runs + 1)) rounds of ${#cases[@]} cases$( ((profi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 timeout 7200 "$qemu" -M q35,accel=tcg -cpu EPYC -m 3072 -smp 1 -nographic -nodefaults \
     -serial stdio -no-reboot -kernel "$cache/vmlinux" -initrd "$work/l1.cpio" \
-    -append "console=ttyS0 panic=-1 quiet reboot=k" </dev/null 2>&1 | tr -d '\r' >"$work/console.log" || true
+    -append "console=ttyS0 panic=-1 quiet reboot=k" </dev/null >"$work/console.raw" 2>&1 || true
+tr -d '\r' <"$work/console.raw" >"$work/console.log"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 grep -q L1-KVM-READY "$work/console.log" || die "L1 has no /dev/kvm (see $work/console.log)"
 grep -q L1-BENCH-DONE "$work/console.log" || die "L1 did not finish (see $work/console.log)"
