@@ -286,12 +286,14 @@ summary=$(
             u = val("uptime"); if (u != "none" && u != "") pre[++np] = t[nt] - u * 1000
             th = val("thp_kib"); if (th != "") thp[++nh] = th / 1024
             rs = val("rss_kib"); if (rs != "") rss[++ns] = rs / 1024
+            cpu[++nc] = (val("utime_us") + val("stime_us")) / 1000
+            flt[++nf] = val("minflt") + 0
         }
         END {
             mn = -1; mx = -1
             for (i = 1; i <= nt; i++) { if (mn < 0 || t[i] < mn) mn = t[i]; if (t[i] > mx) mx = t[i] }
-            printf "%s %s %s %d %d %.1f %.1f %.1f %.1f %.1f %.1f %.1f\n", n, vmm, path, good, bad + 0,
-                med(t, nt), mn, mx, med(pre, np), med(r, nr), med(rss, ns), med(thp, nh)
+            printf "%s %s %s %d %d %.1f %.1f %.1f %.1f %.1f %.1f %.1f %.1f %d\n", n, vmm, path, good, bad + 0,
+                med(t, nt), mn, mx, med(pre, np), med(r, nr), med(rss, ns), med(thp, nh), med(cpu, nc), med(flt, nf)
         }'
     done
 )
@@ -303,7 +305,7 @@ bad=$(awk '$5 > 0 || $4 == 0 {print $1 " (" $5 " failed, " $4 " ok)"}' <<<"$summ
     echo "median of $runs interleaved rounds (after a warm-up round); host $(nproc) CPUs, load average before: $load_before; after: $load_after"
     grep '^L1-INFO' "$work/console.log" | sed 's/^L1-INFO /L1: /'
     echo
-    printf '%-16s %-17s %-8s %10s %10s %10s %8s %12s %9s %9s %9s\n' case vmm path "median ms" "min ms" "max ms" "x best" "pre-clock ms" "peak MiB" "RSS MiB" "THP MiB"
+    printf '%-16s %-17s %-8s %10s %10s %10s %8s %12s %9s %9s %9s %9s %8s\n' case vmm path "median ms" "min ms" "max ms" "x best" "pre-clock ms" "peak MiB" "RSS MiB" "THP MiB" "CPU ms" "faults"
     # x best: the case's median over the fastest other VMM's median on the same
     # path (pvh's linux and unpack paths: against the best peer's bzimage).
     awk '
@@ -320,13 +322,14 @@ bad=$(awk '$5 > 0 || $4 == 0 {print $1 " (" $5 " failed, " $4 " ok)"}' <<<"$summ
                 pre = (f[9] > 0) ? sprintf("%.0f", f[9]) : "-"
                 rss = (f[11] > 0) ? sprintf("%.1f", f[11]) : "-"
                 thp = (f[11] > 0) ? sprintf("%.1f", f[12]) : "-"
-                printf "%-16s %-17s %-8s %10.1f %10.1f %10.1f %8s %12s %9.1f %9s %9s\n", f[1], f[2], f[3], f[6], f[7], f[8], ratio, pre, f[10], rss, thp
+                printf "%-16s %-17s %-8s %10.1f %10.1f %10.1f %8s %12s %9.1f %9s %9s %9.1f %8d\n", f[1], f[2], f[3], f[6], f[7], f[8], ratio, pre, f[10], rss, thp, f[13], f[14]
             }
         }' <<<"$summary"
     echo
     echo "x best: median over the fastest other VMM's median on the same path (pvh-exit: over the floor; pvh linux/unpack: over the best peer's bzimage)."
     echo "pre-clock: time to the marker minus the L2's /proc/uptime at the marker (VMM start, stub, decompressor, early boot before the clock)."
-    echo "peak MiB: the VMM process's peak RSS (getrusage); RSS and THP MiB: its resident and huge-page backed anonymous memory at the marker."
+    echo "peak MiB: the VMM process's peak RSS; RSS and THP MiB: its resident and huge-page backed anonymous memory at the marker;"
+    echo "CPU ms: user + system time of the VMM process in L1 (includes the guest's time in KVM_RUN); faults: its minor page faults (both wait4)."
     if ((profile)); then
         echo
         echo "KVM exits in L1 per boot (profile pass; SVM exit codes in decimal: 1024 NPF, 123 IOIO, 114 CPUID, 124 MSR, 96 INTR, 100 VINTR, 120 HLT, 110 RDTSC, 129 VMMCALL, 78 #PF)"

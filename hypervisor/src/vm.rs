@@ -3,9 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::memory::GuestRam;
 use kvm_bindings::{KVM_PIT_SPEAKER_DUMMY, kvm_pit_config};
 use kvm_ioctls::{Kvm, VmFd};
-use vm_memory::GuestMemoryMmap;
 
 use crate::devices::debugcon::{DEBUGCON_PORT, DebugCon};
 use crate::devices::exit_port::{EXIT_PORT, EXIT_PORT_LEN, ExitPort};
@@ -32,7 +32,7 @@ pub struct KvmReserved {
 #[derive(Debug)]
 pub struct Vm {
     fd: Arc<VmFd>,
-    mem: GuestMemoryMmap,
+    mem: GuestRam,
     bus: Arc<IoBus>,
     uart: Arc<Mutex<Uart>>,
 }
@@ -43,7 +43,7 @@ impl Vm {
     /// port-I/O devices, with the UART and debug console writing to `console`.
     pub fn new(
         kvm: &Kvm,
-        mem: GuestMemoryMmap,
+        mem: GuestRam,
         reserved: KvmReserved,
         console: ConsoleOut,
     ) -> Result<Self, Error> {
@@ -106,7 +106,7 @@ impl Vm {
     }
 
     /// Guest RAM.
-    pub fn memory(&self) -> &GuestMemoryMmap {
+    pub fn memory(&self) -> &GuestRam {
         &self.mem
     }
 

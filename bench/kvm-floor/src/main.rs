@@ -12,7 +12,8 @@
 //! - `kvm-floor stopwatch [--marker TEXT]... [--kill-at TEXT] [--timeout SECS] -- CMD [ARG]...`:
 //!   run CMD, pass its output through, then print one line
 //!   `stopwatch status=S total_us=N [TEXT_us=M|TEXT_us=none]... maxrss_kib=K
-//!   [rss_kib=R thp_kib=H]`. With `--kill-at`, CMD is killed (status
+//!   minflt=F utime_us=U stime_us=S [rss_kib=R thp_kib=H]` (peak RSS, minor
+//!   faults and CPU time from `getrusage(RUSAGE_CHILDREN)`). With `--kill-at`, CMD is killed (status
 //!   `killed`) once a line containing TEXT appears, after a snapshot of its
 //!   resident and huge-page backed memory (`rss_kib`, `thp_kib`); with
 //!   `--timeout`, killed (status `timeout`) if still running after SECS.
@@ -145,8 +146,11 @@ fn stopwatch(args: &[String]) -> ExitCode {
                     None => line.push_str(&format!(" {marker}_us=none")),
                 }
             }
-            if let Some(kib) = t.max_rss_kib {
-                line.push_str(&format!(" maxrss_kib={kib}"));
+            if let Some(u) = t.usage {
+                line.push_str(&format!(
+                    " maxrss_kib={} minflt={} utime_us={} stime_us={}",
+                    u.max_rss_kib, u.minor_faults, u.user_us, u.system_us
+                ));
             }
             if let Some(s) = t.snapshot {
                 line.push_str(&format!(

@@ -82,8 +82,23 @@ pub struct Timing {
     pub timed_out: bool,
     /// The command's memory when [`Options::kill_at`] appeared.
     pub snapshot: Option<MemorySnapshot>,
-    /// Peak resident set of the command (and any children it reaped), KiB.
-    pub max_rss_kib: Option<u64>,
+    /// What the kernel accounted to the command (and any children it
+    /// reaped): peak RSS, page faults, CPU time.
+    pub usage: Option<ChildUsage>,
+}
+
+/// The command's own resource usage (`wait4`): counts that depend less on
+/// the machine's load than wall time does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildUsage {
+    /// Peak resident set, KiB (`ru_maxrss`).
+    pub max_rss_kib: u64,
+    /// Minor page faults (`ru_minflt`).
+    pub minor_faults: u64,
+    /// User CPU time, microseconds.
+    pub user_us: u64,
+    /// System CPU time, microseconds.
+    pub system_us: u64,
 }
 
 /// Runs `cmd`, copying its standard output line by line to `out` (carriage
@@ -131,7 +146,7 @@ pub fn time_command_with(
             }
         }
     }
-    let status = child.wait()?;
+    let (status, usage) = wait_with_usage(&mut child)?;
     let total = start.elapsed();
     let timed_out = watchdog.is_some_and(Watchdog::stop);
     Ok(Timing {
@@ -141,7 +156,7 @@ pub fn time_command_with(
         killed,
         timed_out,
         snapshot,
-        max_rss_kib: children_max_rss_kib(),
+        usage,
     })
 }
 
@@ -185,18 +200,43 @@ impl Watchdog {
     }
 }
 
-/// `ru_maxrss` of the reaped children of this process, in KiB (Linux).
-fn children_max_rss_kib() -> Option<u64> {
+/// Reaps `child` with `wait4`, which returns its exit status and its own
+/// resource usage (including its reaped descendants), unlike
+/// `getrusage(RUSAGE_CHILDREN)`, which sums every child this process ever
+/// had. Falls back to [`std::process::Child::wait`] without usage.
+fn wait_with_usage(
+    child: &mut std::process::Child,
+) -> std::io::Result<(ExitStatus, Option<ChildUsage>)> {
+    use std::os::unix::process::ExitStatusExt;
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        return Ok((child.wait()?, None));
+    };
+    let mut status = 0;
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is a writable rusage; getrusage only writes into it.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
+    let rc = loop {
+        // SAFETY: `status` and `usage` are writable and live for the call;
+        // `pid` is our child, not yet reaped (only this function reaps it).
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, usage.as_mut_ptr()) };
+        if rc >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break rc;
+        }
+    };
+    if rc != pid {
+        return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: getrusage succeeded, so it filled the struct (and it was
-    // zeroed before: every field is initialized either way).
-    let usage = unsafe { usage.assume_init() };
-    u64::try_from(usage.ru_maxrss).ok()
+    // SAFETY: wait4 succeeded and filled the struct (zeroed before, so
+    // every field is initialized either way).
+    let u = unsafe { usage.assume_init() };
+    let us = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
+    };
+    let usage = ChildUsage {
+        max_rss_kib: u64::try_from(u.ru_maxrss).unwrap_or(0),
+        minor_faults: u64::try_from(u.ru_minflt).unwrap_or(0),
+        user_us: us(u.ru_utime),
+        system_us: us(u.ru_stime),
+    };
+    Ok((ExitStatus::from_raw(status), Some(usage)))
 }
 
 #[cfg(test)]
@@ -221,7 +261,8 @@ mod tests {
         assert_eq!(t.markers[1], ("absent".into(), None));
         assert!(!t.killed);
         assert!(t.snapshot.is_none());
-        assert!(t.max_rss_kib.is_some_and(|k| k > 0), "{:?}", t.max_rss_kib);
+        let usage = t.usage.expect("getrusage works");
+        assert!(usage.max_rss_kib > 0 && usage.minor_faults > 0, "{usage:?}");
     }
 
     #[test]
