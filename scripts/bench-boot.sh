@@ -26,16 +26,9 @@
 # --memory 64M and 512M (the guest mapping's Rss is sampled from
 # /proc/PID/smaps while the probe runs; see docs/benchmarks.md).
 #
-# --nested adds the nested arrangement of tests/tests/nested_linux.rs:
-# QEMU TCG (q35, -cpu EPYC) runs Debian's kernel as L1, which loads
-# Debian's kvm modules (a real KVM: SVM with nested paging); in L1, static
-# builds of kvm-floor and pvh run the floor, pvh-exit and pvh-probe cases
-# and boot Debian's kernel as L2 three ways (vmlinux through PVH, bzImage
-# through the stub, bzImage through the Linux boot protocol), RUNS rounds.
-# L1's busybox has no sub-second clock, so `kvm-floor stopwatch` times
-# each run (spawn to exit, and to the L2's first `L2-MARKER` line).
-# Needs scripts/fetch-artifacts.sh's vmlinux, bzImage and kmods (fetched
-# if missing); takes several minutes.
+# --nested then runs scripts/bench-nested.sh RUNS: Linux booted under pvh,
+# Firecracker, Cloud Hypervisor and QEMU side by side in one nested L1
+# (see that script and docs/benchmarks.md).
 #
 # Builds what it needs (cargo build --release). Target dir:
 # $CARGO_TARGET_DIR, else <repo>/target. QEMU: $QEMU, else
@@ -232,88 +225,10 @@ for mem_mib in 64 512; do
 done
 
 if ((nested)); then
-    cache=${PVH_ARTIFACTS:-$repo_root/target/pvh-artifacts}
-    if [[ ! -f $cache/vmlinux || ! -f $cache/bzImage || ! -f $cache/kmods/load-order ]]; then
-        log "artifacts missing, running fetch-artifacts.sh"
-        PVH_ARTIFACTS=$cache "$script_dir/fetch-artifacts.sh" >&2
-    fi
-    log "nested: static build of pvh and kvm-floor"
-    static=$target/static
-    (cd "$repo_root" && CARGO_TARGET_DIR=$static RUSTFLAGS="-C target-feature=+crt-static" \
-        cargo build --release -q --target x86_64-unknown-linux-gnu \
-        -p pvh-hypervisor --bin pvh -p pvh-kvm-floor --bin kvm-floor) || die "static build failed"
-    nw=$work/nested
-    mkdir -p "$nw"
-    cat >"$nw/l2.init" <<'L2'
-#!/bin/sh
-echo "L2-MARKER"
-reboot -f
-L2
-    "$script_dir/mkinitramfs.sh" "$nw/l2.cpio" "$nw/l2.init" >/dev/null
-    l2_cmdline='console=ttyS0 reboot=k panic=-1 quiet'
-    # @RUNS@ and @CMDLINE@ are filled in below.
-    cat >"$nw/l1.init.in" <<'L1'
-#!/bin/sh
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-for m in $(cat /kmods/load-order); do insmod /kmods/$m 2>/dev/null; done
-[ -e /dev/kvm ] || { echo L1-NO-KVM; reboot -f; }
-echo L1-KVM-READY
-# bench CASE MARKER CMD...: one timed run, reported as "BENCH CASE ROUND ..."
-bench() {
-    c=$1 m=$2
-    shift 2
-    /kvm-floor stopwatch ${m:+--marker "$m"} -- "$@" | sed -n "s/^stopwatch /BENCH $c $i /p"
-}
-cl="@CMDLINE@"
-i=0
-while [ $i -lt @RUNS@ ]; do
-    i=$((i + 1))
-    bench floor "" /kvm-floor
-    bench pvh-exit "" /pvh boot --kernel /exit.elf
-    bench pvh-probe probe.done=1 /pvh boot
-    bench L2-pvh L2-MARKER /pvh boot --kernel /l2/vmlinux --initrd /l2/initrd.cpio --memory 256M --cmdline "$cl"
-    bench L2-stub L2-MARKER /pvh boot --kernel /l2/bzImage --initrd /l2/initrd.cpio --memory 256M --cmdline "$cl"
-    bench L2-linux L2-MARKER /pvh boot --kernel /l2/bzImage --boot-protocol linux --initrd /l2/initrd.cpio \
-        --memory 256M --cmdline "$cl"
-done
-echo L1-BENCH-DONE
-reboot -f
-L1
-    sed -e "s|@RUNS@|$runs|" -e "s|@CMDLINE@|$l2_cmdline|" \
-        "$nw/l1.init.in" >"$nw/l1.init"
-    l1_files=("$static/x86_64-unknown-linux-gnu/release/pvh:/pvh"
-        "$static/x86_64-unknown-linux-gnu/release/kvm-floor:/kvm-floor"
-        "$exit_elf:/exit.elf" "$cache/vmlinux:/l2/vmlinux" "$cache/bzImage:/l2/bzImage"
-        "$nw/l2.cpio:/l2/initrd.cpio" "$cache/kmods/load-order:/kmods/load-order")
-    mapfile -t kmods <"$cache/kmods/load-order"
-    for m in "${kmods[@]}"; do l1_files+=("$cache/kmods/$m:/kmods/$m"); done
-    "$script_dir/mkinitramfs.sh" "$nw/l1.gz" "$nw/l1.init" "${l1_files[@]}" >/dev/null
-    log "nested: booting L1 (QEMU TCG), $runs rounds of 6 cases inside"
-    timeout 3600 "$qemu" -M q35,accel=tcg -cpu EPYC -m 2048 -smp 1 -nographic -nodefaults \
-        -serial stdio -no-reboot -kernel "$cache/vmlinux" -initrd "$nw/l1.gz" \
-        -append "console=ttyS0 panic=-1 quiet reboot=k" </dev/null 2>&1 | tr -d '\r' >"$nw/console.log" || true
-    grep -q L1-KVM-READY "$nw/console.log" || die "L1 has no /dev/kvm (see $nw/console.log)"
-    grep -q L1-BENCH-DONE "$nw/console.log" || die "L1 did not finish (see $nw/console.log)"
+    # The nested side-by-side benchmark (pvh, Firecracker, Cloud Hypervisor,
+    # QEMU in one L1) has its own script.
     echo
-    echo "Nested: in L1 (Debian $(cat "$cache/kernel-version" 2>/dev/null) under QEMU TCG, kvm-amd), median of $runs, kvm-floor stopwatch"
-    printf '%-11s %10s %14s %9s %8s\n' case "total ms" "to marker ms" "x floor" "ok runs"
-    for c in floor pvh-exit pvh-probe L2-pvh L2-stub L2-linux; do
-        # BENCH CASE ROUND status=S total_us=N [MARKER_us=M|MARKER_us=none]
-        grep "^BENCH $c " "$nw/console.log" | awk -v c="$c" '
-            BEGIN { split("", t); split("", mk) }
-            function med(a, n,   i, j, x) { if (!n) return -1
-                for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
-                return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-            # (a marker may itself contain "=": the value is after the last one)
-            function val(f) { sub(/.*=/, "", f); return f }
-            { ok += ($4 == "status=0"); t[++nt] = val($5) + 0
-              if (NF >= 6 && val($6) != "none") mk[++nm] = val($6) + 0 }
-            END { printf "%s %s %s %d/%d\n", c, med(t, nt), med(mk, nm), ok, NR }'
-    done | awk '$1 == "floor" {f = $2} {rows[NR] = $0} END {
-        for (i = 1; i <= NR; i++) { split(rows[i], r, " ")
-            printf "%-11s %10.1f %14s %9.2f %8s\n", r[1], r[2] / 1000, (r[3] < 0 ? "-" : sprintf("%.1f", r[3] / 1000)), (f > 0 ? r[2] / f : 0), r[4] } }'
+    "$script_dir/bench-nested.sh" "$runs"
 fi
 
 echo

@@ -27,3 +27,7 @@ cargo check --manifest-path fuzz/Cargo.toml --bins
 cargo check --manifest-path loader/fuzz/Cargo.toml --bins
 echo "test: cargo test"
 cargo test --workspace
+# Every case of the nested side-by-side benchmark boots (pvh, Firecracker,
+# Cloud Hypervisor and QEMU in one L1; one run each, no timing claims).
+echo "test: scripts/bench-nested.sh --short"
+bash scripts/bench-nested.sh --short
