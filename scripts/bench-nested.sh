@@ -191,11 +191,11 @@ run() {
     esac
     marker=""
     [ -n "$kill" ] && marker="--marker L2-MARKER --kill-at $kill"
-    eval "/kvm-floor stopwatch $marker --timeout 600 -- $cmd" >/tmp/out 2>/tmp/err
+    eval "/kvm-floor stopwatch $marker --timeout 300 -- $cmd" >/tmp/out 2>/tmp/err
     line=$(grep '^stopwatch ' /tmp/out | sed 's/^stopwatch //')
     up=$(grep -m1 'L2-MARKER uptime=' /tmp/out | sed 's/.*uptime=\([0-9.]*\).*/\1/')
     echo "BENCH $n $r $line uptime=${up:-none}"
-    if [ -n "$kill" ] && ! grep -q L2-MARKER /tmp/out; then
+    if [ -n "$kill" ] && ! grep -q '^L2-MARKER uptime=' /tmp/out; then
         tail -n 20 /tmp/out | sed "s/^/FAIL $n out: /"
         tail -n 20 /tmp/err | sed "s/^/FAIL $n err: /"
     fi
