@@ -3,7 +3,7 @@
 # and QEMU, side by side in one nested L1.
 #
 #   scripts/bench-nested.sh [RUNS] [--short] [--no-profile] [--no-qemu]
-#                           [--only CASE,CASE...]
+#                           [--only CASE,...] [--allow-fail CASE,...]
 #
 # QEMU TCG (-M q35 -cpu EPYC, the harness of tests/src/lib.rs) runs Debian's
 # kernel as L1; L1 loads Debian's kvm modules (kvm-amd: SVM with nested
@@ -36,13 +36,19 @@
 # writes it to <target>/bench-nested/results.txt; every raw line is in
 # <target>/bench-nested/console.log. --short: 1 round, no profile, checks
 # only that every case reaches its marker (scripts/test.sh runs it).
+# --allow-fail: cases that may fail to boot without failing the script
+# (shown as "did not boot"); such a case gets 120 s instead of 300 and is
+# not run again after its first failure. Default: the Firecracker cases,
+# which do not reach init with Debian 12's 6.1 kernel in this L1 (see
+# docs/benchmarks.md); PVH_BENCH_ALLOW_FAIL overrides (empty: none).
 #
 # Needs: the artifacts of scripts/fetch-artifacts.sh (vmlinux, bzImage,
 # kmods; fetched if missing), QEMU, and the peer VMMs in $PVH_PEERS (default
 # <repo>/../shared/peers: firecracker, cloud-hypervisor). Builds static pvh
 # and kvm-floor (cargo, target dir $CARGO_TARGET_DIR or <repo>/target).
 # QEMU: $QEMU, else qemu-system-x86_64 (also copied into L1 with its
-# libraries and firmware, unless --no-qemu).
+# libraries and firmware, unless --no-qemu). PVH_COMPARE_BIN=PATH adds a
+# second static pvh as VMM "pvh-b" (A/B of two builds in one L1).
 set -euo pipefail
 
 runs=5
@@ -50,18 +56,21 @@ short=0
 profile=1
 with_qemu=1
 only=
+allow_fail=
 while (($#)); do
     case $1 in
         --short) short=1 profile=0 runs=1 ;;
         --no-profile) profile=0 ;;
         --no-qemu) with_qemu=0 ;;
         --only) only=${2:?--only needs a list}; shift ;;
+        --allow-fail) allow_fail=${2:?--allow-fail needs a list}; shift ;;
         [1-9]*) runs=$1 ;;
-        *) echo "usage: $0 [RUNS] [--short] [--no-profile] [--no-qemu] [--only CASE,...]" >&2; exit 2 ;;
+        *) echo "usage: $0 [RUNS] [--short] [--no-profile] [--no-qemu] [--only CASE,...] [--allow-fail CASE,...]" >&2; exit 2 ;;
     esac
     shift
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer" >&2; exit 2; }
+allow_fail=${allow_fail:-${PVH_BENCH_ALLOW_FAIL-fc-vmlinux,fc-bzimage,fc-wrapped}}
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
@@ -148,6 +157,17 @@ all_cases=(
     "pvh-unpack|pvh|unpack|/pvh boot --kernel /l2/bzImage --boot-protocol pvh-unpack $l2_args"
     "pvh-unpack-cold|pvh|unpack-cold|COLD=1 /pvh boot --kernel /l2/bzImage --boot-protocol pvh-unpack $l2_args"
 )
+# PVH_COMPARE_BIN: a second (static) pvh build, booted as VMM "pvh-b" on
+# the vmlinux, bzimage and wrapped paths in the same L1: an A/B comparison
+# of two pvh versions under identical conditions.
+if [[ -n ${PVH_COMPARE_BIN:-} ]]; then
+    [[ -x $PVH_COMPARE_BIN ]] || die "PVH_COMPARE_BIN=$PVH_COMPARE_BIN is not an executable"
+    all_cases+=(
+        "pvh-b-vmlinux|pvh-b|vmlinux|/pvh-b boot --kernel /l2/vmlinux $l2_args"
+        "pvh-b-bzimage|pvh-b|bzimage|/pvh-b boot --kernel /l2/bzImage $l2_args"
+        "pvh-b-wrapped|pvh-b|wrapped|/pvh-b boot --kernel /l2/wrapped.elf $l2_args"
+    )
+fi
 cases=()
 for c in "${all_cases[@]}"; do
     name=${c%%|*}
@@ -176,10 +196,17 @@ echo "L1-INFO thp_defrag $(cat /sys/kernel/mm/transparent_hugepage/defrag)"
 echo "L1-INFO kernel $(uname -r) mem $(grep MemTotal /proc/meminfo)"
 export XDG_CACHE_HOME=/tmp/xdg-cache
 T=/sys/kernel/tracing/events/kvm
+ALLOW_FAIL=",@ALLOW_FAIL@,"
 # run NAME ROUND KILL_AT CMDLINE COMMAND: one timed run -> "BENCH NAME ROUND k=v..."
 run() {
     n=$1 r=$2 kill=$3 cl=$4
     shift 4
+    if [ -e /tmp/skip-$n ]; then
+        echo "BENCH $n $r status=skipped"
+        return
+    fi
+    limit=300
+    case $ALLOW_FAIL in *",$n,"*) limit=120 ;; esac
     cmd=$(echo "$*" | sed "s|@C@|$cl|g")
     case $cmd in
         FC=*) k=${cmd%% *}; k=${k#FC=}; cmd=${cmd#* }
@@ -191,13 +218,14 @@ run() {
     esac
     marker=""
     [ -n "$kill" ] && marker="--marker L2-MARKER --kill-at $kill"
-    eval "/kvm-floor stopwatch $marker --timeout 300 -- $cmd" >/tmp/out 2>/tmp/err
+    eval "/kvm-floor stopwatch $marker --timeout $limit -- $cmd" >/tmp/out 2>/tmp/err
     line=$(grep '^stopwatch ' /tmp/out | sed 's/^stopwatch //')
     up=$(grep -m1 'L2-MARKER uptime=' /tmp/out | sed 's/.*uptime=\([0-9.]*\).*/\1/')
     echo "BENCH $n $r $line uptime=${up:-none}"
     if [ -n "$kill" ] && ! grep -q '^L2-MARKER uptime=' /tmp/out; then
-        tail -n 20 /tmp/out | sed "s/^/FAIL $n out: /"
+        grep -v -e 'IO read @' -e 'IO write @' /tmp/out | tail -n 20 | sed "s/^/FAIL $n out: /"
         tail -n 20 /tmp/err | sed "s/^/FAIL $n err: /"
+        case $ALLOW_FAIL in *",$n,"*) : >/tmp/skip-$n ;; esac
     fi
 }
 # prof NAME COMMAND: one run with KVM event histograms and the L2's diagnostics.
@@ -236,13 +264,14 @@ L1
         done
     fi
     printf 'echo L1-BENCH-DONE\nreboot -f\n'
-} | sed -e "s|@CMDLINE@|$cmdline|g" >"$work/l1.init"
+} | sed -e "s|@CMDLINE@|$cmdline|g" -e "s|@ALLOW_FAIL@|$allow_fail|" >"$work/l1.init"
 
 l1_files=("$pvh:/pvh" "$floor:/kvm-floor" "$work/exit.elf:/exit.elf"
     "$cache/vmlinux:/l2/vmlinux" "$cache/bzImage:/l2/bzImage" "$work/wrapped.elf:/l2/wrapped.elf"
     "$work/l2.cpio:/l2/initrd.cpio" "$cache/kmods/load-order:/kmods/load-order"
     "$peers/firecracker:/peers/firecracker" "$peers/cloud-hypervisor:/peers/cloud-hypervisor")
 for k in vmlinux bzImage wrapped.elf; do l1_files+=("$work/fc-$k.json:/l2/fc-$k.json"); done
+[[ -n ${PVH_COMPARE_BIN:-} ]] && l1_files+=("$PVH_COMPARE_BIN:/pvh-b")
 mapfile -t kmods <"$cache/kmods/load-order"
 for m in "${kmods[@]}"; do l1_files+=("$cache/kmods/$m:/kmods/$m"); done
 # The peers' (and QEMU's) shared libraries, at their own paths.
@@ -278,6 +307,7 @@ summary=$(
         function med(a, n) { if (!n) return -1; sort(a, n); return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
         {
             st = val("status"); m = val("L2-MARKER_us"); round = $3
+            if (st == "skipped") { skipped++; next }
             ok = (path == "exit" || path == "probe") ? (st == "0") : (st == "killed" && m != "none" && m != "")
             if (!ok) { bad++; next }
             good++
@@ -300,7 +330,8 @@ summary=$(
 )
 echo "$summary" >"$work/summary.txt"
 
-bad=$(awk '$5 > 0 || $4 == 0 {print $1 " (" $5 " failed, " $4 " ok)"}' <<<"$summary")
+bad=$(awk -v allow=",$allow_fail," '($5 > 0 || $4 == 0) && index(allow, "," $1 ",") == 0 {print $1 " (" $5 " failed, " $4 " ok)"}' <<<"$summary")
+allowed_bad=$(awk -v allow=",$allow_fail," '($5 > 0 || $4 == 0) && index(allow, "," $1 ",") > 0 {print $1}' <<<"$summary" | tr '\n' ' ')
 {
     echo "Nested boot: L1 = Debian $(cat "$cache/kernel-version" 2>/dev/null) under QEMU TCG (q35, -cpu EPYC, kvm-amd); L2 = the same kernel, 256 MiB, 1 vCPU, to its initramfs marker"
     echo "median of $runs interleaved rounds (after a warm-up round); host $(nproc) CPUs, load average before: $load_before; after: $load_after"
@@ -310,19 +341,20 @@ bad=$(awk '$5 > 0 || $4 == 0 {print $1 " (" $5 " failed, " $4 " ok)"}' <<<"$summ
     # x best: the case's median over the fastest other VMM's median on the same
     # path (pvh's linux and unpack paths: against the best peer's bzimage).
     awk '
-        { n[NR] = $1; v[NR] = $2; p[NR] = $3; med[NR] = $6; line[NR] = $0
+        { n[NR] = $1; v[NR] = $2; p[NR] = $3; med[NR] = $6; ok[NR] = $4; line[NR] = $0
           q = ($3 == "linux" || $3 == "unpack" || $3 == "unpack-cold") ? "bzimage" : $3
           cmp[NR] = q }
         END {
             for (i = 1; i <= NR; i++) {
                 best = -1
-                for (j = 1; j <= NR; j++) if (p[j] == cmp[i] && v[j] != v[i] && v[j] != "floor" && med[j] > 0 && (best < 0 || med[j] < best)) best = med[j]
+                for (j = 1; j <= NR; j++) if (p[j] == cmp[i] && v[j] != v[i] && v[j] != "floor" && ok[j] > 0 && (best < 0 || med[j] < best)) best = med[j]
                 if (p[i] == "exit" && v[i] == "pvh") for (j = 1; j <= NR; j++) if (v[j] == "floor") best = med[j]
                 split(line[i], f, " ")
                 ratio = (best > 0 && f[6] > 0) ? sprintf("%.2f", f[6] / best) : "-"
                 pre = (f[9] > 0) ? sprintf("%.0f", f[9]) : "-"
                 rss = (f[11] > 0) ? sprintf("%.1f", f[11]) : "-"
                 thp = (f[11] > 0) ? sprintf("%.1f", f[12]) : "-"
+                if (f[4] == 0) { printf "%-16s %-17s %-8s %10s (did not boot: %d failed runs; see FAIL lines in console.log)\n", f[1], f[2], f[3], "-", f[5]; continue }
                 printf "%-16s %-17s %-8s %10.1f %10.1f %10.1f %8s %12s %9.1f %9s %9s %9.1f %8d\n", f[1], f[2], f[3], f[6], f[7], f[8], ratio, pre, f[10], rss, thp, f[13], f[14]
             }
         }' <<<"$summary"
@@ -346,6 +378,9 @@ bad=$(awk '$5 > 0 || $4 == 0 {print $1 " (" $5 " failed, " $4 " ok)"}' <<<"$summ
     fi
 } | tee "$work/results.txt"
 
+if [[ -n $allowed_bad ]]; then
+    log "allowed to fail and did not boot: $allowed_bad(see FAIL lines in $work/console.log)"
+fi
 if [[ -n $bad ]]; then
     log "cases that did not reach their marker: $bad (see $work/console.log)"
     exit 1

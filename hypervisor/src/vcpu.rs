@@ -80,7 +80,11 @@ impl Vcpu {
         let mut cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(kvm_op("KVM_GET_SUPPORTED_CPUID"))?;
-        cpuid::patch(&mut cpuid, id);
+        cpuid::patch(
+            &mut cpuid,
+            id,
+            kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer),
+        );
         fd.set_cpuid2(&cpuid).map_err(kvm_op("KVM_SET_CPUID2"))?;
         let mut lapic_state = fd.get_lapic().map_err(kvm_op("KVM_GET_LAPIC"))?;
         lapic::set_virtual_wire(&mut lapic_state);
