@@ -3,8 +3,8 @@
 
 use crate::elf::{ElfImage, is_elf};
 use crate::error::LoadError;
-pub use pvh_bootparams::Compression;
 use pvh_bootparams::BzImage;
+pub use pvh_bootparams::Compression;
 use std::io::{self, Read};
 
 /// The largest vmlinux the loader unpacks (1 GiB): a guard against
