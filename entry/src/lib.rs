@@ -19,6 +19,7 @@
 //! - [`machine`]: the machine contract: every guest-physical address, I/O
 //!   port, entry offset and boot GDT guest and host code share.
 //! - [`paging`]: the one identity page-table builder.
+//! - [`acpi`]: the RSDP and the ACPI tables a hypervisor passes.
 //!
 //! The crate is `no_std` and needs no allocator unless the `alloc` feature
 //! is on; its logic is tested on the host.
@@ -27,6 +28,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod acpi;
 pub mod elfnote;
 pub mod linux;
 pub mod machine;

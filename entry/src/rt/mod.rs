@@ -11,8 +11,9 @@
 //! - [`xen`]: Xen detection, hypercalls (`vmcall` or `vmmcall` by vendor),
 //!   `XENMEM_memory_map`, `SCHEDOP_shutdown`;
 //! - [`exit`]: leaving through QEMU's isa-debug-exit, then Xen, then `hlt`;
-//! - [`rsdp`]: finding and checking the ACPI RSDP;
-//! - [`acpi`]: the XSDT and MADT the RSDP leads to;
+//! - [`rsdp`] and [`acpi`]: re-exports of [`crate::acpi`] (finding and
+//!   checking the RSDP, the tables it leads to), which is not tied to the
+//!   runtime;
 //! - a panic handler that prints one line and exits with
 //!   [`exit::ExitCode::Panic`].
 //!
@@ -28,13 +29,14 @@
 //!
 //! The runtime is single-threaded: only the boot CPU runs.
 
-pub mod acpi;
 pub mod console;
 pub mod exit;
 pub mod idt;
 pub mod paging;
-pub mod rsdp;
 pub mod xen;
+
+pub use crate::acpi;
+pub use crate::acpi::rsdp;
 
 #[cfg(target_os = "none")]
 mod entry;

@@ -143,7 +143,7 @@ pub fn check<M: PhysRead + ?Sized>(mem: &M, addr: u64) -> Result<Rsdp, RsdpError
 /// The first valid RSDP on a 16-byte boundary in `range`, as a BIOS leaves
 /// it (callers pass [`BIOS_AREA`]).
 pub fn scan<M: PhysRead + ?Sized>(mem: &M, range: core::ops::Range<u64>) -> Option<u64> {
-    let mut addr = (range.start + 15) & !15;
+    let mut addr = range.start.checked_add(15)? & !15;
     while addr.checked_add(RSDP_V1_LEN as u64)? <= range.end {
         if check(mem, addr).is_ok() {
             return Some(addr);
@@ -151,6 +151,56 @@ pub fn scan<M: PhysRead + ?Sized>(mem: &M, range: core::ops::Range<u64>) -> Opti
         addr += 16;
     }
     None
+}
+
+/// Where the BIOS data area keeps the EBDA's real-mode segment (40:0Eh).
+pub const EBDA_POINTER: u64 = 0x40e;
+/// How much of the EBDA the ACPI specification (5.2.5.1) says to search.
+pub const EBDA_SEARCH_LEN: u64 = 1024;
+
+/// The RSDP as an ACPI 1.0-era OS finds it without help (ACPI 5.2.5.1):
+/// the first KiB of the EBDA (if the pointer at 40:0Eh names one below
+/// 640 KiB), then [`BIOS_AREA`]. What a guest does when a start_info's
+/// `rsdp_paddr` is 0 although the hypervisor built tables (Firecracker).
+pub fn scan_legacy<M: PhysRead + ?Sized>(mem: &M) -> Option<u64> {
+    let mut segment = [0u8; 2];
+    if mem.read(EBDA_POINTER, &mut segment).is_ok() {
+        let ebda = u64::from(u16::from_le_bytes(segment)) << 4;
+        if (0x400..0xa_0000).contains(&ebda) {
+            if let Some(found) = scan(mem, ebda..ebda + EBDA_SEARCH_LEN) {
+                return Some(found);
+            }
+        }
+    }
+    scan(mem, BIOS_AREA)
+}
+
+/// How a guest came by its RSDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoundBy {
+    /// The start_info's `rsdp_paddr`.
+    StartInfo,
+    /// [`scan_legacy`], because `rsdp_paddr` was 0.
+    Scan,
+}
+
+impl FoundBy {
+    /// `"start_info"` or `"scan"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::StartInfo => "start_info",
+            Self::Scan => "scan",
+        }
+    }
+}
+
+/// The RSDP a guest should use: `rsdp_paddr` when the hypervisor passed
+/// one (not checked here: see [`check`]), else the legacy scan.
+pub fn locate<M: PhysRead + ?Sized>(mem: &M, rsdp_paddr: Option<u64>) -> Option<(u64, FoundBy)> {
+    match rsdp_paddr {
+        Some(addr) => Some((addr, FoundBy::StartInfo)),
+        None => scan_legacy(mem).map(|addr| (addr, FoundBy::Scan)),
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +259,39 @@ mod tests {
             Err(RsdpError::Signature(base + 0x1240))
         );
         assert_eq!(check(&m, 0x1000), Err(RsdpError::OutOfRange(0x1000)));
+    }
+
+    #[test]
+    fn legacy_scan_tries_the_ebda_first_then_the_bios_area() {
+        // 0..1 MiB of zeros; an RSDP in the BIOS area (as Firecracker
+        // leaves it at 0xe0000 with rsdp_paddr = 0).
+        let mut mem = vec![0u8; 0x10_0000];
+        mem[0xe_0000..0xe_0024].copy_from_slice(&rsdp_v2());
+        let m = SliceMemory::new(0, mem.clone());
+        assert_eq!(scan_legacy(&m), Some(0xe_0000));
+        assert_eq!(locate(&m, None), Some((0xe_0000, FoundBy::Scan)));
+        // rsdp_paddr wins, checked or not.
+        assert_eq!(locate(&m, Some(0x1234)), Some((0x1234, FoundBy::StartInfo)));
+        // An EBDA at 0x9fc00 (segment 0x9fc0 at 40:0Eh) with its own RSDP
+        // 0x20 bytes in: found before the BIOS area's.
+        mem[0x40e..0x410].copy_from_slice(&0x9fc0u16.to_le_bytes());
+        mem[0x9_fc20..0x9_fc44].copy_from_slice(&rsdp_v2());
+        let m = SliceMemory::new(0, mem.clone());
+        assert_eq!(scan_legacy(&m), Some(0x9_fc20));
+        // Past the first KiB of the EBDA it does not count.
+        mem[0x9_fc20..0x9_fc44].fill(0);
+        mem[0x9_fc00 + 0x400..0x9_fc00 + 0x424].copy_from_slice(&rsdp_v2());
+        let m = SliceMemory::new(0, mem.clone());
+        assert_eq!(scan_legacy(&m), Some(0xe_0000));
+        // Nothing anywhere: none (and a pointer into nowhere is harmless).
+        mem[0xe_0000..0xe_0024].fill(0);
+        mem[0x40e..0x410].copy_from_slice(&0xffffu16.to_le_bytes());
+        let m = SliceMemory::new(0, mem);
+        assert_eq!(scan_legacy(&m), None);
+        assert_eq!(locate(&m, None), None);
+        // Memory that ends before the BIOS area.
+        let m = SliceMemory::new(0, vec![0u8; 0x1000]);
+        assert_eq!(scan_legacy(&m), None);
     }
 
     #[test]
