@@ -20,6 +20,7 @@
 //!   port, entry offset and boot GDT guest and host code share.
 //! - [`paging`]: the one identity page-table builder.
 //! - [`acpi`]: the RSDP and the ACPI tables a hypervisor passes.
+//! - [`conformance`]: every rule of the PVH hand-off as a named check.
 //!
 //! The crate is `no_std` and needs no allocator unless the `alloc` feature
 //! is on; its logic is tested on the host.
@@ -29,6 +30,7 @@
 extern crate alloc;
 
 pub mod acpi;
+pub mod conformance;
 pub mod elfnote;
 pub mod linux;
 pub mod machine;

@@ -142,7 +142,11 @@ pub enum CmdlineProblem {
 
 /// Length (without the NUL) of the C string at `addr`, reading at most `max`
 /// bytes (the NUL included).
-fn cstr_len<M: PhysRead + ?Sized>(mem: &M, addr: u64, max: u32) -> Result<u32, CmdlineProblem> {
+pub(crate) fn cstr_len<M: PhysRead + ?Sized>(
+    mem: &M,
+    addr: u64,
+    max: u32,
+) -> Result<u32, CmdlineProblem> {
     const CHUNK: u32 = 64;
     let mut done = 0u32;
     let mut buf = [0u8; CHUNK as usize];
@@ -186,7 +190,7 @@ fn table_in_memory<M: PhysRead + ?Sized>(mem: &M, paddr: u64, count: u32, size: 
 
 /// Whether `len` bytes at `addr` are readable, probing the first and last
 /// byte of every page rather than copying the whole range.
-fn range_in_memory<M: PhysRead + ?Sized>(mem: &M, addr: u64, len: u64) -> bool {
+pub(crate) fn range_in_memory<M: PhysRead + ?Sized>(mem: &M, addr: u64, len: u64) -> bool {
     if len == 0 {
         return true;
     }
