@@ -84,7 +84,7 @@ pub enum TableError {
         sum: u8,
     },
     /// Not the table expected.
-    #[error("table at {addr:#x} is {found:?}, not {expected:?}")]
+    #[error("table at {addr:#x} is {}, not {}", Signature(*.found), Signature(*.expected))]
     Signature {
         /// Address.
         addr: u64,
@@ -93,6 +93,25 @@ pub enum TableError {
         /// Signature expected.
         expected: [u8; 4],
     },
+}
+
+/// A table signature for messages: `"APIC"`, with any byte that is not
+/// printable ASCII as `\xNN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature(pub [u8; 4]);
+
+impl core::fmt::Display for Signature {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("\"")?;
+        for b in self.0 {
+            match b {
+                b'"' | b'\\' => write!(f, "\\x{b:02x}")?,
+                0x20..=0x7e => core::fmt::Write::write_char(f, char::from(b))?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        f.write_str("\"")
+    }
 }
 
 /// Reads the header at `addr` and checks length and checksum.
@@ -540,6 +559,19 @@ mod tests {
             Xsdt::read(&mem, 0x2000),
             Err(TableError::Signature { .. })
         ));
+    }
+
+    #[test]
+    fn signatures_print_as_escaped_text() {
+        let e = TableError::Signature {
+            addr: 0x4060f42,
+            found: [0x53, 0xff, 0x00, 0xf0],
+            expected: *b"XSDT",
+        };
+        assert_eq!(
+            e.to_string(),
+            "table at 0x4060f42 is \"S\\xff\\x00\\xf0\", not \"XSDT\""
+        );
     }
 
     #[test]

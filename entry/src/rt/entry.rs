@@ -3,14 +3,21 @@
 //!
 //! The PVH ABI (Xen `docs/misc/pvh.pandoc`) promises only 32-bit protected
 //! mode with flat CS/DS/ES, paging off, and EBX = the start_info's physical
-//! address. So the entry code: clears DF and IF; loads its own GDT and
+//! address. So the entry code: first records the CPU state it was handed
+//! ([`entry_state`], laid out as [`EntryState`]: control registers, EFER,
+//! EFLAGS, selectors, GDTR/IDTR and the hypervisor's GDT, whether `.bss`
+//! was zero), touching nothing but that record and ESP; clears DF and IF; loads its own GDT and
 //! segment registers; zeroes `.bss` (tables and stack live there; a loader
 //! that skipped it must not matter); fills the boot page tables (identity
 //! map of 4 GiB with 2 MiB pages, see [`paging`](super::paging)); enables
 //! PAE, EFER.LME and paging; far-jumps to 64-bit code; sets the stack and
 //! calls [`start64`] with the start_info address.
 
+use super::BootCell;
 use super::paging::{BOOT_TABLES, BootTables, ENTRIES, SIZE_2M, Table};
+use crate::conformance::cpu::{
+    BSS_ALL_ZERO, ENTRY_STATE_MAGIC, ES_CANARY, EntryState, GDT_COPY_LEN, SS_CANARY,
+};
 use crate::elfnote::{Phys32EntryNote, XEN_ELFNOTE_PHYS32_ENTRY};
 use crate::machine::gdt;
 use core::mem::{offset_of, size_of};
@@ -32,6 +39,32 @@ pub struct BootInfo {
     pub start_info: u64,
     /// Xen, if the guest runs on it.
     pub xen: Option<super::xen::Xen>,
+}
+
+/// The record the entry code fills before it changes anything. In `.data`:
+/// the same code zeroes `.bss` afterwards.
+#[unsafe(link_section = ".data.pvh_entry_state")]
+static ENTRY_STATE: BootCell<EntryState> = BootCell::new(EntryState::ZERO);
+
+/// The CPU state the hypervisor handed over at the PVH entry point, as the
+/// entry code recorded it (see [`crate::conformance::cpu`]). If
+/// [`EntryState::captured`] is false, the record's writes did not land
+/// (DS's base was not 0).
+pub fn entry_state() -> &'static EntryState {
+    // SAFETY: only the entry code writes the record, before any Rust code
+    // runs; from then on it is only read.
+    unsafe { &*ENTRY_STATE.get() }
+}
+
+unsafe extern "C" {
+    static __pvh_image_start: u8;
+    static __pvh_image_end: u8;
+}
+
+/// Where the guest image is loaded (`guests/pvh.ld`'s `__pvh_image_start`
+/// to `__pvh_image_end`, `.bss` included).
+pub fn image() -> core::ops::Range<u64> {
+    (&raw const __pvh_image_start as u64)..(&raw const __pvh_image_end as u64)
 }
 
 // The note as the asm below emits it must be exactly the crate's
@@ -85,8 +118,73 @@ core::arch::global_asm!(
     ".global pvh_start32",
     ".type pvh_start32, @function",
     "pvh_start32:",
-    "cld",
+    // Record what the hypervisor handed over (conformance::cpu::EntryState)
+    // before changing it: ESP first, then a stack inside the record for
+    // pushf (EFLAGS as given, before cli/cld) and call (the EIP check).
+    "mov %esp, {st}+{o_esp}",
+    "mov ${st}+{o_stack_top}, %esp",
+    "pushfl",
+    "popl {st}+{o_eflags}",
     "cli",
+    "cld",
+    "mov %ebx, {st}+{o_ebx}",
+    "mov %cr0, %eax",
+    "mov %eax, {st}+{o_cr0}",
+    "mov %cr3, %eax",
+    "mov %eax, {st}+{o_cr3}",
+    "mov %cr4, %eax",
+    "mov %eax, {st}+{o_cr4}",
+    "mov $0xc0000080, %ecx",
+    "rdmsr",
+    "mov %eax, {st}+{o_efer}",
+    "mov %edx, {st}+{o_efer}+4",
+    // The EIP the CPU reports at label 5 equals its link address only if
+    // CS's base is 0 and the entry was PHYS32_ENTRY.
+    "call 5f",
+    "5:",
+    "popl {st}+{o_eip}",
+    "movl $5b, {st}+{o_eip_linked}",
+    "movw %cs, {st}+{o_cs}",
+    "movw %ds, {st}+{o_ds}",
+    "movw %es, {st}+{o_es}",
+    "movw %ss, {st}+{o_ss}",
+    "movw %fs, {st}+{o_fs}",
+    "movw %gs, {st}+{o_gs}",
+    "str {st}+{o_tr}",
+    "sldt {st}+{o_ldtr}",
+    "sgdt {st}+{o_gdtr}",
+    "sidt {st}+{o_idtr}",
+    // Writes through SS and ES land in the record only if their bases are 0.
+    "movl ${ss_canary}, %ss:{st}+{o_ss_canary}",
+    "mov ${st}+{o_es_canary}, %edi",
+    "mov ${es_canary}, %eax",
+    "stosl",
+    // The hypervisor's GDT: min(limit + 1, GDT_COPY_LEN) bytes from its base.
+    "movzwl {st}+{o_gdtr}, %ecx",
+    "inc %ecx",
+    "cmp ${gdt_copy_len}, %ecx",
+    "jbe 6f",
+    "mov ${gdt_copy_len}, %ecx",
+    "6:",
+    "mov %ecx, {st}+{o_gdt_len}",
+    "mov {st}+{o_gdtr}+2, %esi",
+    "mov ${st}+{o_gdt}, %edi",
+    "rep movsb",
+    // Was .bss zero as the loader left it (ELF: p_memsz past p_filesz)?
+    "mov $__pvh_bss_start, %edi",
+    "mov $__pvh_bss_end, %ecx",
+    "sub %edi, %ecx",
+    "xor %eax, %eax",
+    "repe scasb",
+    "je 7f",
+    "dec %edi",
+    "sub $__pvh_bss_start, %edi",
+    "mov %edi, {st}+{o_bss}",
+    "jmp 8f",
+    "7:",
+    "movl ${bss_all_zero}, {st}+{o_bss}",
+    "8:",
+    "movl ${magic}, {st}+{o_magic}",
     // EBX is the only input; keep it in EBP until long mode.
     "mov %ebx, %ebp",
     "lgdt pvh_gdt_ptr",
@@ -197,6 +295,38 @@ core::arch::global_asm!(
     shift_2m = const SIZE_2M.trailing_zeros(),
     pd_entries = const ENTRIES * 4,
     start64 = sym start64,
+    st = sym ENTRY_STATE,
+    o_esp = const offset_of!(EntryState, esp),
+    o_stack_top = const offset_of!(EntryState, scratch) + size_of::<[u32; 5]>(),
+    o_eflags = const offset_of!(EntryState, eflags),
+    o_ebx = const offset_of!(EntryState, ebx),
+    o_cr0 = const offset_of!(EntryState, cr0),
+    o_cr3 = const offset_of!(EntryState, cr3),
+    o_cr4 = const offset_of!(EntryState, cr4),
+    o_efer = const offset_of!(EntryState, efer),
+    o_eip = const offset_of!(EntryState, eip),
+    o_eip_linked = const offset_of!(EntryState, eip_linked),
+    o_cs = const offset_of!(EntryState, cs),
+    o_ds = const offset_of!(EntryState, ds),
+    o_es = const offset_of!(EntryState, es),
+    o_ss = const offset_of!(EntryState, ss),
+    o_fs = const offset_of!(EntryState, fs),
+    o_gs = const offset_of!(EntryState, gs),
+    o_tr = const offset_of!(EntryState, tr),
+    o_ldtr = const offset_of!(EntryState, ldtr),
+    o_gdtr = const offset_of!(EntryState, gdtr),
+    o_idtr = const offset_of!(EntryState, idtr),
+    o_ss_canary = const offset_of!(EntryState, ss_canary),
+    o_es_canary = const offset_of!(EntryState, es_canary),
+    o_gdt_len = const offset_of!(EntryState, gdt_len),
+    o_gdt = const offset_of!(EntryState, gdt),
+    o_bss = const offset_of!(EntryState, bss_first_nonzero),
+    o_magic = const offset_of!(EntryState, magic),
+    ss_canary = const SS_CANARY,
+    es_canary = const ES_CANARY,
+    gdt_copy_len = const GDT_COPY_LEN,
+    bss_all_zero = const BSS_ALL_ZERO,
+    magic = const ENTRY_STATE_MAGIC,
     options(att_syntax),
 );
 

@@ -44,7 +44,7 @@ mod entry;
 mod panic;
 
 #[cfg(target_os = "none")]
-pub use entry::BootInfo;
+pub use entry::{BootInfo, entry_state, image};
 
 /// A static the boot CPU owns: interior mutability without `static mut`,
 /// sound because the runtime is single-threaded.

@@ -1,11 +1,16 @@
 //! `pvh-probe`: a PVH guest that reports what its loader passed it.
 //!
 //! It prints one `key=value` line per fact on the runtime console (COM1, or
-//! port 0xE9 under Xen): every start_info field, the command line, each
+//! port 0xE9 under Xen): the CPU state at its entry point (`entry.*`, as
+//! the runtime recorded it: control registers, EFER, EFLAGS, selectors and
+//! the descriptors they name in the hypervisor's GDT, GDTR, IDTR), every
+//! start_info field, the command line, each
 //! module (address, size, command line, CRC32 of its contents), the memory
 //! map (from the start_info, or from `XENMEM_memory_map` for a version-0
 //! start_info under Xen), total RAM, the RSDP check, and the Linux zero
-//! page `pvh_entry::zeropage::translate` makes from all of it. Addresses
+//! page `pvh_entry::zeropage::translate` makes from all of it, and the
+//! verdict of every rule of `pvh_entry::conformance` on this boot
+//! (`verdict.<rule>=PASS|FAIL|N/A MUST|SHOULD note`). Addresses
 //! and sizes are hex with `0x`, counts decimal; strings are escaped so each
 //! value stays on one line (see `pvh_entry::rt::console::Escaped`).
 //!
@@ -22,9 +27,11 @@
 #![no_main]
 
 use pvh_entry::bootparams::{BootParams, E820Entry, E820Type};
+use pvh_entry::conformance::cpu::{BSS_ALL_ZERO, EntryState, SegReg};
+use pvh_entry::conformance::{Subject, Tally, check};
 use pvh_entry::rt::console::Escaped;
 use pvh_entry::rt::exit::{ExitCode, exit};
-use pvh_entry::rt::{BootInfo, acpi, paging, rsdp};
+use pvh_entry::rt::{BootInfo, acpi, entry_state, paging, rsdp};
 use pvh_entry::zeropage::{TranslateOptions, e820_scratch_len, translate};
 use pvh_entry::{MemmapEntry, MemmapType, PhysRead, StartInfoView, rt_println as out};
 
@@ -42,6 +49,7 @@ fn main(boot: BootInfo) -> ! {
         "platform={}",
         if boot.xen.is_some() { "xen" } else { "native" }
     );
+    report_entry(entry_state());
     // SAFETY: the probe only reads through this view.
     let mem = unsafe { pvh_entry::rt::identity_memory() };
     out!("start_info.addr={:#x}", boot.start_info);
@@ -144,21 +152,15 @@ fn main(boot: BootInfo) -> ! {
         Err(e) => out!("identity_map.error={e}"),
     }
 
-    match view.rsdp_paddr() {
-        Some(addr) => {
-            out!("rsdp.found_by=start_info");
+    match rsdp::locate(&mem, view.rsdp_paddr()) {
+        Some((addr, found_by)) => {
+            out!("rsdp.found_by={}", found_by.as_str());
             report_rsdp(&mem, addr);
         }
-        None => match rsdp::scan(&mem, rsdp::BIOS_AREA) {
-            Some(addr) => {
-                out!("rsdp.found_by=scan");
-                report_rsdp(&mem, addr);
-            }
-            None => {
-                out!("rsdp.found_by=none");
-                out!("rsdp.valid=0");
-            }
-        },
+        None => {
+            out!("rsdp.found_by=none");
+            out!("rsdp.valid=0");
+        }
     }
 
     let options = TranslateOptions {
@@ -195,6 +197,23 @@ fn main(boot: BootInfo) -> ! {
         }
         Err(e) => fail(format_args!("zeropage: {e}")),
     }
+
+    // The verdict, one line per rule (pvh_entry::conformance).
+    let subject = Subject {
+        mem: &mem,
+        start_info: boot.start_info,
+        entry: Some(entry_state()),
+        image: Some(pvh_entry::rt::image()),
+        fallback_map: supplied.then_some(map),
+        xen: boot.xen.is_some(),
+    };
+    let mut tally = Tally::default();
+    check(&subject, &mut |f| {
+        tally.add(f);
+        out!("verdict.{}={f}", f.rule.id);
+    });
+    out!("verdict.must_failed={}", tally.must_failed);
+    out!("verdict.should_failed={}", tally.should_failed);
     out!("probe.done=1");
     exit(ExitCode::Success)
 }
@@ -205,11 +224,13 @@ fn report_rsdp<M: PhysRead>(mem: &M, addr: u64) {
         Ok(r) => {
             out!("rsdp.revision={}", r.revision);
             out!("rsdp.valid=1");
-            let (xsdt, rsdt) = (r.xsdt_address, r.rsdt_address);
-            if r.revision >= 2 && xsdt != 0 {
-                report_root(mem, acpi::Xsdt::read(mem, xsdt), "xsdt");
-            } else if rsdt != 0 {
-                report_root(mem, acpi::Xsdt::read_rsdt(mem, u64::from(rsdt)), "rsdt");
+            let kind = if r.revision >= 2 && { r.xsdt_address } != 0 {
+                "xsdt"
+            } else {
+                "rsdt"
+            };
+            if let Some(root) = acpi::root(mem, &r) {
+                report_root(mem, root, kind);
             }
         }
         Err(e) => {
@@ -253,6 +274,43 @@ fn report_root<M: PhysRead>(mem: &M, root: Result<acpi::Xsdt, acpi::TableError>,
             }
             Err(e) => out!("acpi.{kind}.{i}=????,{table:#x},0 ({e})"),
         }
+    }
+}
+
+/// The CPU state at entry, as the runtime recorded it.
+fn report_entry(e: &EntryState) {
+    out!("entry.captured={}", u8::from(e.captured()));
+    out!("entry.eflags={:#x}", e.eflags);
+    out!("entry.cr0={:#x}", e.cr0);
+    out!("entry.cr3={:#x}", e.cr3);
+    out!("entry.cr4={:#x}", e.cr4);
+    out!("entry.efer={:#x}", e.efer);
+    out!("entry.ebx={:#x}", e.ebx);
+    out!("entry.esp={:#x}", e.esp);
+    out!("entry.eip={:#x},{:#x}", e.eip, e.eip_linked);
+    out!(
+        "entry.selectors=cs={:#x},ds={:#x},es={:#x},ss={:#x},fs={:#x},gs={:#x},tr={:#x},ldtr={:#x}",
+        e.cs,
+        e.ds,
+        e.es,
+        e.ss,
+        e.fs,
+        e.gs,
+        e.tr,
+        e.ldtr
+    );
+    let (gdtr, idtr) = (e.gdtr(), e.idtr());
+    out!("entry.gdtr={:#x},{:#x}", gdtr.base, gdtr.limit);
+    out!("entry.idtr={:#x},{:#x}", idtr.base, idtr.limit);
+    for reg in [SegReg::Cs, SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Tr] {
+        match e.segment(reg) {
+            Ok(d) => out!("entry.{}.desc={d}", reg.name()),
+            Err(why) => out!("entry.{}.desc=none ({why})", reg.name()),
+        }
+    }
+    match e.bss_first_nonzero {
+        BSS_ALL_ZERO => out!("entry.bss=zero"),
+        at => out!("entry.bss={at:#x}"),
     }
 }
 
