@@ -3,6 +3,7 @@
 //! test decides between "skip" and "fail" when a resource is missing, and
 //! running a guest under a watchdog.
 
+pub mod conformance;
 pub mod images;
 
 use std::io::Read;
