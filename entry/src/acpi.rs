@@ -317,6 +317,35 @@ pub fn walk<M: PhysRead + ?Sized>(
     true
 }
 
+/// Calls `visit(start, len)` for every range the ACPI data an RSDP at
+/// `rsdp_addr` leads to occupies: the RSDP itself (20 bytes, or its
+/// `length` from revision 2) and each table [`walk`] reaches whose header
+/// checks (its `length`). What a guest must not overwrite while it still
+/// needs the tables, wherever the memory map says they are (Cloud
+/// Hypervisor's are outside it). Stops at the first error `visit` returns.
+pub fn table_ranges<M: PhysRead + ?Sized, E>(
+    mem: &M,
+    rsdp_addr: u64,
+    mut visit: impl FnMut(u64, u64) -> Result<(), E>,
+) -> Result<(), E> {
+    let Ok(r) = rsdp::check(mem, rsdp_addr) else {
+        return visit(rsdp_addr, rsdp::RSDP_V1_LEN as u64);
+    };
+    let len = if r.revision >= 2 {
+        u64::from(r.length)
+    } else {
+        rsdp::RSDP_V1_LEN as u64
+    };
+    visit(rsdp_addr, len)?;
+    let mut result = Ok(());
+    walk(mem, &r, &mut |_, addr, header| {
+        if let (Ok(h), Ok(())) = (header, &result) {
+            result = visit(addr, u64::from(h.length));
+        }
+    });
+    result
+}
+
 /// The DSDT address a FADT of `length` bytes at `fadt` names.
 fn fadt_dsdt<M: PhysRead + ?Sized>(mem: &M, fadt: u64, length: u32) -> Option<u64> {
     let length = u64::from(length);
@@ -699,6 +728,44 @@ mod tests {
         assert!(!walk(&mem, &none, &mut |_, _, _| panic!(
             "nothing to visit"
         )));
+    }
+
+    #[test]
+    fn table_ranges_cover_the_rsdp_and_every_table() {
+        let mem = SliceMemory::new(0, machine(&fadt(276, 0xc00, 0, 0, 0)));
+        let mut seen = Vec::new();
+        table_ranges::<_, ()>(&mem, 0x100, |s, l| {
+            seen.push((s, l));
+            Ok(())
+        })
+        .unwrap();
+        // RSDP (36), XSDT (36 + 2 x 8), FADT (276), DSDT (36 + 11), MADT (36 +
+        // 8 + one LAPIC entry of 8 + one IOAPIC entry of 12).
+        assert_eq!(
+            seen,
+            vec![
+                (0x100, 36),
+                (0x200, 52),
+                (0x400, 276),
+                (0xc00, 47),
+                (0x800, 64)
+            ]
+        );
+        // An error from the visitor stops the walk and comes back.
+        let mut n = 0;
+        let r = table_ranges(&mem, 0x100, |_, _| {
+            n += 1;
+            if n == 2 { Err("full") } else { Ok(()) }
+        });
+        assert_eq!((r, n), (Err("full"), 2));
+        // No RSDP there: only the 20 bytes that were named.
+        let mut seen = Vec::new();
+        table_ranges::<_, ()>(&mem, 0x180, |s, l| {
+            seen.push((s, l));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(0x180, 20)]);
     }
 
     #[test]

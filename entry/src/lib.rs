@@ -21,6 +21,7 @@
 //! - [`paging`]: the one identity page-table builder.
 //! - [`acpi`]: the RSDP and the ACPI tables a hypervisor passes.
 //! - [`conformance`]: every rule of the PVH hand-off as a named check.
+//! - [`e820`]: a memory map in canonical form, for placement decisions.
 //!
 //! The crate is `no_std` and needs no allocator unless the `alloc` feature
 //! is on; its logic is tested on the host.
@@ -31,6 +32,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod conformance;
+pub mod e820;
 pub mod elfnote;
 pub mod linux;
 pub mod machine;
