@@ -17,16 +17,25 @@
 //!    else the embedded one; for a module kernel the module after it;
 //! 5. the command line: the start_info's if non-empty, else the payload's;
 //! 6. the memory map: the start_info's, else the one the caller supplies
-//!    (the stub asks Xen with `XENMEM_memory_map`).
+//!    (the stub asks Xen with `XENMEM_memory_map`);
+//! 7. the RSDP: the start_info's `rsdp_paddr`, else where a PC OS finds
+//!    one ([`crate::acpi::rsdp::locate`]: Firecracker passes 0 although it
+//!    builds tables), passed on as `acpi_rsdp_addr`.
 //!
 //! Then [`KernelNeeds::of`], the one translation
 //! ([`crate::zeropage::translate`]), the one allocator ([`super::place`])
-//! and [`super::finish_zero_page`].
+//! over the map in canonical form ([`crate::e820::canonical`]: an
+//! out-of-order, split or overlapping map hides no room), clear of every
+//! ACPI table wherever the map puts it ([`crate::acpi::table_ranges`]),
+//! and [`super::finish_zero_page`]. docs/conformance.md lists the
+//! hypervisors that need each of these.
 
 use super::{
     InitrdRequest, InitrdSource, KernelNeeds, LinuxBootError, LinuxPlacement, LinuxRequest,
     PLACE_EXTRA_RANGES, RangeList, finish_zero_page, not_a_kernel, place, start_info_ranges,
 };
+use crate::acpi::{self, rsdp};
+use crate::e820::{TooManyEntries, canonical, canonical_len};
 use crate::machine::PAYLOAD_ADDR;
 use crate::memory::{OutOfRange, PhysBytes, PhysWrite, write_obj};
 use crate::payload::{Payload, PayloadError, read_payload};
@@ -93,6 +102,9 @@ pub enum StubError {
     /// A read outside memory.
     #[error("memory: {0}")]
     Memory(#[from] OutOfRange),
+    /// The map in canonical form does not fit the scratch space.
+    #[error("memory map: {0}")]
+    Canonical(#[from] TooManyEntries),
 }
 
 /// Where the kernel came from.
@@ -140,6 +152,7 @@ pub struct Inputs<'a> {
 #[derive(Debug, Clone)]
 pub struct Scratch {
     e820: [E820Entry; e820_scratch_len(MAX_MAP)],
+    canonical: [E820Entry; canonical_len(e820_scratch_len(MAX_MAP))],
     avoid: RangeList<MAX_AVOID>,
     place: [(u64, u64); MAX_AVOID + PLACE_EXTRA_RANGES],
 }
@@ -155,6 +168,8 @@ impl Scratch {
     pub const fn new() -> Self {
         Self {
             e820: [E820Entry::new(0, 0, E820Type::RAM); e820_scratch_len(MAX_MAP)],
+            canonical: [E820Entry::new(0, 0, E820Type::RAM);
+                canonical_len(e820_scratch_len(MAX_MAP))],
             avoid: RangeList::new(),
             place: [(0, 0); MAX_AVOID + PLACE_EXTRA_RANGES],
         }
@@ -187,6 +202,8 @@ pub struct StubPlan<'s> {
     pub map: MapSource,
     /// Where the command line came from.
     pub cmdline: CmdlineSource,
+    /// The RSDP passed on, and how it was found.
+    pub rsdp: Option<(u64, rsdp::FoundBy)>,
 }
 
 impl StubPlan<'_> {
@@ -366,12 +383,17 @@ pub fn plan<'s, M: PhysBytes + ?Sized>(
     };
     let Scratch {
         e820: e820_scratch,
+        canonical: canonical_scratch,
         avoid,
         place: place_scratch,
     } = scratch;
     let mut params = BootParams::zeroed();
     let t = translate(&view, &options, e820_scratch, &mut params)?;
     let e820_scratch: &'s [E820Entry] = e820_scratch;
+    let acpi_root = rsdp::locate(mem, view.rsdp_paddr());
+    if let Some((addr, rsdp::FoundBy::Scan)) = acpi_root {
+        params.acpi_rsdp_addr = addr;
+    }
 
     let (cmdline, cmdline_source) = match view.cmdline().filter(|&(_, len)| len > 0) {
         Some((addr, len)) => (Some((addr, u64::from(len))), CmdlineSource::StartInfo),
@@ -409,6 +431,11 @@ pub fn plan<'s, M: PhysBytes + ?Sized>(
             p.whole.end.saturating_sub(kernel_range.end),
         )?;
     }
+    // The ACPI tables, wherever the map says they are (Cloud Hypervisor's
+    // are outside it).
+    if let Some((addr, _)) = acpi_root {
+        acpi::table_ranges(mem, addr, |start, len| avoid.push(start, len))?;
+    }
 
     let e820 = &e820_scratch[..t.e820_total];
     let ext_len = t.e820_ext(e820_scratch).len();
@@ -425,7 +452,13 @@ pub fn plan<'s, M: PhysBytes + ?Sized>(
         initrd,
         cmdline,
     };
-    let placement = place(&request, e820, avoid.as_slice(), place_scratch)?;
+    let n = canonical(e820, canonical_scratch)?;
+    let placement = place(
+        &request,
+        &canonical_scratch[..n],
+        avoid.as_slice(),
+        place_scratch,
+    )?;
     finish_zero_page(&mut params, &placement);
     Ok(StubPlan {
         source,
@@ -439,6 +472,7 @@ pub fn plan<'s, M: PhysBytes + ?Sized>(
         zero_page_size,
         map,
         cmdline: cmdline_source,
+        rsdp: acpi_root,
     })
 }
 

@@ -3,7 +3,7 @@
 //! hypervisor (QEMU, Xen, Firecracker, Cloud Hypervisor, `pvh boot`) can
 //! boot a distribution kernel.
 //!
-//! Every decision (which kernel, initrd, command line, memory map and
+//! Every decision (which kernel, initrd, command line, memory map, RSDP and
 //! subarch; where the kernel and zero page go; the zero page itself) is
 //! [`pvh_entry::linux::stub::plan`], the same function the host tests run
 //! and built on the same policy as pvh's host loader. This file only
@@ -216,8 +216,12 @@ impl fmt::Display for Summary<'_, '_> {
             None => f.write_str(", no initrd")?,
         }
         match plan.subarch {
-            SubarchPolicy::Pc => f.write_str(", subarch pc"),
-            SubarchPolicy::Xen => f.write_str(", subarch xen"),
+            SubarchPolicy::Pc => f.write_str(", subarch pc")?,
+            SubarchPolicy::Xen => f.write_str(", subarch xen")?,
+        }
+        match plan.rsdp {
+            Some((a, by)) => write!(f, ", rsdp {a:#x} from {}", by.as_str()),
+            None => f.write_str(", no rsdp"),
         }
     }
 }
