@@ -27,7 +27,8 @@ busybox=${PVH_BUSYBOX:-/bin/busybox}
 command -v cpio >/dev/null 2>&1 || { echo "mkinitramfs: cpio not found" >&2; exit 1; }
 
 applets=(sh echo cat mount umount insmod reboot poweroff hexdump nproc sleep
-    mkdir ls dmesg uname cp mv rm ln grep sed dd true false test printf)
+    mkdir ls dmesg uname cp mv rm ln grep sed dd true false test printf
+    timeout kill)
 
 staging=$(mktemp -d "${TMPDIR:-/tmp}/pvh-initramfs.XXXXXX")
 trap 'rm -rf "$staging"' EXIT

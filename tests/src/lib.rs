@@ -248,6 +248,48 @@ pub mod nested {
         Some(log)
     }
 
+    /// Firecracker and Cloud Hypervisor from the peers directory
+    /// ([`conformance::peers_dir`](crate::conformance::peers_dir)) with the
+    /// C libraries they link, as `(host path, path in L1)` for [`run_l1`]:
+    /// `/peers/firecracker`, `/peers/cloud-hypervisor`, and glibc, libgcc_s
+    /// and the dynamic loader at their usual paths (the host's own, with
+    /// symlinks resolved). In L1, Firecracker needs `--no-seccomp` (this
+    /// build's filter is a placeholder) and ends on a guest reset; Cloud
+    /// Hypervisor restarts on a reset and ends on an ACPI power-off. `None`
+    /// if a binary or library is missing (see [`require`]).
+    pub fn peer_files() -> Option<Vec<(PathBuf, &'static str)>> {
+        let peers = crate::conformance::peers_dir();
+        let mut files = Vec::new();
+        for (name, dest) in [
+            ("firecracker", "/peers/firecracker"),
+            ("cloud-hypervisor", "/peers/cloud-hypervisor"),
+        ] {
+            let path = peers.join(name);
+            if !require(
+                path.is_file(),
+                &format!(
+                    "{} missing (set PVH_PEERS to the peers directory)",
+                    path.display()
+                ),
+            ) {
+                return None;
+            }
+            files.push((path, dest));
+        }
+        for lib in [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+            "/lib64/ld-linux-x86-64.so.2",
+        ] {
+            let Ok(real) = std::fs::canonicalize(lib) else {
+                require(false, &format!("{lib} missing (the peers link it)"));
+                return None;
+            };
+            files.push((real, lib));
+        }
+        Some(files)
+    }
+
     /// The lines of one mode's section of the L1 console, between
     /// `NESTED-BEGIN mode` and `NESTED-END mode`.
     pub fn section<'a>(log: &'a str, mode: &str) -> Vec<&'a str> {
