@@ -8,7 +8,7 @@
 //! word against the values Firecracker and the Linux boot protocol use.
 
 use crate::cpu::Segment;
-use x86_64::structures::gdt::DescriptorFlags as F;
+use pvh_entry::conformance::cpu::SegmentDescriptor;
 
 pub use pvh_entry::machine::gdt::{
     CODE32, CODE64, DATA, GDT_SIZE, IDT_SIZE, LONG64_GDT, PVH_GDT, TSS_BUSY, long64, pvh,
@@ -16,27 +16,21 @@ pub use pvh_entry::machine::gdt::{
 
 /// The segment register state a CPU holds after loading `selector` whose
 /// descriptor is `desc`: the hidden part KVM wants in `kvm_segment`.
-/// The limit is expanded to bytes when the granularity bit is set.
+/// Decoded by `pvh_entry`'s decoder, the one a guest uses to check what it
+/// was handed (`pvh_entry::conformance::cpu`); the limit is in bytes.
 pub const fn segment(selector: u16, desc: u64) -> Segment {
-    let raw_limit = ((desc & 0xffff) | ((desc >> 32) & 0xf_0000)) as u32;
-    let g = desc & F::GRANULARITY.bits() != 0;
-    let limit = if g {
-        (raw_limit << 12) | 0xfff
-    } else {
-        raw_limit
-    };
-    let base = ((desc >> 16) & 0xff_ffff) | ((desc >> 32) & 0xff00_0000);
+    let d = SegmentDescriptor::decode(desc);
     Segment {
         selector,
-        base,
-        limit,
-        type_: ((desc >> 40) & 0xf) as u8,
-        present: desc & F::PRESENT.bits() != 0,
-        dpl: ((desc >> 45) & 3) as u8,
-        db: desc & F::DEFAULT_SIZE.bits() != 0,
-        s: desc & F::USER_SEGMENT.bits() != 0,
-        l: desc & F::LONG_MODE.bits() != 0,
-        g,
+        base: d.base as u64,
+        limit: d.limit,
+        type_: d.type_,
+        present: d.present,
+        dpl: d.dpl,
+        db: d.db,
+        s: d.s,
+        l: d.l,
+        g: d.g,
     }
 }
 

@@ -235,31 +235,7 @@ impl Setup {
                     "{} {CMDLINE},{} {},{} {}",
                     paths[0], paths[1], MODULES[0].2, paths[2], MODULES[1].2
                 );
-                let mut c = Command::new("qemu-system-x86_64");
-                c.args([
-                    "-accel",
-                    "tcg",
-                    "-cpu",
-                    "max",
-                    "-M",
-                    "pc",
-                    "-smp",
-                    &CPUS.to_string(),
-                ])
-                .args(["-m", "2048", "-no-reboot", "-nographic", "-monitor", "none"])
-                .args(["-serial", "stdio"])
-                .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
-                .arg("-kernel")
-                .arg(&xen)
-                .args(["-initrd", &modules])
-                .args([
-                    "-append",
-                    &format!(
-                        "loglvl=all guest_loglvl=all noreboot console_timestamps=boot \
-                             console=com1 dom0-iommu=none dom0=pvh dom0_mem={MEMORY_MIB}M"
-                    ),
-                ]);
-                c
+                crate::xen_under_qemu(&xen, "max", &modules, MEMORY_MIB)
             }
             Hypervisor::Firecracker => {
                 let fc = peer("firecracker")?;

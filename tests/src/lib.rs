@@ -139,6 +139,32 @@ pub fn initramfs(out: &Path, init: &str, files: &[(PathBuf, &str)]) {
     );
 }
 
+/// QEMU (TCG, `-M pc`, 2 vCPUs, 2048 MiB, serial on stdout,
+/// `isa-debug-exit` at 0xf4, which Xen passes through to dom0) running
+/// Debian's Xen 4.17 (`xen`, the unzipped Multiboot ELF) with `modules` as
+/// its multiboot modules in `-initrd` syntax (comma-separated, each `path
+/// args`: the first is the PVH dom0 kernel, whose command line is its
+/// args), dom0 a PVH dom0 of `dom0_mib` MiB. `cpu` is QEMU's `-cpu`: Xen
+/// needs HAP (`max`); a Linux dom0 also needs `-rdtscp` (environment.md).
+pub fn xen_under_qemu(xen: &Path, cpu: &str, modules: &str, dom0_mib: u32) -> Command {
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-accel", "tcg", "-cpu", cpu, "-M", "pc", "-smp", "2"])
+        .args(["-m", "2048", "-no-reboot", "-nographic", "-nodefaults"])
+        .args(["-monitor", "none", "-serial", "stdio"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+        .arg("-kernel")
+        .arg(xen)
+        .args(["-initrd", modules])
+        .args([
+            "-append",
+            &format!(
+                "loglvl=all guest_loglvl=all noreboot console_timestamps=boot console=com1 \
+                 dom0-iommu=none dom0=pvh dom0_mem={dom0_mib}M"
+            ),
+        ]);
+    c
+}
+
 /// A fresh scratch directory under `target/` for one test (per process, so
 /// that concurrent runs of the same test do not clobber each other).
 pub fn scratch_dir(name: &str) -> PathBuf {

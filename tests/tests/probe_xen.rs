@@ -14,7 +14,6 @@ use pvh_guests::ExitCode;
 use pvh_guests::harness::{artifacts_dir, run_bounded, skip_or_fail, which};
 use pvh_guests::report::{Report, ram_bytes};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 /// `dom0_mem`, in MiB.
@@ -41,9 +40,9 @@ fn num(r: &Report, key: &str) -> u64 {
 
 #[test]
 fn probe_as_xen_pvh_dom0() {
-    let Some(qemu) = which("qemu-system-x86_64") else {
+    if which("qemu-system-x86_64").is_none() {
         return skip_or_fail("qemu-system-x86_64 not found on PATH");
-    };
+    }
     let xen = artifacts_dir().join("xen");
     if !xen.is_file() {
         return skip_or_fail(&format!(
@@ -68,21 +67,7 @@ fn probe_as_xen_pvh_dom0() {
     }
     let modules = format!("{probe_s} console=hvc0 foo=bar,{mod_s} modcmd=1");
 
-    let mut cmd = Command::new(qemu);
-    cmd.args(["-accel", "tcg", "-cpu", "max", "-M", "pc", "-smp", "2"])
-        .args(["-m", "2048", "-no-reboot", "-nographic", "-monitor", "none"])
-        .args(["-serial", "stdio"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
-        .arg("-kernel")
-        .arg(&xen)
-        .args(["-initrd", &modules])
-        .args([
-            "-append",
-            &format!(
-                "loglvl=all guest_loglvl=all noreboot console_timestamps=boot \
-                 console=com1 dom0-iommu=none dom0=pvh dom0_mem={DOM0_MIB}M"
-            ),
-        ]);
+    let mut cmd = pvh_tests::xen_under_qemu(&xen, "max", &modules, DOM0_MIB as u32);
     let out = run_bounded(&mut cmd, DEADLINE).expect("run qemu");
     assert!(
         !out.timed_out(),

@@ -318,18 +318,7 @@ fn stub_under_xen_takes_the_memory_map_by_hypercall_and_boots_linux() {
         env.initrd.display()
     );
     let o = run(
-        Command::new(&env.qemu)
-            .args(["-accel", "tcg", "-cpu", "max,-rdtscp", "-M", "pc", "-smp", "2"])
-            .args(["-m", "2048", "-no-reboot", "-nographic", "-nodefaults"])
-            .args(["-monitor", "none", "-serial", "stdio"])
-            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
-            .arg("-kernel")
-            .arg(&xen)
-            .args(["-initrd", &modules])
-            .args([
-                "-append",
-                "loglvl=all guest_loglvl=all noreboot console=com1 dom0-iommu=none dom0=pvh dom0_mem=256M",
-            ]),
+        &mut pvh_tests::xen_under_qemu(&xen, "max,-rdtscp", &modules, 256),
         BOOT_LIMIT,
     );
     let out = &o.stdout;
