@@ -275,7 +275,7 @@ pub mod nested {
     }
 
     /// Firecracker and Cloud Hypervisor from the peers directory
-    /// ([`conformance::peers_dir`](crate::conformance::peers_dir)) with the
+    /// ([`crate::conformance::peers_dir`]) with the
     /// C libraries they link, as `(host path, path in L1)` for [`run_l1`]:
     /// `/peers/firecracker`, `/peers/cloud-hypervisor`, and glibc, libgcc_s
     /// and the dynamic loader at their usual paths (the host's own, with
