@@ -22,6 +22,7 @@
 //! - [`acpi`]: the RSDP and the ACPI tables a hypervisor passes.
 //! - [`conformance`]: every rule of the PVH hand-off as a named check.
 //! - [`e820`]: a memory map in canonical form, for placement decisions.
+//! - [`text`]: escaping input and guest bytes for printing.
 //!
 //! The crate is `no_std` and needs no allocator unless the `alloc` feature
 //! is on; its logic is tested on the host.
@@ -43,6 +44,7 @@ pub mod reader;
 #[cfg(feature = "rt")]
 pub mod rt;
 pub mod start_info;
+pub mod text;
 pub mod writer;
 pub mod zeropage;
 

@@ -48,23 +48,8 @@ impl<S: ByteSink> fmt::Write for LineWriter<S> {
     }
 }
 
-/// Displays bytes as printable ASCII, everything else (and `\`) as `\xNN`
-/// / `\\`, so that one value stays on one line whatever it contains.
-#[derive(Debug, Clone, Copy)]
-pub struct Escaped<'a>(pub &'a [u8]);
-
-impl fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for &b in self.0 {
-            match b {
-                b'\\' => f.write_str("\\\\")?,
-                0x20..=0x7e => fmt::Write::write_char(f, char::from(b))?,
-                _ => write!(f, "\\x{b:02x}")?,
-            }
-        }
-        Ok(())
-    }
-}
+/// Re-exported from [`crate::text`], where the host uses it too.
+pub use crate::text::Escaped;
 
 #[cfg(target_os = "none")]
 pub use hw::{Console, DebugPort, Uart, console, print};
@@ -187,11 +172,5 @@ mod tests {
         let mut w = LineWriter(Bytes::<false>(Vec::new()));
         w.write_str("a=1\n").unwrap();
         assert_eq!(w.0.0, b"a=1\n");
-    }
-
-    #[test]
-    fn escaping_keeps_a_value_on_one_line() {
-        let s = format!("{}", Escaped(b"root=/dev/vda a\\b\n\x00\xff"));
-        assert_eq!(s, "root=/dev/vda a\\\\b\\x0a\\x00\\xff");
     }
 }
