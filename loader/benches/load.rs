@@ -55,6 +55,7 @@ fn bench(c: &mut Criterion) {
                 bytes: &initrd,
                 cmdline: None,
                 above_4g: false,
+                headroom: 0,
             }],
             ..Default::default()
         };

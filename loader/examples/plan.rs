@@ -43,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 bytes: b,
                 cmdline: None,
                 above_4g: false,
+                headroom: 0,
             })
             .collect(),
         ..Default::default()

@@ -57,6 +57,11 @@ pub struct Module<'a> {
     pub cmdline: Option<&'a [u8]>,
     /// Allow placement above 4 GiB (default: below).
     pub above_4g: bool,
+    /// Bytes kept free right after the module (a [`Purpose::Headroom`]
+    /// placement), so the guest can decompress it in place: it moves the
+    /// compressed bytes to the end of the room and decompresses to the
+    /// module's start. start_info still lists only the module itself.
+    pub headroom: u64,
 }
 
 /// Everything the loader needs to know about the guest to boot.
@@ -104,6 +109,8 @@ pub enum Purpose {
     Kernel,
     /// Module N's contents.
     Module(usize),
+    /// The room kept free after module N ([`Module::headroom`]).
+    Headroom(usize),
     /// The start_info block (header, module list, memory map, strings).
     StartInfo,
     /// The Linux zero page.
@@ -126,6 +133,7 @@ impl fmt::Display for Purpose {
             Self::Segment(i) => write!(f, "ELF segment {i}"),
             Self::Kernel => f.write_str("kernel"),
             Self::Module(i) => write!(f, "module {i}"),
+            Self::Headroom(i) => write!(f, "module {i} headroom"),
             Self::StartInfo => f.write_str("start_info block"),
             Self::ZeroPage => f.write_str("zero page"),
             Self::PageTables => f.write_str("page tables"),

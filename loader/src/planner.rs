@@ -271,7 +271,7 @@ pub(crate) fn module_list<'a>(config: &BootConfig<'a>) -> Vec<Module<'a>> {
                 pvh_entry::SubarchPolicy::Pc => None,
                 policy => Some(linux::stub::option_for(policy).as_bytes()),
             },
-            above_4g: false,
+            ..Module::default()
         });
     }
     list.extend_from_slice(&config.modules);
@@ -439,19 +439,25 @@ fn place_linux(
         needs: *needs,
         code: None,
         zero_page_size,
+        // The initrd's headroom goes with it, inside the same limits.
         initrd: match initrd {
             Some(m) => InitrdRequest::Place {
-                size: m.bytes.len() as u64,
+                size: with_headroom(m)?,
                 allow_high: m.above_4g,
             },
             None => InitrdRequest::None,
         },
         cmdline: Some(cmdline),
     };
-    let placement = linux::place(&request, &e820, &avoid, &mut scratch)?;
+    let mut placement = linux::place(&request, &e820, &avoid, &mut scratch)?;
     p.place(Purpose::Kernel, placement.runtime, placement.window)?;
-    if let Some((addr, size)) = placement.initrd {
-        p.place(Purpose::Module(0), addr, size)?;
+    if let (Some((addr, _)), Some(m)) = (placement.initrd, initrd) {
+        // The policy placed initrd and headroom as one block; the zero
+        // page's ramdisk is the initrd alone.
+        let len = m.bytes.len() as u64;
+        placement.initrd = Some((addr, len));
+        p.place(Purpose::Module(0), addr, len)?;
+        place_headroom(p, 0, addr, m);
     }
     p.place(Purpose::ZeroPage, placement.zero_page, zero_page_size)?;
     Ok(placement)
@@ -688,19 +694,45 @@ fn place_modules(
                 max = max.min(needs.initrd_limit(m.above_4g));
             }
         }
-        let size = align_up(len, PAGE_SIZE).ok_or(LoadError::AddressWraps {
+        // One block: the module, its headroom right after it, rounded up
+        // to a page.
+        let size = align_up(with_headroom(m)?, PAGE_SIZE).ok_or(LoadError::AddressWraps {
             what: "module",
             start: 0,
             len,
         })?;
         let at = p.alloc(Purpose::Module(i), size, PAGE_SIZE, ONE_MIB, max, true)?;
-        // The placement covers the page-rounded size; the module is `len`.
+        // The placement covers the page-rounded size; the module is `len`,
+        // its headroom the rest.
         if let Some(last) = p.placements.last_mut() {
             last.len = len;
         }
+        place_headroom(p, i, at, m);
         addrs[i] = at;
     }
     Ok(())
+}
+
+/// A module's length plus its headroom.
+fn with_headroom(m: &Module<'_>) -> Result<u64, LoadError> {
+    let len = m.bytes.len() as u64;
+    len.checked_add(m.headroom).ok_or(LoadError::AddressWraps {
+        what: "module",
+        start: 0,
+        len,
+    })
+}
+
+/// Records module `i`'s headroom (the block was allocated with it) right
+/// after the module placed at `at`.
+fn place_headroom(p: &mut Planner, i: usize, at: u64, m: &Module<'_>) {
+    if m.headroom > 0 {
+        p.placements.push(Placement {
+            purpose: Purpose::Headroom(i),
+            start: at + m.bytes.len() as u64,
+            len: m.headroom,
+        });
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ fn debian_vmlinux_boots_through_pvh() {
             bytes: &initrd,
             cmdline: None,
             above_4g: false,
+            headroom: 0,
         }],
         ..Default::default()
     };
@@ -140,6 +141,7 @@ fn debian_bzimage_linux64() {
             bytes: &initrd,
             cmdline: None,
             above_4g: false,
+            headroom: 0,
         }],
         ..Default::default()
     };
@@ -182,6 +184,7 @@ fn debian_bzimage_through_a_stub() {
             bytes: &initrd,
             cmdline: Some(b"initrd"),
             above_4g: false,
+            headroom: 0,
         }],
         ..Default::default()
     };

@@ -32,6 +32,7 @@ fn linux64_boot_state_zero_page_and_page_tables() {
         bytes: &initrd,
         cmdline: None,
         above_4g: false,
+        headroom: 0,
     }];
     let ram = GuestRam::new(64 << 20).unwrap();
     let mem = memory(64 << 20, 0xaa);
@@ -210,6 +211,7 @@ fn linux64_initrd_respects_initrd_addr_max() {
         bytes: &initrd,
         cmdline: None,
         above_4g: false,
+        headroom: 0,
     }];
     let ram = GuestRam::new(64 << 20).unwrap();
     let p = plan(&ram, &config).unwrap();
@@ -220,6 +222,7 @@ fn linux64_initrd_respects_initrd_addr_max() {
         bytes: &initrd,
         cmdline: None,
         above_4g: false,
+        headroom: 0,
     });
     let p = plan(&ram, &config).unwrap();
     assert_eq!(
@@ -358,6 +361,7 @@ fn stub_boot_passes_bzimage_as_module_0_and_initrd_as_module_1() {
             bytes: &initrd,
             cmdline: None,
             above_4g: false,
+            headroom: 0,
         }],
         ..Default::default()
     };
@@ -392,6 +396,7 @@ fn linux64_nothing_outside_planned_ram() {
         bytes: &initrd,
         cmdline: None,
         above_4g: false,
+        headroom: 0,
     }];
     let ram = GuestRam::new(32 << 20).unwrap();
     let mem = memory(40 << 20, 0x5a);

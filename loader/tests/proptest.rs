@@ -203,7 +203,7 @@ proptest! {
         let elf = simple_elf().build();
         let blobs: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0x3c; n]).collect();
         let mut config = pvh(&elf);
-        config.modules = blobs.iter().map(|b| Module { bytes: b, cmdline: Some(b"m"), above_4g: high }).collect();
+        config.modules = blobs.iter().map(|b| Module { bytes: b, cmdline: Some(b"m"), above_4g: high, headroom: 0 }).collect();
         let total: usize = sizes.iter().map(|n| n.div_ceil(4096) * 4096).sum();
         let loaded = run(&config)?;
         // Fits only if the modules fit in RAM above 1 MiB.
@@ -240,7 +240,7 @@ proptest! {
             protocol: [BootProtocol::Linux64, BootProtocol::PvhUnpack, BootProtocol::Pvh][protocol as usize],
             stub: (protocol == 2).then_some(&stub[..]),
             cmdline: b"quiet",
-            modules: vec![Module { bytes: &initrd, cmdline: None, above_4g: false }],
+            modules: vec![Module { bytes: &initrd, cmdline: None, above_4g: false, headroom: 0 }],
             ..Default::default()
         };
         run(&config)?;

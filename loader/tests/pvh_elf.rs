@@ -352,11 +352,13 @@ fn start_info_modules_cmdlines_and_memmap_are_written() {
             bytes: &initrd,
             cmdline: None,
             above_4g: false,
+            headroom: 0,
         },
         Module {
             bytes: &extra,
             cmdline: Some(b"extra=1"),
             above_4g: false,
+            headroom: 0,
         },
     ];
     let p = plan(&ram, &config).unwrap();
@@ -395,6 +397,70 @@ fn start_info_modules_cmdlines_and_memmap_are_written() {
 }
 
 #[test]
+fn module_headroom_is_kept_free_after_each_module() {
+    let elf = simple_elf().build();
+    let ram = GuestRam::new(64 << 20).unwrap();
+    let (a, b) = (vec![1u8; 5000], vec![2u8; 300]);
+    let mut config = cfg(&elf);
+    config.modules = vec![
+        Module {
+            bytes: &a,
+            headroom: 0x3_0000,
+            ..Module::default()
+        },
+        Module {
+            bytes: &b,
+            headroom: 0x10_0123,
+            ..Module::default()
+        },
+    ];
+    let p = plan(&ram, &config).unwrap();
+    for (i, (len, room)) in [(5000u64, 0x3_0000u64), (300, 0x10_0123)]
+        .into_iter()
+        .enumerate()
+    {
+        let m = p.find(Purpose::Module(i)).unwrap();
+        let h = p.find(Purpose::Headroom(i)).unwrap();
+        assert_eq!(m.len, len);
+        assert_eq!(m.start % 4096, 0);
+        // Right after the module, exactly as long as asked.
+        assert_eq!((h.start, h.len), (m.start + len, room));
+        // Nothing else in the module's block.
+        for other in &p.placements {
+            if other.purpose != Purpose::Module(i) && other.purpose != Purpose::Headroom(i) {
+                assert!(
+                    other.start >= h.start + h.len || other.start + other.len <= m.start,
+                    "{other:?} in module {i}'s room"
+                );
+            }
+        }
+    }
+    // The plan prints the headroom.
+    assert!(p.to_string().contains("module 1 headroom"), "{p}");
+    // start_info lists the modules only.
+    let mem = memory(64 << 20, 0);
+    let guest = load(&mem, &p, &config).unwrap();
+    let vm = VmMemory(&mem);
+    let view = StartInfoView::read(&vm, guest.start_info).unwrap();
+    let sizes: Vec<u64> = view.modules().map(|m| m.entry.size).collect();
+    assert_eq!(sizes, vec![5000, 300]);
+    // Headroom that does not fit is the module's NoSpace.
+    config.modules[1].headroom = 128 << 20;
+    assert!(matches!(
+        plan(&ram, &config),
+        Err(LoadError::NoSpace {
+            purpose: Purpose::Module(1),
+            ..
+        })
+    ));
+    config.modules[1].headroom = u64::MAX;
+    assert!(matches!(
+        plan(&ram, &config),
+        Err(LoadError::AddressWraps { .. })
+    ));
+}
+
+#[test]
 fn many_modules_fit_while_memory_lasts() {
     let elf = simple_elf().build();
     let ram = GuestRam::new(16 << 20).unwrap();
@@ -404,7 +470,8 @@ fn many_modules_fit_while_memory_lasts() {
         Module {
             bytes: &blob,
             cmdline: Some(b"m"),
-            above_4g: false
+            above_4g: false,
+            headroom: 0,
         };
         1000
     ];
@@ -427,7 +494,8 @@ fn many_modules_fit_while_memory_lasts() {
         Module {
             bytes: &blob,
             cmdline: None,
-            above_4g: false
+            above_4g: false,
+            headroom: 0,
         };
         4000
     ];
@@ -450,6 +518,7 @@ fn module_too_big_is_a_typed_error() {
         bytes: &big,
         cmdline: None,
         above_4g: false,
+        headroom: 0,
     }];
     assert!(matches!(
         plan(&ram, &config),
@@ -471,11 +540,13 @@ fn modules_stay_below_4g_unless_allowed() {
             bytes: &blob,
             cmdline: None,
             above_4g: false,
+            headroom: 0,
         },
         Module {
             bytes: &blob,
             cmdline: None,
             above_4g: true,
+            headroom: 0,
         },
     ];
     let p = plan(&ram, &config).unwrap();
@@ -537,6 +608,7 @@ fn nothing_is_written_outside_the_planned_ram() {
         bytes: &blob,
         cmdline: Some(b"x"),
         above_4g: false,
+        headroom: 0,
     }];
     load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
     assert!(read(&mem, 8 << 20, 8 << 20).iter().all(|&b| b == 0x5a));
