@@ -24,8 +24,15 @@
 //! - `Panic` (5) and `Fault` (7), from the runtime. The command-line words
 //!   `probe.panic` and `probe.fault` cause them on purpose (a panic, a read
 //!   of an unmapped address), so tests can check those paths.
+//!
+//! With the command-line word `probe.inflate`, the probe also decompresses
+//! every gzip module in place (see `inflate.rs`) and reports
+//! `inflate.N.*`: the memory it used, whether the output matches the gzip
+//! trailer, and whether every other module is still intact.
 #![no_std]
 #![no_main]
+
+mod inflate;
 
 use pvh_entry::bootparams::{BootParams, E820Entry, E820Type};
 use pvh_entry::conformance::cpu::{BSS_ALL_ZERO, EntryState, SegReg};
@@ -70,6 +77,7 @@ fn main(boot: BootInfo) -> ! {
     out!("memmap_entries={}", { h.memmap_entries });
 
     let mut buf = [0u8; 4096];
+    let mut inflate = false;
     if let Some(cmdline) = view.read_cmdline(&mut buf) {
         out!("cmdline={}", Escaped(cmdline));
         // Self-tests of the runtime's failure paths, on request.
@@ -77,6 +85,7 @@ fn main(boot: BootInfo) -> ! {
             match word {
                 b"probe.panic" => panic!("requested by the command line"),
                 b"probe.fault" => fault(),
+                b"probe.inflate" => inflate = true,
                 _ => {}
             }
         }
@@ -152,6 +161,9 @@ fn main(boot: BootInfo) -> ! {
         }
         Err(e) => out!("identity_map.error={e}"),
     }
+    if inflate {
+        inflate_modules(&view, boot.start_info, map);
+    }
 
     match rsdp::locate(&mem, view.rsdp_paddr()) {
         Some((addr, found_by)) => {
@@ -223,6 +235,105 @@ fn main(boot: BootInfo) -> ! {
     out!("verdict.should_failed={}", tally.should_failed);
     out!("probe.done=1");
     exit(ExitCode::Success)
+}
+
+/// Most modules whose CRCs the in-place check compares.
+const MAX_CHECKED: usize = 64;
+
+/// Decompresses every gzip module in place (`inflate.N.*` lines), then
+/// checks that every other module still has the CRC it had before.
+fn inflate_modules<M: PhysRead>(view: &StartInfoView<'_, M>, start_info: u64, map: &[MemmapEntry]) {
+    unsafe extern "C" {
+        static __pvh_image_start: u8;
+        static __pvh_image_end: u8;
+    }
+    // SAFETY: the probe's RAM is identity-mapped up to ram_top (extended
+    // above); no Rust reference aliases the modules it rewrites.
+    let mut mem = unsafe { pvh_entry::rt::identity_memory() };
+    let mut buf = [0u8; 4096];
+    let mut ram = [(0u64, 0u64); MAX_MAP];
+    let mut n_ram = 0;
+    for e in map.iter().filter(|e| { e.type_ } == MemmapType::RAM) {
+        ram[n_ram] = (e.addr, e.end().unwrap_or(u64::MAX));
+        n_ram += 1;
+    }
+    // What must not be touched: every module, the start_info objects
+    // (strings up to a page each), this image.
+    let h = *view.header();
+    let modlist = u64::from(h.nr_modules) * 32;
+    let memmap = u64::from(h.memmap_entries) * 24;
+    let mut keep = [(0u64, 0u64); MAX_CHECKED + 6];
+    let mut n_keep = 0;
+    let mut add = |r: (u64, u64), keep: &mut [(u64, u64)]| {
+        if n_keep < keep.len() && r.1 > r.0 {
+            keep[n_keep] = r;
+            n_keep += 1;
+        }
+    };
+    add((start_info, start_info + 64), &mut keep);
+    add((h.modlist_paddr, h.modlist_paddr + modlist), &mut keep);
+    add((h.memmap_paddr, h.memmap_paddr + memmap), &mut keep);
+    add((h.cmdline_paddr, h.cmdline_paddr + 4096), &mut keep);
+    let image = (
+        &raw const __pvh_image_start as u64,
+        &raw const __pvh_image_end as u64,
+    );
+    add(image, &mut keep);
+    let mut crcs = [None; MAX_CHECKED];
+    for m in view.modules().take(MAX_CHECKED) {
+        let (paddr, size) = ({ m.entry.paddr }, { m.entry.size });
+        add((paddr, paddr + size), &mut keep);
+        if m.entry.cmdline_paddr != 0 {
+            add(
+                (m.entry.cmdline_paddr, m.entry.cmdline_paddr + 4096),
+                &mut keep,
+            );
+        }
+        crcs[m.index as usize] = crc32(&mem, paddr, size, &mut buf);
+    }
+    let keep = &keep[..n_keep];
+    let mut rewritten = [false; MAX_CHECKED];
+    for m in view.modules().take(MAX_CHECKED) {
+        let (i, paddr, size) = (m.index, { m.entry.paddr }, { m.entry.size });
+        let mut magic = [0u8; 2];
+        if mem.read(paddr, &mut magic).is_err() || magic != [0x1f, 0x8b] {
+            continue;
+        }
+        rewritten[i as usize] = true;
+        let others: &[(u64, u64)] = keep;
+        let others = others
+            .iter()
+            .copied()
+            .filter(|&r| r != (paddr, paddr + size));
+        let mut others_buf = [(0u64, 0u64); MAX_CHECKED + 6];
+        let mut n = 0;
+        for r in others {
+            others_buf[n] = r;
+            n += 1;
+        }
+        match inflate::in_place(&mut mem, paddr, size, &ram[..n_ram], &others_buf[..n]) {
+            Ok(r) => {
+                out!("inflate.{i}.region={:#x},{:#x}", r.start, r.end);
+                out!("inflate.{i}.size={:#x}", r.out_len);
+                out!("inflate.{i}.crc32={:#010x}", r.crc32);
+                out!(
+                    "inflate.{i}.trailer={}",
+                    if r.trailer_ok { "ok" } else { "mismatch" }
+                );
+            }
+            Err(e) => out!("inflate.{i}.error={e}"),
+        }
+    }
+    // Every module that was not decompressed must be as it was.
+    let mut intact = true;
+    for m in view.modules().take(MAX_CHECKED) {
+        let i = m.index as usize;
+        if !rewritten[i] && crc32(&mem, m.entry.paddr, m.entry.size, &mut buf) != crcs[i] {
+            out!("inflate.damaged={i}");
+            intact = false;
+        }
+    }
+    out!("inflate.others_intact={}", u8::from(intact));
 }
 
 fn report_rsdp<M: PhysRead>(mem: &M, addr: u64) {
