@@ -13,7 +13,8 @@ use crate::devices::DeviceError;
 /// Process exit statuses of `pvh`.
 pub mod status {
     /// The guest reset (i8042 0xfe), shut down, powered off through ACPI,
-    /// or wrote 0 to the exit port.
+    /// or wrote 0 to the exit port (or, under `pvh launch`, was ended with
+    /// the control domain).
     pub const SUCCESS: u8 = 0;
     /// Largest exit-port value passed through unchanged as the status.
     pub const GUEST_MAX: u8 = 63;
@@ -170,6 +171,12 @@ pub enum VmEnd {
     },
     /// The vCPU was asked to stop (another vCPU ended the VM).
     Stopped(Option<RegsDump>),
+    /// The VMM ended the VM from outside while it ran (`pvh launch` when
+    /// the control domain ended): not a failure of the guest.
+    Destroyed {
+        /// vCPU 0's registers when it was stopped.
+        regs: Option<RegsDump>,
+    },
 }
 
 impl VmEnd {
@@ -181,7 +188,7 @@ impl VmEnd {
                 Ok(v) if v <= GUEST_MAX => v,
                 _ => GUEST_CODE_OUT_OF_RANGE,
             },
-            Self::Reset | Self::Shutdown | Self::PowerOff => SUCCESS,
+            Self::Reset | Self::Shutdown | Self::PowerOff | Self::Destroyed { .. } => SUCCESS,
             Self::Halted(_) => HALTED,
             Self::TripleFault(_) => TRIPLE_FAULT,
             Self::FailEntry { .. } | Self::InternalError { .. } => KVM_INTERNAL,
@@ -198,7 +205,8 @@ impl VmEnd {
             Self::FailEntry { regs, .. }
             | Self::InternalError { regs, .. }
             | Self::Unhandled { regs, .. }
-            | Self::Timeout { regs, .. } => regs.as_ref(),
+            | Self::Timeout { regs, .. }
+            | Self::Destroyed { regs } => regs.as_ref(),
             _ => None,
         }
     }
@@ -249,6 +257,7 @@ impl fmt::Display for VmEnd {
             Self::Device(e) => write!(f, "device error: {e}"),
             Self::Kvm { op, source } => write!(f, "KVM {op} failed: {source}"),
             Self::Stopped(_) => f.write_str("vCPU stopped by the VMM"),
+            Self::Destroyed { .. } => f.write_str("destroyed by the VMM while running"),
         }
     }
 }

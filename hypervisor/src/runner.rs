@@ -8,7 +8,8 @@
 //! EINTR. Kicks repeat because one sent just before a thread re-enters
 //! KVM_RUN is lost. A thread that has reported its end is past KVM_RUN for
 //! good: it is joined without kicks or waiting, so a one-vCPU run ends
-//! without any sleep.
+//! without any sleep. Another thread can end a running VM through a
+//! [`Stopper`] (`pvh launch` does when its control domain ends).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,23 +62,105 @@ pub struct RunReport {
     pub stats: Vec<(u8, VcpuStats)>,
 }
 
+/// What the vCPU threads (and a [`Stopper`]) tell the waiting thread.
+enum Msg {
+    /// vCPU `id` ended the VM.
+    Ended(u8, Box<VmEnd>),
+    /// vCPU `id`'s thread ended without a report (it panicked).
+    Died(u8),
+    /// The VMM asks the VM to end ([`Stopper::stop`]).
+    Stop,
+}
+
+/// Sends [`Msg::Died`] unless the thread reported: a vCPU thread that
+/// panics still accounts for itself.
+struct Accounted {
+    id: u8,
+    tx: mpsc::Sender<Msg>,
+    reported: bool,
+}
+
+impl Accounted {
+    fn report(mut self, end: VmEnd) {
+        self.reported = true;
+        // The receiver only goes away once the run is over.
+        let _ = self.tx.send(Msg::Ended(self.id, Box::new(end)));
+    }
+}
+
+impl Drop for Accounted {
+    fn drop(&mut self) {
+        if !self.reported {
+            let _ = self.tx.send(Msg::Died(self.id));
+        }
+    }
+}
+
+/// A VM whose vCPUs run on their threads ([`start`]); [`Running::wait`]
+/// waits for its end.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    threads: Vec<(u8, JoinHandle<VcpuStats>)>,
+    rx: mpsc::Receiver<Msg>,
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("vcpus", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ends a [`Running`] VM from another thread: its [`Running::wait`]
+/// returns [`VmEnd::Destroyed`] (unless the VM ended first).
+#[derive(Debug, Clone)]
+pub struct Stopper(mpsc::Sender<Msg>);
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ended(id, end) => write!(f, "Ended({id}, {end})"),
+            Self::Died(id) => write!(f, "Died({id})"),
+            Self::Stop => f.write_str("Stop"),
+        }
+    }
+}
+
+impl Stopper {
+    /// Asks the VM to end; returns at once.
+    pub fn stop(&self) {
+        // A VM that has already ended no longer listens.
+        let _ = self.0.send(Msg::Stop);
+    }
+}
+
 /// Runs `vcpus` (boot state already set) until one ends the VM, or until
 /// `timeout`.
 pub fn run(vcpus: Vec<Vcpu>, timeout: Option<Duration>) -> Result<RunReport, Error> {
+    Ok(start(vcpus)?.wait(timeout))
+}
+
+/// Starts one thread per vCPU (boot state already set).
+pub fn start(vcpus: Vec<Vcpu>) -> Result<Running, Error> {
     install_kick_handler()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel::<(u8, VmEnd)>();
+    let (tx, rx) = mpsc::channel::<Msg>();
     let mut threads: Vec<(u8, JoinHandle<VcpuStats>)> = Vec::new();
     for mut vcpu in vcpus {
         let id = vcpu.id();
         let thread_stop = Arc::clone(&stop);
-        let tx = tx.clone();
+        let account = Accounted {
+            id,
+            tx: tx.clone(),
+            reported: false,
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("vcpu{id}"))
             .spawn(move || {
                 let end = vcpu.run(&thread_stop);
-                // The receiver only goes away once the run is over.
-                let _ = tx.send((id, end));
+                account.report(end);
                 vcpu.stats()
             });
         match spawned {
@@ -88,50 +171,116 @@ pub fn run(vcpus: Vec<Vcpu>, timeout: Option<Duration>) -> Result<RunReport, Err
             }
         }
     }
-    drop(tx);
+    Ok(Running {
+        stop,
+        threads,
+        rx,
+        tx,
+    })
+}
 
-    let first = match timeout {
-        Some(limit) => rx.recv_timeout(limit).map_err(|e| match e {
-            mpsc::RecvTimeoutError::Timeout => Some(limit),
-            mpsc::RecvTimeoutError::Disconnected => None,
-        }),
-        None => rx.recv().map_err(|_| None),
-    };
-    let reported: BTreeSet<u8> = first.as_ref().map(|(id, _)| *id).into_iter().collect();
-    let others = stop_all(&stop, &threads, &rx, reported);
-    let (end, by) = match first {
-        Ok((id, end)) => (end, Some(id)),
-        Err(Some(after)) => {
-            // vCPU 0 (or the first to answer) reports where it was stopped.
-            let regs = others
+/// How the wait for the first report ended.
+enum First {
+    Ended(u8, Box<VmEnd>),
+    Timeout(Duration),
+    Stopped,
+    AllDied,
+}
+
+impl Running {
+    /// A handle that ends this VM from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.tx.clone())
+    }
+
+    /// Waits until a vCPU ends the VM, `timeout` expires, or a [`Stopper`]
+    /// asks; then stops the other vCPUs and reports.
+    pub fn wait(self, timeout: Option<Duration>) -> RunReport {
+        let Running {
+            stop,
+            threads,
+            rx,
+            tx,
+        } = self;
+        drop(tx);
+        let deadline = timeout.map(|t| (Instant::now() + t, t));
+        let mut died = BTreeSet::new();
+        let first = loop {
+            let msg = match deadline {
+                Some((at, limit)) => {
+                    match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                        Ok(msg) => Some(msg),
+                        Err(mpsc::RecvTimeoutError::Timeout) => break First::Timeout(limit),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                    }
+                }
+                None => rx.recv().ok(),
+            };
+            match msg {
+                Some(Msg::Ended(id, end)) => break First::Ended(id, end),
+                Some(Msg::Stop) => break First::Stopped,
+                Some(Msg::Died(id)) => {
+                    died.insert(id);
+                    if died.len() == threads.len() {
+                        break First::AllDied;
+                    }
+                }
+                // Every sender is gone: every thread has accounted for
+                // itself and no stopper is left.
+                None => break First::AllDied,
+            }
+        };
+        let mut reported = died;
+        if let First::Ended(id, _) = &first {
+            reported.insert(*id);
+        }
+        let others = stop_all(&stop, &threads, &rx, reported);
+        // vCPU 0 (or the first to answer) reports where it was stopped.
+        let stopped_regs = || {
+            others
                 .iter()
                 .find(|(id, _)| *id == 0)
                 .into_iter()
                 .chain(&others)
-                .find_map(|(_, end)| end.regs().copied());
-            (VmEnd::Timeout { after, regs }, None)
-        }
-        // Every thread ended without reporting: they panicked.
-        Err(None) => (
-            VmEnd::Unhandled {
-                exit: "vCPU thread panicked".into(),
-                regs: None,
-            },
-            None,
-        ),
-    };
-    // A thread that reported only has its stats left to return: join it.
-    // One that neither reported nor finished within the grace is left.
-    let done: BTreeSet<u8> = by
-        .into_iter()
-        .chain(others.iter().map(|(id, _)| *id))
-        .collect();
-    let stats = threads
-        .into_iter()
-        .filter(|(id, h)| done.contains(id) || h.is_finished())
-        .filter_map(|(id, h)| h.join().ok().map(|s| (id, s)))
-        .collect();
-    Ok(RunReport { end, by, stats })
+                .find_map(|(_, end)| end.regs().copied())
+        };
+        let (end, by) = match first {
+            First::Ended(id, end) => (*end, Some(id)),
+            First::Timeout(after) => (
+                VmEnd::Timeout {
+                    after,
+                    regs: stopped_regs(),
+                },
+                None,
+            ),
+            First::Stopped => (
+                VmEnd::Destroyed {
+                    regs: stopped_regs(),
+                },
+                None,
+            ),
+            // Every thread ended without reporting: they panicked.
+            First::AllDied => (
+                VmEnd::Unhandled {
+                    exit: "vCPU thread panicked".into(),
+                    regs: None,
+                },
+                None,
+            ),
+        };
+        // A thread that reported only has its stats left to return: join it.
+        // One that neither reported nor finished within the grace is left.
+        let done: BTreeSet<u8> = by
+            .into_iter()
+            .chain(others.iter().map(|(id, _)| *id))
+            .collect();
+        let stats = threads
+            .into_iter()
+            .filter(|(id, h)| done.contains(id) || h.is_finished())
+            .filter_map(|(id, h)| h.join().ok().map(|s| (id, s)))
+            .collect();
+        RunReport { end, by, stats }
+    }
 }
 
 /// Raises `stop` and kicks every thread that has neither reported (ids in
@@ -142,16 +291,25 @@ pub fn run(vcpus: Vec<Vcpu>, timeout: Option<Duration>) -> Result<RunReport, Err
 fn stop_all<T>(
     stop: &AtomicBool,
     threads: &[(u8, JoinHandle<T>)],
-    rx: &mpsc::Receiver<(u8, VmEnd)>,
+    rx: &mpsc::Receiver<Msg>,
     mut reported: BTreeSet<u8>,
 ) -> Vec<(u8, VmEnd)> {
     stop.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + STOP_GRACE;
     let mut reports = Vec::new();
+    let take = |msg: Msg, reported: &mut BTreeSet<u8>, reports: &mut Vec<(u8, VmEnd)>| match msg {
+        Msg::Ended(id, end) => {
+            reported.insert(id);
+            reports.push((id, *end));
+        }
+        Msg::Died(id) => {
+            reported.insert(id);
+        }
+        Msg::Stop => {}
+    };
     loop {
-        for report in rx.try_iter() {
-            reported.insert(report.0);
-            reports.push(report);
+        for msg in rx.try_iter() {
+            take(msg, &mut reported, &mut reports);
         }
         let mut running = false;
         for (_, h) in threads
@@ -168,10 +326,7 @@ fn stop_all<T>(
         }
         // Wake up as soon as a kicked thread reports, else kick again.
         match rx.recv_timeout(KICK_INTERVAL.min(deadline - now)) {
-            Ok(report) => {
-                reported.insert(report.0);
-                reports.push(report);
-            }
+            Ok(msg) => take(msg, &mut reported, &mut reports),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // Every sender is gone: every thread has ended.
             Err(mpsc::RecvTimeoutError::Disconnected) => return reports,
