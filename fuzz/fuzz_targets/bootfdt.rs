@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         modules: &modules,
         dir: None,
         host_memory_limit: 1 << 30,
+        ..Default::default()
     };
     if let Ok(info) = bootinfo::parse(data, sources) {
         let mut ids = HashSet::new();

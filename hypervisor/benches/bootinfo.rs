@@ -20,6 +20,7 @@ fn parse_cost(c: &mut Criterion) {
             modules: &mods,
             dir: None,
             host_memory_limit: 4 << 30,
+            ..Default::default()
         };
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &blob, |b, blob| {

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pvh_loader::{BootConfig, GuestRam, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, LoadError};
+use pvh_loader::{BootConfig, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, LoadError};
 use vm_memory::GuestAddress;
 
 use crate::acpi::{self, AcpiError};
+use crate::bootinfo::build::{self, BuildError, Checked};
 use crate::devices::ConsoleOut;
 use crate::error::Error;
 use crate::kvm;
@@ -37,7 +38,12 @@ pub struct BootOptions {
 /// Booting failed before the guest ran.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    /// The loader rejected the memory size, kernel, modules or command line.
+    /// The domain cannot be built (kernel, modules, memory size, vCPU
+    /// count, ACPI tables): decided by [`build::check`] before anything is
+    /// allocated.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The loader rejected the guest while writing it.
     #[error("loading the guest failed: {0}")]
     Load(#[from] LoadError),
     /// KVM or VM setup failed.
@@ -53,12 +59,12 @@ impl BootError {
     /// The `pvh` exit status for this failure.
     pub fn status(&self) -> u8 {
         match self {
-            Self::Load(_) => status::BAD_INPUT,
+            Self::Build(_) | Self::Load(_) => status::BAD_INPUT,
             Self::Vmm(Error::KvmOpen { .. } | Error::KvmApiVersion { .. } | Error::KvmCap(_)) => {
                 status::NO_KVM
             }
             Self::Vmm(_) => status::VMM_ERROR,
-            Self::Acpi(AcpiError::CpuCount(_)) => status::USAGE,
+            Self::Acpi(AcpiError::CpuCount(_)) => status::BAD_INPUT,
             Self::Acpi(_) => status::VMM_ERROR,
         }
     }
@@ -75,8 +81,10 @@ pub struct Prepared {
     pub guest: pvh_loader::LoadedGuest,
 }
 
-/// Opens KVM, plans and loads the guest into fresh RAM, creates the VM and
-/// its vCPUs, and gives the boot vCPU the loader's initial state.
+/// Checks the guest ([`build::check`]: plan, ACPI tables, vCPU count),
+/// then [`build`]s it: opens KVM, loads the guest into fresh RAM, creates
+/// the VM and its vCPUs, and gives the boot vCPU the loader's initial
+/// state.
 ///
 /// With [`BootConfig::acpi`] set (see [`acpi_config`]), ACPI tables for
 /// `opts.vcpus` vCPUs go into the region the plan reserved, and start_info
@@ -84,13 +92,18 @@ pub struct Prepared {
 pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, BootError> {
     // Check the input before touching KVM: a bad kernel is a bad kernel
     // whether or not this machine has /dev/kvm.
-    let ram = GuestRam::new(opts.memory)?;
-    let plan = pvh_loader::plan(&ram, config)?;
-    let tables = plan
-        .acpi
-        .as_ref()
-        .map(|region| acpi::build(region.start, opts.vcpus))
-        .transpose()?;
+    let checked = build::check(config, opts.memory, u32::from(opts.vcpus))?;
+    build(checked, config, opts)
+}
+
+/// The host half of [`prepare`] for a guest [`build::check`] accepted:
+/// what can still fail here is the host (memory, KVM), not the guest.
+pub fn build(
+    checked: Checked,
+    config: &BootConfig<'_>,
+    opts: &BootOptions,
+) -> Result<Prepared, BootError> {
+    let Checked { ram, plan, tables } = checked;
     let kvm = kvm::open(&opts.kvm_device)?;
     let ranges: Vec<(GuestAddress, usize)> = ram
         .regions()

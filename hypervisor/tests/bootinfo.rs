@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use bootinfo_util::*;
 use pvh_bootparams::Compression;
+use pvh_hypervisor::bootinfo::host::LOADER_NAME;
 use pvh_hypervisor::bootinfo::{
-    self, BootDomain, BootInfo, BootModule, Capabilities, CliModule, DomainMode, ModuleKind,
-    ModuleOrigin, SingleDomain,
+    self, BootDomain, BootInfo, BootModule, BootSources, Capabilities, CliModule, DomainBoot,
+    DomainMode, ModuleKind, ModuleOrigin, SingleDomain,
 };
 
 const VMLINUX: &[u8] = b"\x7fELF vmlinux bytes";
@@ -48,10 +49,11 @@ fn gz(mut m: BootModule) -> BootModule {
     m
 }
 
+/// A domain at node path `node` (its name is the last component).
 #[allow(clippy::too_many_arguments)]
 fn domain(
     domid: u32,
-    name: &str,
+    node: &str,
     memory: u64,
     vcpus: u32,
     kernel: usize,
@@ -60,10 +62,13 @@ fn domain(
 ) -> BootDomain {
     BootDomain {
         domid,
-        name: name.into(),
+        name: node.rsplit('/').next().unwrap().into(),
+        node: node.into(),
         mode: DomainMode::Pvh,
+        long_mode: false,
         capabilities: Capabilities::empty(),
         memory,
+        memory_asked: memory,
         mem_min: memory,
         mem_max: memory,
         vcpus,
@@ -71,6 +76,20 @@ fn domain(
         ramdisk,
         extra_modules: vec![],
         cmdline: cmdline.into(),
+        boot: DomainBoot::default(),
+    }
+}
+
+/// A `BootInfo` as the test sources give it: no command line, no host
+/// map, a 1 GiB host.
+fn info(modules: Vec<BootModule>, domains: Vec<BootDomain>) -> BootInfo {
+    BootInfo {
+        loader_name: LOADER_NAME.into(),
+        cmdline: String::new(),
+        host_memmap: vec![],
+        modules,
+        domains,
+        host_memory_limit: GIB,
     }
 }
 
@@ -84,6 +103,9 @@ fn example_files() -> Scratch {
 
 fn dom0less_expected(dir: &Path) -> BootInfo {
     BootInfo {
+        loader_name: LOADER_NAME.into(),
+        cmdline: String::new(),
+        host_memmap: vec![],
         modules: vec![
             module(
                 ModuleKind::Kernel,
@@ -108,8 +130,16 @@ fn dom0less_expected(dir: &Path) -> BootInfo {
             ),
         ],
         domains: vec![
-            domain(1, "domU1", 256 * MIB, 2, 0, Some(1), "console=ttyS0"),
-            domain(2, "domU2", 128 * MIB, 1, 2, None, "hello"),
+            domain(
+                1,
+                "/chosen/domU1",
+                256 * MIB,
+                2,
+                0,
+                Some(1),
+                "console=ttyS0",
+            ),
+            domain(2, "/chosen/domU2", 128 * MIB, 1, 2, None, "hello"),
         ],
         host_memory_limit: GIB,
     }
@@ -177,6 +207,9 @@ fn example_loader_modules(kernel2_cmdline: &str) -> Vec<bootinfo::LoaderModule> 
 
 fn hyperlaunch_expected() -> BootInfo {
     BootInfo {
+        loader_name: LOADER_NAME.into(),
+        cmdline: String::new(),
+        host_memmap: vec![],
         modules: vec![
             module(
                 ModuleKind::Kernel,
@@ -201,8 +234,24 @@ fn hyperlaunch_expected() -> BootInfo {
             ),
         ],
         domains: vec![
-            domain(1, "domU1", 256 * MIB, 2, 0, Some(1), "console=ttyS0"),
-            domain(2, "domU2", 128 * MIB, 1, 2, None, "hello"),
+            domain(
+                1,
+                "/chosen/hypervisor/domU1",
+                256 * MIB,
+                2,
+                0,
+                Some(1),
+                "console=ttyS0",
+            ),
+            domain(
+                2,
+                "/chosen/hypervisor/domU2",
+                128 * MIB,
+                1,
+                2,
+                None,
+                "hello",
+            ),
         ],
         host_memory_limit: GIB,
     }
@@ -281,6 +330,9 @@ fn modules_by_reg_with_guessed_kinds() {
     let info = bootinfo::parse(&dtb, sources(&mods, None)).unwrap();
     let reg = |addr, size| ModuleOrigin::Reg { addr, size };
     let expected = BootInfo {
+        loader_name: LOADER_NAME.into(),
+        cmdline: String::new(),
+        host_memmap: vec![],
         modules: vec![
             module(
                 ModuleKind::Kernel,
@@ -320,12 +372,12 @@ fn modules_by_reg_with_guessed_kinds() {
         ],
         domains: vec![
             BootDomain {
-                capabilities: Capabilities::CONTROL | Capabilities::XENSTORE,
-                ..domain(7, "domA", 64 * MIB, 1, 0, Some(1), "root=/dev/ram0")
+                capabilities: Capabilities::CONTROL | Capabilities::HARDWARE,
+                ..domain(7, "/chosen/domA", 64 * MIB, 1, 0, Some(1), "root=/dev/ram0")
             },
             BootDomain {
                 extra_modules: vec![4],
-                ..domain(1, "domB", 32 * MIB, 3, 2, Some(3), "loader wins")
+                ..domain(1, "/chosen/domB", 32 * MIB, 3, 2, Some(3), "loader wins")
             },
         ],
         host_memory_limit: GIB,
@@ -346,6 +398,9 @@ fn design_document_style_with_config_node() {
     let info = bootinfo::parse(&dtb, sources(&mods, None)).unwrap();
     let idx = ModuleOrigin::ModuleIndex;
     let expected = BootInfo {
+        loader_name: LOADER_NAME.into(),
+        cmdline: String::new(),
+        host_memmap: vec![],
         modules: vec![
             module(
                 ModuleKind::Microcode,
@@ -385,14 +440,29 @@ fn design_document_style_with_config_node() {
         ],
         domains: vec![
             BootDomain {
-                capabilities: Capabilities::CONTROL
-                    | Capabilities::HARDWARE
-                    | Capabilities::XENSTORE,
+                capabilities: Capabilities::CONTROL | Capabilities::HARDWARE,
+                long_mode: true,
                 mem_min: 64 * MIB,
                 mem_max: 256 * MIB,
-                ..domain(0, "dom0", 128 * MIB, 2, 2, Some(3), "console=hvc0")
+                ..domain(
+                    0,
+                    "/chosen/hypervisor/dom0",
+                    128 * MIB,
+                    2,
+                    2,
+                    Some(3),
+                    "console=hvc0",
+                )
             },
-            domain(1, "legacy", 32 * MIB, 1, 4, None, "shared kernel"),
+            domain(
+                1,
+                "/chosen/hypervisor/legacy",
+                32 * MIB,
+                1,
+                4,
+                None,
+                "shared kernel",
+            ),
         ],
         host_memory_limit: GIB,
     };
@@ -431,6 +501,9 @@ fn dom0less_and_hyperlaunch_domains_in_one_tree() {
     ]);
     let info = bootinfo::parse(&tree, sources(&mods, Some(&files.0))).unwrap();
     let expected = BootInfo {
+        loader_name: LOADER_NAME.into(),
+        cmdline: String::new(),
+        host_memmap: vec![],
         modules: vec![
             module(
                 ModuleKind::Kernel,
@@ -449,8 +522,8 @@ fn dom0less_and_hyperlaunch_domains_in_one_tree() {
         ],
         // domid 1 is taken by the hyperlaunch domain, so domU1 gets 2.
         domains: vec![
-            domain(2, "domU1", 256 * MIB, 2, 0, None, ""),
-            domain(1, "domU2", 128 * MIB, 1, 1, None, ""),
+            domain(2, "/chosen/domU1", 256 * MIB, 2, 0, None, ""),
+            domain(1, "/chosen/hypervisor/domU2", 128 * MIB, 1, 1, None, ""),
         ],
         host_memory_limit: GIB,
     };
@@ -470,7 +543,10 @@ fn single_domain_from_boot_options() {
         cmdline: "console=ttyS0".into(),
         memory: 512 * MIB,
         cpus: 2,
+        boot: DomainBoot::default(),
         host_memory_limit: GIB,
+        hypervisor_cmdline: String::new(),
+        host_memmap: vec![],
     };
     let info = BootInfo::single_domain(spec).unwrap();
     let cli = |option, path: &Path| ModuleOrigin::CommandLine {
@@ -478,6 +554,9 @@ fn single_domain_from_boot_options() {
         path: Some(path.to_path_buf()),
     };
     let expected = BootInfo {
+        loader_name: LOADER_NAME.into(),
+        cmdline: String::new(),
+        host_memmap: vec![],
         modules: vec![
             module(
                 ModuleKind::Kernel,
@@ -503,7 +582,8 @@ fn single_domain_from_boot_options() {
         ],
         domains: vec![BootDomain {
             extra_modules: vec![2],
-            ..domain(1, "guest", 512 * MIB, 2, 0, Some(1), "console=ttyS0")
+            name: "guest".into(),
+            ..domain(1, "command line", 512 * MIB, 2, 0, Some(1), "console=ttyS0")
         }],
         host_memory_limit: GIB,
     };
@@ -525,7 +605,10 @@ fn single_domain_checks_memory_and_cpus() {
         cmdline: String::new(),
         memory,
         cpus,
+        boot: DomainBoot::default(),
         host_memory_limit: GIB,
+        hypervisor_cmdline: String::new(),
+        host_memmap: vec![],
     };
     assert!(matches!(
         BootInfo::single_domain(spec(2 * GIB, 1)),
@@ -550,5 +633,185 @@ fn single_domain_checks_memory_and_cpus() {
     assert!(matches!(
         CliModule::read("--initrd", "/nonexistent/pvh-initrd".into(), ""),
         Err(bootinfo::BootInfoError::FileMissing { .. })
+    ));
+}
+
+#[test]
+fn a_dom0less_tree_as_xens_booting_txt_writes_it() {
+    let Some(dtb) = dtc("xen-dom0less.dts") else {
+        return;
+    };
+    // The boot loader's modules at the addresses the tree names, each
+    // smaller than its 0xffffff-byte region.
+    let (k1, r1, k2, r2) = (
+        &[1u8; 4096][..],
+        &[2u8; 100][..],
+        &[3u8; 8][..],
+        &[4u8; 9][..],
+    );
+    let mods = vec![
+        lm_at(k1, 0x4a00_0000, ""),
+        lm_at(r1, 0x4b00_0000, ""),
+        lm_at(k2, 0x4c00_0000, ""),
+        lm_at(r2, 0x4d00_0000, ""),
+    ];
+    let parsed = bootinfo::parse(&dtb, sources(&mods, None)).unwrap();
+    let reg = |addr| ModuleOrigin::Reg {
+        addr,
+        size: 0xff_ffff,
+    };
+    let at = |kind, addr, bytes: &[u8], cmdline: &str, node: &str| BootModule {
+        headroom: 0xff_ffff - bytes.len() as u64,
+        ..module(kind, reg(addr), bytes, cmdline, node)
+    };
+    let args = "console=ttyAMA0 init=/bin/sh";
+    let expected = info(
+        vec![
+            at(
+                ModuleKind::Kernel,
+                0x4a00_0000,
+                k1,
+                args,
+                "/chosen/domU1/module@4a000000",
+            ),
+            at(
+                ModuleKind::Ramdisk,
+                0x4b00_0000,
+                r1,
+                "",
+                "/chosen/domU1/module@4b000000",
+            ),
+            at(
+                ModuleKind::Kernel,
+                0x4c00_0000,
+                k2,
+                args,
+                "/chosen/domU2/module@4c000000",
+            ),
+            at(
+                ModuleKind::Ramdisk,
+                0x4d00_0000,
+                r2,
+                "",
+                "/chosen/domU2/module@4d000000",
+            ),
+        ],
+        vec![
+            domain(1, "/chosen/domU1", 128 * MIB, 2, 0, Some(1), args),
+            domain(2, "/chosen/domU2", 64 * MIB, 1, 2, Some(3), args),
+        ],
+    );
+    assert_eq!(parsed, expected);
+}
+
+#[test]
+fn a_hyperlaunch_tree_numbered_as_xens_design_numbers_it() {
+    let Some(dtb) = dtc("xen-hyperlaunch.dts") else {
+        return;
+    };
+    // The design's list after the tree (module 0): microcode, XSM policy,
+    // the boot domain's kernel, ramdisk and config, dom0's kernel and
+    // ramdisk.
+    let mut policy = bootinfo::XSM_MAGIC.to_le_bytes().to_vec();
+    policy.extend_from_slice(b"policy");
+    let blobs: [&[u8]; 7] = [
+        b"ucode",
+        &policy,
+        b"\x7fELF boot domain",
+        b"070701 boot initrd",
+        b"boot config",
+        VMLINUX,
+        INITRD_GZ,
+    ];
+    let mods: Vec<_> = blobs.iter().map(|b| lm(b, "")).collect();
+    let xen = BootSources {
+        numbering: bootinfo::ModuleNumbering::TreeIsZero,
+        ..sources(&mods, None)
+    };
+    let parsed = bootinfo::parse(&dtb, xen).unwrap();
+    let idx = ModuleOrigin::ModuleIndex;
+    let hv = "/chosen/hypervisor";
+    let expected = info(
+        vec![
+            module(
+                ModuleKind::Microcode,
+                idx(1),
+                blobs[0],
+                "",
+                &format!("{hv}/xen-config/microcode"),
+            ),
+            module(
+                ModuleKind::XsmPolicy,
+                idx(2),
+                blobs[1],
+                "",
+                &format!("{hv}/xen-config/policy"),
+            ),
+            module(
+                ModuleKind::Kernel,
+                idx(3),
+                blobs[2],
+                "",
+                &format!("{hv}/domB/kernel"),
+            ),
+            module(
+                ModuleKind::Ramdisk,
+                idx(4),
+                blobs[3],
+                "",
+                &format!("{hv}/domB/initrd"),
+            ),
+            module(
+                ModuleKind::Config,
+                idx(5),
+                blobs[4],
+                "",
+                &format!("{hv}/domB/dom-config"),
+            ),
+            module(
+                ModuleKind::Kernel,
+                idx(6),
+                VMLINUX,
+                "console=hvc0",
+                &format!("{hv}/dom0/kernel"),
+            ),
+            gz(module(
+                ModuleKind::Ramdisk,
+                idx(7),
+                INITRD_GZ,
+                "",
+                &format!("{hv}/dom0/initrd"),
+            )),
+        ],
+        vec![
+            BootDomain {
+                extra_modules: vec![4],
+                ..domain(1, &format!("{hv}/domB"), 128 * MIB, 1, 2, Some(3), "")
+            },
+            BootDomain {
+                long_mode: true,
+                ..domain(
+                    0,
+                    &format!("{hv}/dom0"),
+                    128 * MIB,
+                    1,
+                    5,
+                    Some(6),
+                    "console=hvc0",
+                )
+            },
+        ],
+    );
+    assert_eq!(parsed, expected);
+    // Counted from 0 (pvh's default), the same tree is off by one: mb-index
+    // 7 is past the seven modules.
+    assert!(matches!(
+        bootinfo::parse(&dtb, sources(&mods, None)),
+        Err(bootinfo::BootInfoError::ModuleIndexOutOfRange {
+            index: 7,
+            first: 0,
+            count: 7,
+            ..
+        })
     ));
 }

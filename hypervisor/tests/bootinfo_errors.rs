@@ -5,7 +5,8 @@ mod bootinfo_util;
 
 use bootinfo_util::*;
 use pvh_hypervisor::bootinfo::{
-    self, BlobError, BootInfoError as E, BootSources, LoaderModule, ModuleKind,
+    self, BlobError, BootInfoError as E, BootSources, LoaderModule, ModuleKind, ModuleNumbering,
+    XSM_MAGIC,
 };
 
 const KERNEL: &[u8] = b"\x7fELF kernel";
@@ -361,6 +362,17 @@ fn vcpu_count_errors() {
             ..
         }
     ));
+    // The limit is the one --cpus and the ACPI tables have: 32.
+    let d = dom("d").without("cpus");
+    assert!(parse(&chosen(vec![d.clone().prop("cpus", 32u32)])).is_ok());
+    assert!(matches!(
+        err(&chosen(vec![d.prop("cpus", 33u32)])),
+        E::InvalidValue {
+            property: "cpus",
+            value: 33,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -481,6 +493,7 @@ fn reg_errors() {
     assert!(matches!(
         run(&with_kernel(k([0, 0x2000, 4]))),
         Err(E::RegNowhere {
+            property: "reg",
             addr: 0x2000,
             size: 4,
             ..
@@ -488,25 +501,41 @@ fn reg_errors() {
     ));
     assert!(matches!(
         run(&with_kernel(k([0, 0x1000, 4]))),
-        Err(E::RegSizeMismatch { addr: 0x1000, reg_size: 4, module_size, .. }) if module_size == KERNEL.len() as u64
+        Err(E::RegTooSmall { property: "reg", addr: 0x1000, reg_size: 4, module_size, .. }) if module_size == KERNEL.len() as u64
     ));
+    // A region larger than the file: the rest is headroom.
+    let big = run(&with_kernel(k([0, 0x1000, 0x10_0000]))).unwrap();
+    assert_eq!(big.modules[0].headroom, 0x10_0000 - KERNEL.len() as u64);
     let short = Node::new("k")
         .prop("compatible", "multiboot,kernel")
         .prop("reg", [0x1000u32]);
-    assert!(matches!(
-        run(&with_kernel(short)),
-        Err(E::WrongLength {
-            property: "reg",
-            len: 4,
-            ..
-        })
-    ));
+    let e = run(&with_kernel(short)).unwrap_err();
+    assert!(
+        matches!(&e, E::RegLength { node, property: "reg", len: 4, address_cells, size_cells }
+            if node == "/chosen/d/k" && address_cells.value == 2 && address_cells.from.is_none()
+                && size_cells.value == 1 && size_cells.from.is_none()),
+        "{e:?}"
+    );
+    // The message says which defaults were assumed.
+    assert_eq!(
+        e.to_string(),
+        "/chosen/d/k: `reg` is 4 bytes, expected one address/size pair: \
+         #address-cells = 2 (the devicetree default: no ancestor sets it), \
+         #size-cells = 1 (the devicetree default: no ancestor sets it)"
+    );
     let mut three = dom("d").prop("#address-cells", 3u32);
     three.children = vec![k([0, 0x1000, 4])];
-    assert!(matches!(
-        run(&chosen(vec![three])),
-        Err(E::InvalidValue { node, property: "#address-cells", value: 3, .. }) if node == "/chosen/d"
-    ));
+    let e = run(&chosen(vec![three])).unwrap_err();
+    assert!(
+        matches!(&e, E::InvalidCells { node, property: "reg", cells: "#address-cells", count }
+            if node == "/chosen/d/k" && count.value == 3 && count.from.as_deref() == Some("/chosen/d")),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("#address-cells = 3 (from /chosen/d)"),
+        "{e}"
+    );
     let twice = [lm_at(KERNEL, 0x1000, ""), lm_at(KERNEL, 0x1000, "")];
     assert!(matches!(
         bootinfo::parse(&with_kernel(k([0, 0x1000, 4])), sources(&twice, None)),
@@ -514,6 +543,108 @@ fn reg_errors() {
             addr: 0x1000,
             first: 0,
             second: 1
+        })
+    ));
+}
+
+#[test]
+fn cells_come_from_the_nearest_ancestor() {
+    let placed = [lm_at(KERNEL, 0x1000, "")];
+    let k = |reg: Vec<u32>| {
+        Node::new("k")
+            .prop("compatible", "multiboot,kernel")
+            .prop("reg", V::Cells(reg))
+    };
+    let dom_with = |reg| {
+        let mut d = dom("d");
+        d.children = vec![k(reg)];
+        d
+    };
+    // /chosen says 1 and 1: the domain (silent) inherits them.
+    let mut c = Node::new("chosen")
+        .prop("#address-cells", 1u32)
+        .prop("#size-cells", 1u32);
+    c.children = vec![dom_with(vec![0x1000, 0x100])];
+    let info = bootinfo::parse(&blob(vec![c]), sources(&placed, None)).unwrap();
+    assert_eq!(
+        info.modules[0].origin,
+        bootinfo::ModuleOrigin::Reg {
+            addr: 0x1000,
+            size: 0x100
+        }
+    );
+    // The root says 2 and 2, /chosen only the size: 2 from /, 1 from
+    // /chosen.
+    // (vm-fdt here: the helpers write no root properties.)
+    let mut w = vm_fdt::FdtWriter::new().unwrap();
+    let r = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    let ch = w.begin_node("chosen").unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    let d = w.begin_node("d").unwrap();
+    w.property_string("compatible", "xen,domain").unwrap();
+    w.property_array_u32("memory", &[0, 0x1000]).unwrap();
+    w.property_u32("cpus", 1).unwrap();
+    let kn = w.begin_node("k").unwrap();
+    w.property_string("compatible", "multiboot,kernel").unwrap();
+    w.property_array_u32("reg", &[0, 0x1000]).unwrap();
+    w.end_node(kn).unwrap();
+    w.end_node(d).unwrap();
+    w.end_node(ch).unwrap();
+    w.end_node(r).unwrap();
+    let tree = w.finish().unwrap();
+    let e = bootinfo::parse(&tree, sources(&placed, None)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/chosen/d/k: `reg` is 8 bytes, expected one address/size pair: \
+         #address-cells = 2 (from /), #size-cells = 1 (from /chosen)"
+    );
+    // The domain's own values win over its ancestors'.
+    let mut c = Node::new("chosen").prop("#address-cells", 1u32);
+    let d = dom_with(vec![0, 0x1000, 0, 0x100])
+        .prop("#address-cells", 2u32)
+        .prop("#size-cells", 2u32);
+    c.children = vec![d];
+    let info = bootinfo::parse(&blob(vec![c]), sources(&placed, None)).unwrap();
+    assert_eq!(info.modules[0].headroom, 0x100 - KERNEL.len() as u64);
+}
+
+#[test]
+fn module_addr_is_reg_by_another_name() {
+    let placed = [lm_at(KERNEL, 0x1000, "")];
+    let k = Node::new("k")
+        .prop("compatible", "module,kernel")
+        .prop("module-addr", [0, 0x1000, 0x20]);
+    let info = bootinfo::parse(&with_kernel(k), sources(&placed, None)).unwrap();
+    assert_eq!(
+        info.modules[0].origin,
+        bootinfo::ModuleOrigin::Reg {
+            addr: 0x1000,
+            size: 0x20
+        }
+    );
+    let both = Node::new("k")
+        .prop("compatible", "module,kernel")
+        .prop("reg", [0, 0x1000, 0x20])
+        .prop("module-addr", [0, 0x1000, 0x20]);
+    assert!(matches!(
+        bootinfo::parse(&with_kernel(both), sources(&placed, None)),
+        Err(E::ConflictingLocation {
+            first: "reg",
+            second: "module-addr",
+            ..
+        })
+    ));
+    let nowhere = Node::new("k")
+        .prop("compatible", "module,kernel")
+        .prop("module-addr", [0, 0x9000, 0x20]);
+    assert!(matches!(
+        bootinfo::parse(&with_kernel(nowhere), sources(&placed, None)),
+        Err(E::RegNowhere {
+            property: "module-addr",
+            addr: 0x9000,
+            ..
         })
     ));
 }
@@ -540,6 +671,7 @@ fn memory_errors() {
             ..
         }
     ));
+    // Without mem-min, memory is the least the domain takes.
     assert!(matches!(
         err(&chosen(vec![d().prop("memory", [0, 0x10_0001])])),
         E::MemoryOverLimit {
@@ -551,15 +683,22 @@ fn memory_errors() {
     ));
     assert!(matches!(
         err(&chosen(vec![
-            d().prop("memory", [0, 0x1000])
-                .prop("mem-max", [0, 0x20_0000])
+            d().prop("memory", [0, 0x20_0000])
+                .prop("mem-min", [0, 0x10_0001])
         ])),
         E::MemoryOverLimit {
-            property: "mem-max",
-            bytes: 0x8000_0000,
+            property: "mem-min",
+            bytes: 0x4000_0400,
             ..
         }
     ));
+    // mem-max is a ceiling, not a reservation: over the host is fine.
+    let info = parse(&chosen(vec![
+        d().prop("memory", [0, 0x1000])
+            .prop("mem-max", [0, 0x20_0000]),
+    ]))
+    .unwrap();
+    assert_eq!(info.domains[0].mem_max, 2 * GIB);
     // Three domains of 384 MiB: each fits, together they do not.
     let big = |n: &str| {
         let mut node = d().prop("memory", [0, 0x6_0000]);
@@ -573,37 +712,280 @@ fn memory_errors() {
             limit: GIB
         }
     ));
+    // Lowered to mem-min they would still not fit.
+    let low = |n: &str| big(n).prop("mem-min", [0, 0x5_8000]);
+    assert!(matches!(
+        err(&chosen(vec![low("a"), low("b"), low("c")])),
+        E::TotalMemoryOverLimit {
+            total: 0x4200_0000,
+            limit: GIB
+        }
+    ));
+    assert!(
+        err(&chosen(vec![low("a"), low("b"), low("c")]))
+            .to_string()
+            .contains("`mem-min`"),
+    );
+}
+
+#[test]
+fn static_memory_is_refused_by_name() {
+    let e = err(&chosen(vec![
+        dom("d").prop("xen,static-mem", [0, 0x3000_0000, 0, 0x2000_0000]),
+    ]));
+    assert!(
+        matches!(&e, E::Unsupported { node, property: "xen,static-mem", .. } if node == "/chosen/d"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn capability_rules() {
+    let e = err(&chosen(vec![dom("d").prop("capabilities", 0x4u32)]));
+    assert!(
+        matches!(&e, E::UnsupportedCapability { node, capability: "XENSTORE (0x4)", .. } if node == "/chosen/d"),
+        "{e:?}"
+    );
+    for (caps, name) in [(0x1u32, "CONTROL (0x1)"), (0x2, "HARDWARE (0x2)")] {
+        let e = err(&chosen(vec![
+            dom("a").prop("capabilities", 0x3u32),
+            dom("b").prop("capabilities", caps),
+        ]));
+        assert!(
+            matches!(&e, E::DuplicateCapability { capability, first, second }
+                if *capability == name && first == "/chosen/a" && second == "/chosen/b"),
+            "{e:?}"
+        );
+    }
+    // One of each, on different domains, is fine.
+    let info = parse(&chosen(vec![
+        dom("a").prop("capabilities", 0x1u32),
+        dom("b").prop("capabilities", 0x2u32),
+    ]))
+    .unwrap();
+    assert_eq!(info.domains[0].capabilities.bits(), 1);
+    assert_eq!(info.domains[1].capabilities.bits(), 2);
+}
+
+#[test]
+fn per_domain_boot_settings() {
+    let e = err(&chosen(vec![
+        dom("d").prop("pvh,boot-protocol", "multiboot"),
+    ]));
+    assert!(
+        matches!(&e, E::InvalidString { node, property: "pvh,boot-protocol", value, .. }
+            if node == "/chosen/d" && value == "multiboot"),
+        "{e:?}"
+    );
+    assert!(matches!(
+        err(&chosen(vec![dom("d").prop("pvh,subarch", "mips")])),
+        E::InvalidString {
+            property: "pvh,subarch",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(&chosen(vec![dom("d").prop("pvh,acpi", 2u32)])),
+        E::InvalidValue {
+            property: "pvh,acpi",
+            value: 2,
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(&chosen(vec![dom("d").prop("pvh,acpi", [0u32, 1])])),
+        E::WrongLength {
+            property: "pvh,acpi",
+            len: 8,
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(&chosen(vec![
+            dom("d").prop("pvh,subarch", V::Raw(b"xen".to_vec()))
+        ])),
+        E::NotAString {
+            property: "pvh,subarch",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_xsm_policy_is_never_a_kernel_or_ramdisk() {
+    let mut policy = XSM_MAGIC.to_le_bytes().to_vec();
+    policy.extend_from_slice(b"flask policy body");
+    let m = [lm(KERNEL, ""), lm(&policy, "")];
+    let run = |tree: &[u8]| bootinfo::parse(tree, sources(&m, None));
+    let rd = Node::new("rd")
+        .prop("compatible", "multiboot,ramdisk")
+        .prop("module-index", 1u32);
+    let e = run(&chosen(vec![dom("d").child(rd)])).unwrap_err();
+    assert!(
+        matches!(&e, E::XsmPolicyAsDomainModule { node, kind: ModuleKind::Ramdisk } if node == "/chosen/d/rd"),
+        "{e:?}"
+    );
+    let k = Node::new("k")
+        .prop("compatible", "multiboot,kernel")
+        .prop("module-index", 1u32);
+    assert!(matches!(
+        run(&with_kernel(k)).unwrap_err(),
+        E::XsmPolicyAsDomainModule {
+            kind: ModuleKind::Kernel,
+            ..
+        }
+    ));
+    // Unknown kinds: the policy is not guessed as the kernel (first) or
+    // the ramdisk (second); the next unknown module is the kernel.
+    let unknown = |name: &str, i: u32| {
+        Node::new(name)
+            .prop("compatible", "multiboot,module")
+            .prop("module-index", i)
+    };
+    let mut d = dom("d");
+    d.children = vec![unknown("a", 1), unknown("b", 0)];
+    let info = run(&chosen(vec![d])).unwrap();
+    let d = &info.domains[0];
+    assert_eq!(info.modules[0].kind, ModuleKind::XsmPolicy);
+    assert_eq!(info.modules[d.kernel].node, "/chosen/d/b");
+    assert_eq!(d.ramdisk, None);
+    assert_eq!(d.extra_modules, vec![0]);
+}
+
+#[test]
+fn xen_module_numbering_counts_the_tree_as_module_0() {
+    let m = [lm(KERNEL, ""), lm(b"second", "")];
+    let xen = |tree: &[u8]| {
+        bootinfo::parse(
+            tree,
+            BootSources {
+                numbering: ModuleNumbering::TreeIsZero,
+                ..sources(&m, None)
+            },
+        )
+    };
+    let k = |i: u32| {
+        Node::new("k")
+            .prop("compatible", "multiboot,kernel")
+            .prop("mb-index", i)
+    };
+    let info = xen(&with_kernel(k(1))).unwrap();
+    assert_eq!(&*info.modules[0].bytes, KERNEL);
+    assert_eq!(
+        info.modules[0].origin,
+        bootinfo::ModuleOrigin::ModuleIndex(1)
+    );
+    let e = xen(&with_kernel(k(0))).unwrap_err();
+    assert!(
+        matches!(&e, E::ModuleIndexIsTree { node, property: "mb-index" } if node == "/chosen/d/k"),
+        "{e:?}"
+    );
+    let e = xen(&with_kernel(k(3))).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            E::ModuleIndexOutOfRange {
+                index: 3,
+                first: 1,
+                count: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "/chosen/d/k: `mb-index` = 3, but the modules given are numbered 1 to 2 \
+         (module 0 is the device tree itself)"
+    );
+}
+
+#[test]
+fn tree_strings_are_escaped_in_messages() {
+    // A domain name and a file name carrying a terminal escape and a fake
+    // `pvh:` line: printed, they stay on one line and carry no ESC.
+    let hostile = "d\x1b[31m\npvh: fake";
+    let mut tree = chosen(vec![dom("dXXXXXXXXXXXXXXX").without("cpus")]);
+    replace(&mut tree, b"dXXXXXXXXXXXXXXX", hostile.as_bytes());
+    let e = err(&tree);
+    let text = e.to_string();
+    assert!(matches!(&e, E::MissingProperty { node, .. } if node.ends_with(hostile)));
+    assert!(!text.contains('\x1b') && !text.contains('\n'), "{text:?}");
+    assert_eq!(
+        text,
+        "/chosen/d\\x1b[31m\\x0apvh: fake: required property `cpus` is missing"
+    );
+    let dir = Scratch::new();
+    let k = Node::new("k")
+        .prop("compatible", "multiboot,kernel")
+        .prop("xen,uefi-binary", "a\x07\rb");
+    let m = mods();
+    let e = bootinfo::parse(&with_kernel(k), sources(&m, Some(&dir.0))).unwrap_err();
+    let text = e.to_string();
+    assert!(!text.bytes().any(|b| b < 0x20), "{text:?}");
+    assert!(text.contains("a\\x07\\x0db"), "{text}");
+}
+
+/// Replaces `from` (same length as `to`) in a blob: node names vm-fdt
+/// would not write.
+fn replace(blob: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let at = blob
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("placeholder in the blob");
+    blob[at..at + to.len()].copy_from_slice(to);
 }
 
 #[test]
 fn too_many_domains_for_the_domid_space() {
-    // 0x7fef domains take every id from 1 to 0x7fef; one with domid 0 is
-    // fine, one more without a domid is not.
-    let count = 0x7ff0usize;
-    let doms: Vec<Node> = (0..count)
-        .map(|i| {
-            dom(&format!("d{i}"))
-                .without("memory")
-                .prop("memory", [0, 0])
-        })
-        .collect();
-    let tree = chosen(doms);
+    // Ids 1 to 0x7fef can be allocated: 0x7fef domains without a domid
+    // fit; one more does not. With domid 5 taken explicitly, one fewer.
+    let n = |count: usize, explicit: Option<u32>| {
+        let mut doms: Vec<Node> = (0..count)
+            .map(|i| {
+                dom(&format!("d{i}"))
+                    .without("memory")
+                    .prop("memory", [0, 0])
+            })
+            .collect();
+        if let Some(id) = explicit {
+            doms.push(
+                dom("x")
+                    .prop("domid", id)
+                    .without("memory")
+                    .prop("memory", [0, 0]),
+            );
+        }
+        chosen(doms)
+    };
     let m = mods();
-    let e = bootinfo::parse(
-        &tree,
-        BootSources {
-            modules: &m,
-            dir: None,
-            host_memory_limit: GIB,
-        },
-    )
-    .expect_err("rejected");
+    let run = |tree: &[u8]| bootinfo::parse(tree, sources(&m, None));
+    let info = run(&n(0x7fef, None)).unwrap();
+    assert_eq!(info.domains.last().unwrap().domid, 0x7fef);
+    let e = run(&n(0x7ff0, None)).unwrap_err();
     assert!(
         matches!(
             e,
             E::TooManyDomains {
                 count: 0x7ff0,
-                max: 0x7ff0
+                free: 0x7fef
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "32752 domains have no `domid`, but only 32751 domain ids are free \
+         (ids are allocated from 1 to 0x7fef)"
+    );
+    let e = run(&n(0x7fef, Some(5))).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            E::TooManyDomains {
+                count: 0x7fef,
+                free: 0x7fee
             }
         ),
         "{e:?}"

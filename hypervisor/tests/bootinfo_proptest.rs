@@ -8,15 +8,22 @@ use std::collections::HashSet;
 
 use bootinfo_util::*;
 use proptest::prelude::*;
-use pvh_hypervisor::bootinfo::{self, BootInfo, LoaderModule, ModuleKind};
+use pvh_hypervisor::bootinfo::{
+    self, BootInfo, BootInfoError, BootSources, Capabilities, LoaderModule, ModuleKind,
+    ModuleOrigin, XSM_MAGIC, is_xsm_policy,
+};
 
-/// Loader modules for the generated trees: two unplaced, two placed.
+/// Loader modules for the generated trees: two unplaced, two placed, and
+/// an XSM policy (placed).
 fn loader_modules() -> Vec<LoaderModule> {
+    let mut policy = XSM_MAGIC.to_le_bytes().to_vec();
+    policy.extend_from_slice(b"policy");
     vec![
         lm(b"\x7fELF zero", ""),
         lm(&[0x1f, 0x8b, 8, 0, 1, 2, 3, 4], "m1 args"),
         lm_at(&[7u8; 16], 0x10_0000, ""),
         lm_at(&[0xfd, b'7', b'z', b'X', b'Z', 0, 1, 2], 0x20_0000, "xz"),
+        lm_at(&policy, 0x30_0000, ""),
     ]
 }
 
@@ -49,11 +56,16 @@ const DOMAIN_PROPS: &[&str] = &[
     "cpus",
     "#address-cells",
     "#size-cells",
+    "xen,static-mem",
+    "pvh,boot-protocol",
+    "pvh,subarch",
+    "pvh,acpi",
 ];
 const MODULE_PROPS: &[&str] = &[
     "module-index",
     "mb-index",
     "reg",
+    "module-addr",
     "xen,uefi-binary",
     "bootargs",
 ];
@@ -68,6 +80,7 @@ const MODULE_COMPAT: &[&str] = &[
     "xen,linux-zimage",
     "xen,linux-initrd",
     "xen,multiboot-module",
+    "multiboot,xsm-policy",
     "arm,pl011",
 ];
 
@@ -80,15 +93,28 @@ fn props(names: &'static [&'static str]) -> impl Strategy<Value = Vec<(String, V
         .map(|&n| {
             let good = match n {
                 "memory" => (0u32..0x8000).prop_map(|l| V::from([0, l])).boxed(),
-                "mem-min" => (0u32..0x100).prop_map(|l| V::from([0, l])).boxed(),
+                "mem-min" => (0u32..0x4000).prop_map(|l| V::from([0, l])).boxed(),
                 "mem-max" => (0x8000u32..0x10000).prop_map(|l| V::from([0, l])).boxed(),
-                "cpus" => (1u32..4).prop_map(V::from).boxed(),
+                "cpus" => prop_oneof![12 => 1u32..4, 1 => 30u32..35]
+                    .prop_map(V::from)
+                    .boxed(),
                 "module-index" | "mb-index" => (0u32..5).prop_map(V::from).boxed(),
                 "domid" => (0u32..6).prop_map(V::from).boxed(),
                 "mode" => prop_oneof![6 => Just(0u32), 2 => Just(4), 1 => 0u32..16]
                     .prop_map(V::from)
                     .boxed(),
-                "capabilities" => (0u32..8).prop_map(V::from).boxed(),
+                "capabilities" => prop_oneof![8 => 0u32..4, 1 => 0u32..16]
+                    .prop_map(V::from)
+                    .boxed(),
+                "pvh,boot-protocol" => {
+                    prop_oneof![4 => Just("pvh"), 4 => Just("linux"), 4 => Just("pvh-unpack"), 1 => Just("elf")]
+                        .prop_map(V::from)
+                        .boxed()
+                }
+                "pvh,subarch" => prop_oneof![6 => Just("pc"), 6 => Just("xen"), 1 => Just("arm")]
+                    .prop_map(V::from)
+                    .boxed(),
+                "pvh,acpi" => prop_oneof![12 => 0u32..2, 1 => Just(2u32)].prop_map(V::from).boxed(),
                 "#address-cells" | "#size-cells" => (1u32..3).prop_map(V::from).boxed(),
                 "xen,uefi-binary" => prop_oneof![Just("vmlinux"), Just("missing"), Just("../x")]
                     .prop_map(V::from)
@@ -98,7 +124,8 @@ fn props(names: &'static [&'static str]) -> impl Strategy<Value = Vec<(String, V
             };
             let presence = match n {
                 "memory" | "cpus" => 0.97,
-                _ => 0.25,
+                "xen,static-mem" => 0.03,
+                _ => 0.2,
             };
             prop::option::weighted(presence, prop_oneof![12 => good, 1 => value()])
                 .prop_map(move |v| v.map(|v| (n.to_owned(), v)))
@@ -110,15 +137,21 @@ fn props(names: &'static [&'static str]) -> impl Strategy<Value = Vec<(String, V
 /// One location property (occasionally none or two).
 fn location() -> impl Strategy<Value = Vec<(String, V)>> {
     let one = prop_oneof![
-        (0u32..5).prop_map(|i| vec![("module-index".to_owned(), V::from(i))]),
-        (0u32..5).prop_map(|i| vec![("mb-index".to_owned(), V::from(i))]),
+        (0u32..6).prop_map(|i| vec![("module-index".to_owned(), V::from(i))]),
+        (0u32..6).prop_map(|i| vec![("mb-index".to_owned(), V::from(i))]),
         (0u32..4).prop_map(|i| vec![("module-index".to_owned(), V::from(i))]),
-        prop_oneof![
-            Just([0u32, 0x10_0000, 16]),
-            Just([0, 0x20_0000, 8]),
-            Just([0, 0x30_0000, 8])
-        ]
-        .prop_map(|r| vec![("reg".to_owned(), V::from(r))]),
+        (
+            prop_oneof![Just("reg"), Just("module-addr")],
+            prop_oneof![
+                Just([0u32, 0x10_0000, 16]),
+                Just([0, 0x10_0000, 0x1_0000]),
+                Just([0, 0x20_0000, 8]),
+                Just([0, 0x20_0000, 4]),
+                Just([0, 0x30_0000, 10]),
+                Just([0, 0x40_0000, 8])
+            ]
+        )
+            .prop_map(|(p, r)| vec![(p.to_owned(), V::from(r))]),
         prop_oneof![6 => Just("vmlinux"), 1 => Just("missing"), 1 => Just("../x")]
             .prop_map(|f| vec![("xen,uefi-binary".to_owned(), V::from(f))]),
     ];
@@ -196,14 +229,28 @@ fn tree() -> impl Strategy<Value = Vec<u8>> {
         doms(1..4).prop_map(|h| (vec![], Some(h))),
         (doms(0..3), doms(1..3)).prop_map(|(d, h)| (d, Some(h))),
     ];
-    styles.prop_map(|(dom0less, hyper)| {
+    // Cell counts on /chosen and the hypervisor node, inherited by domains
+    // that do not set their own.
+    let cells = prop::option::weighted(0.3, (1u32..3, 0u32..3));
+    (styles, cells.clone(), cells).prop_map(|((dom0less, hyper), chosen_cells, hyper_cells)| {
+        let with_cells = |mut n: Node, c: Option<(u32, u32)>| {
+            if let Some((a, s)) = c {
+                n = n.prop("#address-cells", a).prop("#size-cells", s);
+            }
+            n
+        };
         let mut children = dom0less;
         if let Some(hyper) = hyper {
-            let mut h = Node::new("hypervisor").prop("compatible", "hypervisor,xen");
+            let mut h = with_cells(
+                Node::new("hypervisor").prop("compatible", "hypervisor,xen"),
+                hyper_cells,
+            );
             h.children = hyper;
             children.push(h);
         }
-        chosen(children)
+        let mut c = with_cells(Node::new("chosen"), chosen_cells);
+        c.children = children;
+        blob(vec![c])
     })
 }
 
@@ -211,25 +258,83 @@ fn tree() -> impl Strategy<Value = Vec<u8>> {
 fn check_coherent(info: &BootInfo) {
     let mut ids = HashSet::new();
     let mut total = 0u64;
+    let (mut control, mut hardware) = (0, 0);
     assert!(!info.domains.is_empty());
     for d in &info.domains {
         assert!(ids.insert(d.domid), "domid {} twice", d.domid);
         assert!(d.domid < 0x7ff0);
-        assert_eq!(info.modules[d.kernel].kind, ModuleKind::Kernel);
+        assert!(
+            d.node.ends_with(&format!("/{}", d.name)),
+            "{} {}",
+            d.node,
+            d.name
+        );
+        let kernel = &info.modules[d.kernel];
+        assert_eq!(kernel.kind, ModuleKind::Kernel);
+        assert!(
+            !is_xsm_policy(&kernel.bytes),
+            "an XSM policy as {}'s kernel",
+            d.node
+        );
         if let Some(r) = d.ramdisk {
             assert_eq!(info.modules[r].kind, ModuleKind::Ramdisk);
+            assert!(!is_xsm_policy(&info.modules[r].bytes));
         }
-        assert!(d.mem_min <= d.memory && d.memory <= d.mem_max);
-        assert!(d.mem_max <= info.host_memory_limit);
-        assert!((1..=255).contains(&d.vcpus));
+        // Memory: within min..max, never more than asked.
+        assert!(d.mem_min <= d.memory && d.memory <= d.memory_asked && d.memory_asked <= d.mem_max);
+        assert!((1..=32).contains(&d.vcpus));
         assert_eq!(d.cmdline, info.modules[d.kernel].cmdline);
+        assert!(!d.capabilities.contains(Capabilities::XENSTORE));
+        control += usize::from(d.capabilities.contains(Capabilities::CONTROL));
+        hardware += usize::from(d.capabilities.contains(Capabilities::HARDWARE));
         total += d.memory;
     }
+    assert!(control <= 1 && hardware <= 1);
     assert!(total <= info.host_memory_limit);
+    for m in &info.modules {
+        // A `reg` region larger than the module: the rest is headroom.
+        if let ModuleOrigin::Reg { size, .. } = m.origin {
+            assert!(size >= m.bytes.len() as u64);
+            assert!(m.headroom >= size - m.bytes.len() as u64);
+        }
+        if is_xsm_policy(&m.bytes) {
+            assert!(!matches!(m.kind, ModuleKind::Kernel | ModuleKind::Ramdisk));
+        }
+    }
 }
 
-fn parse_any(blob: &[u8], files: &Scratch) -> Result<BootInfo, bootinfo::BootInfoError> {
+/// What a rejection must satisfy: an error about a node names a node of
+/// the tree, and the property named is one of the binding's.
+fn check_error(e: &BootInfoError) {
+    if let Some(node) = e.node() {
+        assert!(node.starts_with("/chosen/"), "{e:?}");
+    }
+    if let Some(p) = e.property() {
+        assert!(
+            DOMAIN_PROPS.contains(&p) || MODULE_PROPS.contains(&p) || p == "compatible",
+            "{e:?}"
+        );
+    }
+    // Printed, every error is one line of printable text.
+    let text = e.to_string();
+    assert!(!text.bytes().any(|b| b < 0x20 || b == 0x7f), "{text:?}");
+}
+
+/// Parses with a 1 GiB host and with a 48 MiB one (where domains get
+/// lowered toward their `mem-min`).
+fn parse_any(blob: &[u8], files: &Scratch) -> Result<BootInfo, BootInfoError> {
     let mods = loader_modules();
+    let small = bootinfo::parse(
+        blob,
+        BootSources {
+            host_memory_limit: 48 << 20,
+            ..sources(&mods, Some(&files.0))
+        },
+    );
+    match &small {
+        Ok(info) => check_coherent(info),
+        Err(e) => check_error(e),
+    }
     bootinfo::parse(blob, sources(&mods, Some(&files.0)))
 }
 
@@ -253,8 +358,9 @@ proptest! {
     #[test]
     fn generated_trees_give_ok_or_a_typed_error(blob in tree()) {
         let files = files();
-        if let Ok(info) = parse_any(&blob, &files) {
-            check_coherent(&info);
+        match parse_any(&blob, &files) {
+            Ok(info) => check_coherent(&info),
+            Err(e) => check_error(&e),
         }
     }
 }

@@ -1,45 +1,28 @@
 //! The one domain builder: a [`BootDomain`] of a [`BootInfo`] into the
-//! loader's [`BootConfig`]. `pvh boot` (through
+//! loader's [`BootConfig`], and [`check`]: everything about a domain that
+//! can be decided before guest memory exists (the loader's plan, the ACPI
+//! tables, the vCPU count). `pvh boot` (through
 //! [`BootInfo::single_domain`]) and `pvh launch` (through the device-tree
-//! parser) both end here, so a guest is built the same way however it was
-//! described.
+//! parser, for every domain before any runs) both end here, so a guest is
+//! built and checked the same way however it was described.
 
-use pvh_loader::{BootConfig, BootProtocol, Module, SubarchPolicy};
+use pvh_bootparams::XLoadFlags;
+use pvh_loader::{
+    BootConfig, BootPlan, BootProtocol, ElfClass, GuestRam, KernelImage, LoadError, Module,
+};
 
-use super::types::{BootDomain, BootInfo};
+use super::types::{BootDomain, BootInfo, ModuleKind};
+use crate::acpi::{self, AcpiError, AcpiTables};
 use crate::probe;
 
-/// How to boot a domain: what the description itself does not say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DomainBoot {
-    /// The boot protocol (`--boot-protocol`).
-    pub protocol: BootProtocol,
-    /// `hardware_subarch` for zero-page boots (`--subarch`).
-    pub subarch: SubarchPolicy,
-    /// Whether to give the guest ACPI tables (`--no-acpi` turns it off).
-    pub acpi: bool,
-}
+pub use super::types::DomainBoot;
 
-impl Default for DomainBoot {
-    /// PVH, subarch PC, ACPI on: what `pvh boot` and `pvh launch` do by
-    /// default.
-    fn default() -> Self {
-        Self {
-            protocol: BootProtocol::Pvh,
-            subarch: SubarchPolicy::Pc,
-            acpi: true,
-        }
-    }
-}
-
-/// Why a domain cannot be turned into a boot configuration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a domain cannot be built.
+#[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// A module index in the domain points past `BootInfo::modules`.
-    #[error("domain {domid}: module {index} does not exist")]
+    #[error("module {index} does not exist")]
     MissingModule {
-        /// The domain.
-        domid: u32,
         /// The index.
         index: usize,
     },
@@ -49,20 +32,33 @@ pub enum BuildError {
          use --boot-protocol linux or pvh-unpack"
     )]
     NoStub,
+    /// `mode` bit 2 asks for a 64-bit domain and the kernel is not a
+    /// 64-bit image.
+    #[error("`mode` bit 2 asks for a 64-bit domain, but the kernel is {what}")]
+    Not64Bit {
+        /// What the kernel is instead.
+        what: &'static str,
+    },
+    /// The vCPU count does not fit what pvh creates.
+    #[error("{0} vCPUs: pvh creates 1 to {max}", max = acpi::MAX_CPUS)]
+    Vcpus(u32),
+    /// The loader cannot lay the domain out in its memory.
+    #[error("loading the guest failed: {0}")]
+    Load(#[from] LoadError),
+    /// The ACPI tables cannot be built for it.
+    #[error("ACPI tables: {0}")]
+    Acpi(#[from] AcpiError),
 }
 
 /// The loader's view of domain `d`: its kernel, command line, and modules in
-/// PVH order (ramdisk first, then the others). A bzImage booted as PVH goes
-/// through the built-in stub guest.
+/// PVH order (ramdisk first, then the others), each with its headroom,
+/// booted as `d.boot` says. A bzImage booted as PVH goes through the
+/// built-in stub guest.
 pub fn boot_config<'a>(
     info: &'a BootInfo,
     d: &'a BootDomain,
-    how: &DomainBoot,
 ) -> Result<BootConfig<'a>, BuildError> {
-    let missing = |index| BuildError::MissingModule {
-        domid: d.domid,
-        index,
-    };
+    let missing = |index| BuildError::MissingModule { index };
     let kernel = info.module(d.kernel).ok_or(missing(d.kernel))?;
     let mut modules = Vec::new();
     for &i in d.ramdisk.iter().chain(&d.extra_modules) {
@@ -71,33 +67,95 @@ pub fn boot_config<'a>(
             bytes: &m.bytes,
             cmdline: (!m.cmdline.is_empty()).then_some(m.cmdline.as_bytes()),
             above_4g: false,
+            // Only what the guest itself decompresses: a ramdisk or other
+            // module. (A kernel booted through the stub is relocated by the
+            // stub, not decompressed where it lies.)
+            headroom: if m.kind == ModuleKind::Kernel {
+                0
+            } else {
+                m.headroom
+            },
         });
     }
+    if d.long_mode {
+        check_64bit(&kernel.bytes)?;
+    }
     let is_bzimage = pvh_bootparams::BzImage::parse(&kernel.bytes).is_ok();
-    let stub = match (how.protocol, is_bzimage) {
+    let stub = match (d.boot.protocol, is_bzimage) {
         (BootProtocol::Pvh, true) => Some(probe::STUB.ok_or(BuildError::NoStub)?),
         _ => None,
     };
     let config = BootConfig {
         kernel: &kernel.bytes,
-        protocol: how.protocol,
+        protocol: d.boot.protocol,
         stub,
         cmdline: d.cmdline.as_bytes(),
         modules,
-        subarch: how.subarch,
+        subarch: d.boot.subarch,
         ..Default::default()
     };
-    Ok(if how.acpi {
+    Ok(if d.boot.acpi {
         crate::boot::acpi_config(config)
     } else {
         config
     })
 }
 
+/// `mode` bit 2: the kernel must be a 64-bit ELF or a bzImage with a
+/// 64-bit entry (`XLF_KERNEL_64`). An image that is neither is left to the
+/// loader to refuse.
+fn check_64bit(kernel: &[u8]) -> Result<(), BuildError> {
+    match KernelImage::parse(kernel) {
+        Ok(KernelImage::PvhElf(elf)) if elf.class != ElfClass::Elf64 => Err(BuildError::Not64Bit {
+            what: "a 32-bit ELF",
+        }),
+        Ok(KernelImage::BzImage(bz))
+            if !bz.header().xload_flags().contains(XLoadFlags::KERNEL_64) =>
+        {
+            Err(BuildError::Not64Bit {
+                what: "a bzImage without a 64-bit entry (XLF_KERNEL_64 clear)",
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What [`check`] decided for a domain: its RAM layout, the loader's plan,
+/// and its ACPI tables (built, not yet written).
+#[derive(Debug)]
+pub struct Checked {
+    /// Guest RAM of the domain's size.
+    pub ram: GuestRam,
+    /// Every placement.
+    pub plan: BootPlan,
+    /// The ACPI tables for the region the plan reserved, if any.
+    pub tables: Option<AcpiTables>,
+}
+
+/// Everything about booting `config` in `memory` bytes with `vcpus` vCPUs
+/// that can be checked without guest memory or KVM: the RAM size, the
+/// loader's plan, the ACPI tables, the vCPU count. What passes here fails
+/// later only for want of host resources (memory, KVM).
+pub fn check(config: &BootConfig<'_>, memory: u64, vcpus: u32) -> Result<Checked, BuildError> {
+    let count = u8::try_from(vcpus)
+        .ok()
+        .filter(|&n| (1..=acpi::MAX_CPUS).contains(&n))
+        .ok_or(BuildError::Vcpus(vcpus))?;
+    let ram = GuestRam::new(memory)?;
+    let plan = pvh_loader::plan(&ram, config)?;
+    let tables = plan
+        .acpi
+        .as_ref()
+        .map(|region| acpi::build(region.start, count))
+        .transpose()?;
+    Ok(Checked { ram, plan, tables })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bootinfo::{CliModule, SingleDomain};
+    use pvh_loader::SubarchPolicy;
 
     fn cli(option: &'static str, bytes: &[u8], cmdline: &str) -> CliModule {
         CliModule {
@@ -108,10 +166,14 @@ mod tests {
         }
     }
 
-    fn single() -> BootInfo {
+    fn single(boot: DomainBoot) -> BootInfo {
+        // A gzip initrd (trailer: 1 MiB) has headroom; plain modules none.
+        let mut gz = vec![0u8; 64];
+        gz[..2].copy_from_slice(&[0x1f, 0x8b]);
+        gz[60..].copy_from_slice(&(1u32 << 20).to_le_bytes());
         BootInfo::single_domain(SingleDomain {
             kernel: cli("--kernel", b"not an image", ""),
-            initrd: Some(cli("--initrd", b"initrd bytes", "")),
+            initrd: Some(cli("--initrd", &gz, "")),
             modules: vec![
                 cli("--module", b"first", "one"),
                 cli("--module", b"second", ""),
@@ -119,38 +181,43 @@ mod tests {
             cmdline: "console=ttyS0".into(),
             memory: 64 << 20,
             cpus: 2,
+            boot,
             host_memory_limit: u64::MAX,
+            hypervisor_cmdline: String::new(),
+            host_memmap: Vec::new(),
         })
         .unwrap()
     }
 
     #[test]
     fn modules_in_pvh_order_with_their_command_lines() {
-        let info = single();
-        let config = boot_config(&info, &info.domains[0], &DomainBoot::default()).unwrap();
+        let info = single(DomainBoot::default());
+        let config = boot_config(&info, &info.domains[0]).unwrap();
         assert_eq!(config.kernel, b"not an image");
         assert_eq!(config.cmdline, b"console=ttyS0");
-        let modules: Vec<(&[u8], Option<&[u8]>)> = config
+        type Seen<'a> = (&'a [u8], Option<&'a [u8]>, u64);
+        let modules: Vec<Seen<'_>> = config
             .modules
             .iter()
-            .map(|m| (m.bytes, m.cmdline))
+            .map(|m| (m.bytes, m.cmdline, m.headroom))
             .collect();
+        // 1 MiB - 64 B + 256 KiB, page-aligned.
+        assert_eq!(modules[0].2, 0x14_0000);
         assert_eq!(
-            modules,
-            vec![
-                (&b"initrd bytes"[..], None),
-                (&b"first"[..], Some(&b"one"[..])),
-                (&b"second"[..], None)
+            modules[1..],
+            [
+                (&b"first"[..], Some(&b"one"[..]), 0),
+                (&b"second"[..], None, 0)
             ]
         );
         assert_eq!(config.stub, None, "not a bzImage: no stub");
         assert_eq!(config.acpi, Some(crate::acpi::REGION_SIZE));
-        let no_acpi = DomainBoot {
+        let info = single(DomainBoot {
             acpi: false,
             protocol: BootProtocol::Linux64,
             subarch: SubarchPolicy::Xen,
-        };
-        let config = boot_config(&info, &info.domains[0], &no_acpi).unwrap();
+        });
+        let config = boot_config(&info, &info.domains[0]).unwrap();
         assert_eq!(config.acpi, None);
         assert_eq!(config.protocol, BootProtocol::Linux64);
         assert_eq!(config.subarch, SubarchPolicy::Xen);
@@ -158,15 +225,44 @@ mod tests {
 
     #[test]
     fn a_dangling_module_index_is_an_error() {
-        let mut info = single();
+        let mut info = single(DomainBoot::default());
         info.domains[0].extra_modules.push(9);
         let d = info.domains[0].clone();
-        assert_eq!(
-            boot_config(&info, &d, &DomainBoot::default()).unwrap_err(),
-            BuildError::MissingModule {
-                domid: d.domid,
-                index: 9
-            }
-        );
+        assert!(matches!(
+            boot_config(&info, &d),
+            Err(BuildError::MissingModule { index: 9 })
+        ));
+    }
+
+    #[test]
+    fn long_mode_accepts_a_64bit_kernel() {
+        // The probe is an ELF64 (the 32-bit case: tests/bootinfo_plan.rs).
+        assert_eq!(pvh_guests::PROBE[4], 2);
+        assert!(check_64bit(pvh_guests::PROBE).is_ok());
+        // Not an image at all: left to the loader to refuse.
+        assert!(check_64bit(b"not an image").is_ok());
+    }
+
+    #[test]
+    fn check_refuses_what_launch_would_refuse() {
+        let info = single(DomainBoot::default());
+        let config = BootConfig {
+            kernel: pvh_guests::PROBE,
+            ..boot_config(&info, &info.domains[0]).unwrap()
+        };
+        let ok = check(&config, 64 << 20, 2).unwrap();
+        assert!(ok.tables.is_some());
+        assert!(matches!(
+            check(&config, 64 << 20, 33),
+            Err(BuildError::Vcpus(33))
+        ));
+        assert!(matches!(
+            check(&config, 64 << 20, 0),
+            Err(BuildError::Vcpus(0))
+        ));
+        assert!(matches!(
+            check(&config, (64 << 20) + 1, 1),
+            Err(BuildError::Load(_))
+        ));
     }
 }

@@ -4,9 +4,24 @@
 //! Every semantic error names the node path and, where one is at fault, the
 //! property, so a user can find the line in the `.dts` to fix.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use pvh_entry::text::Escaped;
 
 use super::types::ModuleKind;
+
+/// A string from the tree (node path, property value) or a path, escaped
+/// for printing: a tree cannot put terminal control sequences or a fake
+/// `pvh:` line into a message.
+pub fn esc(s: &str) -> Escaped<'_> {
+    Escaped::str(s)
+}
+
+/// A path, escaped for printing (see [`esc`]).
+pub fn esc_path(p: &Path) -> Escaped<'_> {
+    Escaped(p.as_os_str().as_encoded_bytes())
+}
 
 /// The flattened tree is not structurally sound (checked before the `fdt`
 /// crate reads it, because that crate panics on inconsistent blobs).
@@ -93,15 +108,40 @@ pub enum BlobError {
         max: usize,
     },
     /// The root node has a name (the root's name must be empty).
-    #[error("device tree root node is named {name:?}; the root's name must be empty")]
+    #[error("device tree root node is named \"{}\"; the root's name must be empty", esc(.name))]
     NamedRoot {
         /// The name found.
         name: String,
     },
 }
 
+/// An `#address-cells` or `#size-cells` value and where it came from:
+/// the nearest ancestor that sets it (as Xen's and Linux's readers take
+/// it), or the devicetree specification's default (2 and 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellCount {
+    /// The count.
+    pub value: u32,
+    /// The node that sets it, or `None` for the default.
+    pub from: Option<String>,
+}
+
+impl fmt::Display for CellCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.from {
+            Some(node) => write!(f, "{} (from {})", self.value, esc(node)),
+            None => write!(
+                f,
+                "{} (the devicetree default: no ancestor sets it)",
+                self.value
+            ),
+        }
+    }
+}
+
 /// The tree (or the `pvh boot` options) does not describe domains this
-/// hypervisor can build.
+/// hypervisor can build. Node paths and strings from the tree are escaped
+/// when printed.
 #[derive(Debug, thiserror::Error)]
 pub enum BootInfoError {
     /// The blob is structurally broken.
@@ -116,16 +156,18 @@ pub enum BootInfoError {
         "the device tree describes no domain (no \"xen,domain\" node under /chosen or /chosen/hypervisor)"
     )]
     NoDomains,
-    /// More domains than domain ids below the reserved range.
-    #[error("{count} domains is more than the {max} domain ids available")]
+    /// More domains without a `domid` than free domain ids.
+    #[error(
+        "{count} domains have no `domid`, but only {free} domain ids are free (ids are allocated from 1 to 0x7fef)"
+    )]
     TooManyDomains {
-        /// Domains in the tree.
+        /// Domains that need an allocated id.
         count: usize,
-        /// Domain ids available.
-        max: u32,
+        /// Ids from 1 to 0x7fef not taken by an explicit `domid`.
+        free: usize,
     },
     /// A property the binding requires is absent.
-    #[error("{node}: required property `{property}` is missing")]
+    #[error("{}: required property `{property}` is missing", esc(.node))]
     MissingProperty {
         /// Node path.
         node: String,
@@ -133,7 +175,7 @@ pub enum BootInfoError {
         property: &'static str,
     },
     /// A property occurs twice in the same node.
-    #[error("{node}: property `{property}` occurs more than once")]
+    #[error("{}: property `{property}` occurs more than once", esc(.node))]
     DuplicateProperty {
         /// Node path.
         node: String,
@@ -141,7 +183,7 @@ pub enum BootInfoError {
         property: &'static str,
     },
     /// A property's value has the wrong number of bytes.
-    #[error("{node}: property `{property}` is {len} bytes, expected {expected}")]
+    #[error("{}: property `{property}` is {len} bytes, expected {expected}", esc(.node))]
     WrongLength {
         /// Node path.
         node: String,
@@ -153,7 +195,7 @@ pub enum BootInfoError {
         expected: &'static str,
     },
     /// A string property is not NUL-terminated UTF-8.
-    #[error("{node}: property `{property}` is not a NUL-terminated UTF-8 string")]
+    #[error("{}: property `{property}` is not a NUL-terminated UTF-8 string", esc(.node))]
     NotAString {
         /// Node path.
         node: String,
@@ -161,7 +203,7 @@ pub enum BootInfoError {
         property: &'static str,
     },
     /// A numeric property is out of its allowed range.
-    #[error("{node}: property `{property}` = {value:#x} is invalid: {reason}")]
+    #[error("{}: property `{property}` = {value:#x} is invalid: {reason}", esc(.node))]
     InvalidValue {
         /// Node path.
         node: String,
@@ -172,8 +214,20 @@ pub enum BootInfoError {
         /// Why.
         reason: &'static str,
     },
+    /// A string property has a value outside its set.
+    #[error("{}: property `{property}` = \"{}\" is invalid: expected {expected}", esc(.node), esc(.value))]
+    InvalidString {
+        /// Node path.
+        node: String,
+        /// The property.
+        property: &'static str,
+        /// The value.
+        value: String,
+        /// The values allowed.
+        expected: &'static str,
+    },
     /// Two domains ask for the same domain id.
-    #[error("{second}: domid {domid} is already used by {first}")]
+    #[error("{}: domid {domid} is already used by {}", esc(.second), esc(.first))]
     DuplicateDomid {
         /// The id.
         domid: u32,
@@ -183,7 +237,7 @@ pub enum BootInfoError {
         second: String,
     },
     /// `mode` has bits this parser does not know.
-    #[error("{node}: property `mode` = {mode:#x} has unknown bits {unknown:#x}")]
+    #[error("{}: property `mode` = {mode:#x} has unknown bits {unknown:#x}", esc(.node))]
     UnknownModeBits {
         /// Node path.
         node: String,
@@ -194,7 +248,8 @@ pub enum BootInfoError {
     },
     /// `mode` asks for a guest type other than PVH.
     #[error(
-        "{node}: property `mode` = {mode:#x} asks for {what}, which is not supported (only PVH: mode bits 0 and 1 clear)"
+        "{}: property `mode` = {mode:#x} asks for {what}, which is not supported (only PVH: mode bits 0 and 1 clear)",
+        esc(.node)
     )]
     UnsupportedMode {
         /// Node path.
@@ -205,7 +260,7 @@ pub enum BootInfoError {
         what: &'static str,
     },
     /// `capabilities` has bits this parser does not know.
-    #[error("{node}: property `capabilities` = {value:#x} has unknown bits {unknown:#x}")]
+    #[error("{}: property `capabilities` = {value:#x} has unknown bits {unknown:#x}", esc(.node))]
     UnknownCapabilities {
         /// Node path.
         node: String,
@@ -214,14 +269,48 @@ pub enum BootInfoError {
         /// The unknown bits.
         unknown: u32,
     },
+    /// A capability pvh cannot give a domain.
+    #[error("{}: property `capabilities` has {capability}, which pvh does not support: {reason}", esc(.node))]
+    UnsupportedCapability {
+        /// Node path.
+        node: String,
+        /// The capability (`XENSTORE (0x4)`).
+        capability: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Two domains claim a capability only one may have.
+    #[error(
+        "{}: capability {capability} is already held by {} (at most one domain may have it)",
+        esc(.second),
+        esc(.first)
+    )]
+    DuplicateCapability {
+        /// The capability (`CONTROL (0x1)`).
+        capability: &'static str,
+        /// The domain that has it first.
+        first: String,
+        /// The domain that repeats it.
+        second: String,
+    },
+    /// A binding property pvh recognises but cannot honour.
+    #[error("{}: property `{property}` is not supported: {reason}", esc(.node))]
+    Unsupported {
+        /// Node path.
+        node: String,
+        /// The property.
+        property: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// A domain has no kernel module (explicit or guessed).
-    #[error("{node}: domain has no kernel module")]
+    #[error("{}: domain has no kernel module", esc(.node))]
     MissingKernel {
         /// The domain node path.
         node: String,
     },
     /// A domain has two modules of a kind it may have only one of.
-    #[error("{second}: a second {kind:?} module in the domain (the first is {first})")]
+    #[error("{}: a second {kind:?} module in the domain (the first is {})", esc(.second), esc(.first))]
     DuplicateModule {
         /// The kind.
         kind: ModuleKind,
@@ -230,15 +319,29 @@ pub enum BootInfoError {
         /// The repeated module node.
         second: String,
     },
-    /// A module node has no location (`module-index`, `mb-index`, `reg` or
-    /// `xen,uefi-binary`).
-    #[error("{node}: module has none of `module-index`, `mb-index`, `reg`, `xen,uefi-binary`")]
+    /// A module given as a domain's kernel or ramdisk is an XSM policy.
+    #[error(
+        "{}: the module is an XSM (FLASK) policy (magic 0xf97cff8c), not a {kind:?}; pvh never gives a policy to a domain as its kernel or ramdisk",
+        esc(.node)
+    )]
+    XsmPolicyAsDomainModule {
+        /// Module node path (or the command-line option).
+        node: String,
+        /// The kind the tree (or the option) gave it.
+        kind: ModuleKind,
+    },
+    /// A module node has no location (`module-index`, `mb-index`, `reg`,
+    /// `module-addr` or `xen,uefi-binary`).
+    #[error(
+        "{}: module has none of `module-index`, `mb-index`, `reg`, `module-addr`, `xen,uefi-binary`",
+        esc(.node)
+    )]
     NoLocation {
         /// Module node path.
         node: String,
     },
     /// A module node has two ways of locating it.
-    #[error("{node}: module has both `{first}` and `{second}`; give exactly one")]
+    #[error("{}: module has both `{first}` and `{second}`; give exactly one", esc(.node))]
     ConflictingLocation {
         /// Module node path.
         node: String,
@@ -247,9 +350,14 @@ pub enum BootInfoError {
         /// The other.
         second: &'static str,
     },
-    /// `module-index` / `mb-index` is past the end of the boot loader's
-    /// module list.
-    #[error("{node}: `{property}` = {index} but only {count} modules were given")]
+    /// `module-index` / `mb-index` is outside the boot loader's module
+    /// list.
+    #[error(
+        "{}: `{property}` = {index}, but the modules given are numbered {first} to {}{}",
+        esc(.node),
+        *.first as u64 + *.count as u64 - 1,
+        if *.first == 1 { " (module 0 is the device tree itself)" } else { "" }
+    )]
     ModuleIndexOutOfRange {
         /// Module node path.
         node: String,
@@ -257,11 +365,29 @@ pub enum BootInfoError {
         property: &'static str,
         /// The index.
         index: u32,
+        /// The first module's number (0, or 1 when the tree is module 0).
+        first: u32,
         /// The number of modules given.
         count: usize,
     },
+    /// `module-index` / `mb-index` 0 names the device tree itself (Xen's
+    /// numbering, `--xen-module-numbering`).
+    #[error(
+        "{}: `{property}` = 0 is the device tree itself in Xen's module numbering (--xen-module-numbering); the first --module is 1",
+        esc(.node)
+    )]
+    ModuleIndexIsTree {
+        /// Module node path.
+        node: String,
+        /// `module-index` or `mb-index`.
+        property: &'static str,
+    },
     /// `xen,uefi-binary` is used but the caller gave no directory.
-    #[error("{node}: `xen,uefi-binary` = {name:?} but no module directory was given (--dir)")]
+    #[error(
+        "{}: `xen,uefi-binary` = \"{}\" but no module directory was given (--dir)",
+        esc(.node),
+        esc(.name)
+    )]
     NoModuleDir {
         /// Module node path.
         node: String,
@@ -270,7 +396,9 @@ pub enum BootInfoError {
     },
     /// `xen,uefi-binary` is not a plain file name.
     #[error(
-        "{node}: `xen,uefi-binary` = {name:?} is not a plain file name (empty, or has `/`, `\\` or `..`)"
+        "{}: `xen,uefi-binary` = \"{}\" is not a plain file name (empty, or has `/`, `\\` or `..`)",
+        esc(.node),
+        esc(.name)
     )]
     BadFileName {
         /// Module node path.
@@ -279,7 +407,7 @@ pub enum BootInfoError {
         name: String,
     },
     /// A module file could not be read.
-    #[error("{node}: cannot read module file {}: {source}", path.display())]
+    #[error("{}: cannot read module file {}: {source}", esc(.node), esc_path(.path))]
     FileMissing {
         /// Module node path (or the command-line option).
         node: String,
@@ -289,28 +417,69 @@ pub enum BootInfoError {
         #[source]
         source: std::io::Error,
     },
-    /// `reg` names an address where no boot module was put.
+    /// The cell count that applies to a module's `reg` / `module-addr` is
+    /// not 1 or 2.
     #[error(
-        "{node}: `reg` = <{addr:#x} {size:#x}> points at no module (give --module FILE@{addr:#x})"
+        "{}: `{property}` is read with {cells} = {count}, which must be 1 or 2",
+        esc(.node)
+    )]
+    InvalidCells {
+        /// Module node path.
+        node: String,
+        /// `reg` or `module-addr`.
+        property: &'static str,
+        /// `#address-cells` or `#size-cells`.
+        cells: &'static str,
+        /// The count and where it came from.
+        count: CellCount,
+    },
+    /// A `reg` / `module-addr` is not one address/size pair.
+    #[error(
+        "{}: `{property}` is {len} bytes, expected one address/size pair: #address-cells = {address_cells}, #size-cells = {size_cells}",
+        esc(.node)
+    )]
+    RegLength {
+        /// Module node path.
+        node: String,
+        /// `reg` or `module-addr`.
+        property: &'static str,
+        /// Its length.
+        len: usize,
+        /// The address cells used.
+        address_cells: CellCount,
+        /// The size cells used.
+        size_cells: CellCount,
+    },
+    /// `reg` / `module-addr` names an address where no boot module was
+    /// put.
+    #[error(
+        "{}: `{property}` = <{addr:#x} {size:#x}> points at no module (give --module FILE@{addr:#x})",
+        esc(.node)
     )]
     RegNowhere {
         /// Module node path.
         node: String,
+        /// `reg` or `module-addr`.
+        property: &'static str,
         /// The address.
         addr: u64,
         /// The size.
         size: u64,
     },
-    /// `reg` finds a module at its address, but of another size.
+    /// The region `reg` / `module-addr` gives is smaller than the module
+    /// put at its address.
     #[error(
-        "{node}: `reg` size {reg_size:#x} differs from the {module_size:#x}-byte module at {addr:#x}"
+        "{}: `{property}` region of {reg_size:#x} bytes at {addr:#x} is smaller than the {module_size:#x}-byte module there",
+        esc(.node)
     )]
-    RegSizeMismatch {
+    RegTooSmall {
         /// Module node path.
         node: String,
+        /// `reg` or `module-addr`.
+        property: &'static str,
         /// The address.
         addr: u64,
-        /// The size in `reg`.
+        /// The region's size.
         reg_size: u64,
         /// The size of the module at that address.
         module_size: u64,
@@ -326,7 +495,7 @@ pub enum BootInfoError {
         second: usize,
     },
     /// A memory size in KiB does not fit in 64 bits as bytes.
-    #[error("{node}: `{property}` = {kib} KiB overflows a 64-bit byte count")]
+    #[error("{}: `{property}` = {kib} KiB overflows a 64-bit byte count", esc(.node))]
     MemoryOverflow {
         /// Node path.
         node: String,
@@ -337,7 +506,8 @@ pub enum BootInfoError {
     },
     /// `mem-min` <= `memory` <= `mem-max` does not hold.
     #[error(
-        "{node}: memory sizes out of order: mem-min {min:#x} <= memory {memory:#x} <= mem-max {max:#x} does not hold"
+        "{}: memory sizes out of order: mem-min {min:#x} <= memory {memory:#x} <= mem-max {max:#x} does not hold",
+        esc(.node)
     )]
     MemoryRange {
         /// Node path.
@@ -349,24 +519,103 @@ pub enum BootInfoError {
         /// Maximum, bytes.
         max: u64,
     },
-    /// A domain asks for more memory than the host allows.
-    #[error("{node}: `{property}` = {bytes:#x} bytes is over the host limit of {limit:#x}")]
+    /// A domain needs more memory than the host allows.
+    #[error("{}: `{property}` = {bytes:#x} bytes is over the host limit of {limit:#x}", esc(.node))]
     MemoryOverLimit {
-        /// Node path.
+        /// Node path (or `command line`).
         node: String,
-        /// The property.
+        /// The property (`mem-min`, `memory`, `--memory`).
         property: &'static str,
         /// The size asked for, bytes.
         bytes: u64,
         /// The host limit, bytes.
         limit: u64,
     },
-    /// All domains together ask for more memory than the host allows.
-    #[error("the domains together ask for {total:#x} bytes, over the host limit of {limit:#x}")]
+    /// All domains together need more memory than the host allows, even
+    /// lowered to their `mem-min`.
+    #[error(
+        "the domains together need at least {total:#x} bytes (each its `mem-min`, or `memory` without one), over the host limit of {limit:#x}"
+    )]
     TotalMemoryOverLimit {
-        /// The sum of the domains' initial memory, bytes.
+        /// The sum of the domains' least memory, bytes.
         total: u64,
         /// The host limit, bytes.
         limit: u64,
     },
+}
+
+impl BootInfoError {
+    /// The node (or command-line option) the error is about, if one is at
+    /// fault.
+    pub fn node(&self) -> Option<&str> {
+        use BootInfoError::*;
+        match self {
+            MissingProperty { node, .. }
+            | DuplicateProperty { node, .. }
+            | WrongLength { node, .. }
+            | NotAString { node, .. }
+            | InvalidValue { node, .. }
+            | InvalidString { node, .. }
+            | UnknownModeBits { node, .. }
+            | UnsupportedMode { node, .. }
+            | UnknownCapabilities { node, .. }
+            | UnsupportedCapability { node, .. }
+            | Unsupported { node, .. }
+            | MissingKernel { node }
+            | XsmPolicyAsDomainModule { node, .. }
+            | NoLocation { node }
+            | ConflictingLocation { node, .. }
+            | ModuleIndexOutOfRange { node, .. }
+            | ModuleIndexIsTree { node, .. }
+            | NoModuleDir { node, .. }
+            | BadFileName { node, .. }
+            | FileMissing { node, .. }
+            | InvalidCells { node, .. }
+            | RegLength { node, .. }
+            | RegNowhere { node, .. }
+            | RegTooSmall { node, .. }
+            | MemoryOverflow { node, .. }
+            | MemoryRange { node, .. }
+            | MemoryOverLimit { node, .. } => Some(node),
+            DuplicateDomid { second, .. }
+            | DuplicateCapability { second, .. }
+            | DuplicateModule { second, .. } => Some(second),
+            Blob(_)
+            | NoChosen
+            | NoDomains
+            | TooManyDomains { .. }
+            | DuplicateModuleAddress { .. }
+            | TotalMemoryOverLimit { .. } => None,
+        }
+    }
+
+    /// The property at fault, if one is.
+    pub fn property(&self) -> Option<&'static str> {
+        use BootInfoError::*;
+        match self {
+            MissingProperty { property, .. }
+            | DuplicateProperty { property, .. }
+            | WrongLength { property, .. }
+            | NotAString { property, .. }
+            | InvalidValue { property, .. }
+            | InvalidString { property, .. }
+            | Unsupported { property, .. }
+            | ModuleIndexOutOfRange { property, .. }
+            | ModuleIndexIsTree { property, .. }
+            | InvalidCells { property, .. }
+            | RegLength { property, .. }
+            | RegNowhere { property, .. }
+            | RegTooSmall { property, .. }
+            | MemoryOverflow { property, .. }
+            | MemoryOverLimit { property, .. } => Some(property),
+            DuplicateDomid { .. } => Some("domid"),
+            UnknownModeBits { .. } | UnsupportedMode { .. } => Some("mode"),
+            UnknownCapabilities { .. }
+            | UnsupportedCapability { .. }
+            | DuplicateCapability { .. } => Some("capabilities"),
+            NoModuleDir { .. } | BadFileName { .. } => Some("xen,uefi-binary"),
+            MemoryRange { .. } => Some("memory"),
+            _ => None,
+        }
+    }
 }

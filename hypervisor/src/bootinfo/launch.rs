@@ -1,26 +1,37 @@
 //! `pvh launch CONFIG.dtb [--module FILE[@ADDR][,CMDLINE]]... [--dir DIR]`:
-//! every domain of a boot-domain device tree in its own KVM VM, all at
-//! once, each on its own threads (one per vCPU, from [`crate::runner`]).
-//! Console lines are prefixed `(dN) `; `pvh` exits when every domain has
-//! ended, prints one summary line per domain, and returns the first
-//! failing domain's status (0 when all ended cleanly).
+//! every domain of a boot-domain device tree in its own KVM VM.
+//!
+//! Build all, then run: the tree is parsed ([`super::parse`]), every domain
+//! is checked ([`LaunchPlan::new`], the very check `--plan` prints), then
+//! every domain is built into its own guest memory and VM; only when all
+//! of them are built do their vCPUs start. Any failure before that is one
+//! error naming the domain, and nothing has run. Console lines are
+//! prefixed `(dN) ` (not those of the domain with the HARDWARE
+//! capability); `pvh` exits when every domain has ended (or when the
+//! domain with the CONTROL capability ends: the others are then ended
+//! too), prints one summary line per domain, and returns the control
+//! domain's status, else the first failing domain's (0 when all ended
+//! cleanly).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use clap::Args;
 
-use super::build::{self, DomainBoot};
-use super::error::BootInfoError;
-use super::source::{BootSources, LoaderModule, ModuleArg};
-use super::types::{BootDomain, BootInfo};
-use crate::boot::{BootError, BootOptions};
+use super::error::{BootInfoError, esc, esc_path};
+use super::host;
+use super::plan::{DomainError, LaunchPlan};
+use super::source::{BootSources, LoaderModule, ModuleNumbering};
+use super::types::{BootDomain, BootInfo, Capabilities};
+use crate::boot::{BootError, BootOptions, Prepared};
+use crate::cli::options::DomainOptions;
 use crate::cli::size::{parse_memory, parse_timeout};
 use crate::devices::ConsoleOut;
 use crate::kvm::KVM_DEVICE;
 use crate::outcome::{VmEnd, status};
+use crate::runner::{self, Stopper};
 
 /// Arguments of `pvh launch`.
 #[derive(Debug, Clone, Args)]
@@ -28,10 +39,16 @@ pub struct LaunchArgs {
     /// The boot-domain device tree (dom0less or hyperlaunch), compiled.
     #[arg(value_name = "CONFIG.dtb")]
     pub config: PathBuf,
-    /// A boot module: `module-index` N is the Nth (from 0); `@ADDR` is
-    /// what `reg` matches; the command line wins over `bootargs`.
-    #[arg(long = "module", value_name = "FILE[@ADDR][,CMDLINE]", value_parser = ModuleArg::parse)]
-    pub modules: Vec<ModuleArg>,
+    /// Modules (the boot loader's list: `module-index` N is the Nth, from
+    /// 0), and the defaults for every domain: protocol, subarch, ACPI,
+    /// vCPUs.
+    #[command(flatten)]
+    pub domain: DomainOptions,
+    /// Count `module-index` / `mb-index` as Xen's multiboot list does: the
+    /// device tree itself is module 0, the first `--module` is 1 (for
+    /// trees written for Xen).
+    #[arg(long)]
+    pub xen_module_numbering: bool,
     /// Directory for `xen,uefi-binary` file names.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -42,24 +59,13 @@ pub struct LaunchArgs {
     /// End each domain still running after this many seconds.
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
-    /// Parse the tree, print the domains and exit without running.
+    /// Check the tree and every domain, print the plan and exit without
+    /// running.
     #[arg(long)]
     pub plan: bool,
     /// The KVM device.
     #[arg(long, value_name = "PATH", default_value = KVM_DEVICE)]
     pub kvm_device: PathBuf,
-}
-
-/// The host's physical memory in bytes (0 if unknown).
-fn host_physical_memory() -> u64 {
-    // SAFETY: sysconf only reads system configuration; no memory is passed.
-    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
-    // SAFETY: as above.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(pages)
-        .ok()
-        .zip(u64::try_from(page).ok())
-        .map_or(0, |(n, p)| n.saturating_mul(p))
 }
 
 /// How every domain is run (what is not in the tree).
@@ -69,7 +75,7 @@ pub struct LaunchOptions {
     pub kvm_device: PathBuf,
     /// Per-domain timeout.
     pub timeout: Option<Duration>,
-    /// Where the prefixed console lines of all domains go.
+    /// Where the console lines of all domains go.
     pub console: ConsoleOut,
 }
 
@@ -80,7 +86,9 @@ pub struct DomainOutcome {
     pub domid: u32,
     /// Its node name.
     pub name: String,
-    /// How its VM ended, or why it never ran.
+    /// Whether it led the launch (CONTROL).
+    pub leads: bool,
+    /// How its VM ended, or why its vCPUs could not be started.
     pub result: Result<VmEnd, BootError>,
 }
 
@@ -90,6 +98,48 @@ impl DomainOutcome {
         match &self.result {
             Ok(end) => end.status(),
             Err(e) => e.status(),
+        }
+    }
+}
+
+/// `pvh launch` failed before any domain ran.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The tree file could not be read.
+    #[error("cannot read {}: {source}", esc_path(.path))]
+    Config {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The tree or a module is unusable.
+    #[error(transparent)]
+    BootInfo(#[from] BootInfoError),
+    /// A domain cannot be built from what it was given.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The host could not build a domain (memory, KVM).
+    #[error("d{domid} ({}): {source}", esc(.name))]
+    Build {
+        /// Its domain id.
+        domid: u32,
+        /// Its node name.
+        name: String,
+        /// Why.
+        #[source]
+        source: BootError,
+    },
+}
+
+impl LaunchError {
+    /// The `pvh` exit status: a bad tree, module or domain is bad input
+    /// (66); a host failure has the status `pvh boot` gives it.
+    pub fn status(&self) -> u8 {
+        match self {
+            Self::Config { .. } | Self::BootInfo(_) | Self::Domain(_) => status::BAD_INPUT,
+            Self::Build { source, .. } => source.status(),
         }
     }
 }
@@ -108,6 +158,15 @@ impl Prefixed {
     fn new(domid: u32, out: ConsoleOut) -> Self {
         Self {
             prefix: format!("(d{domid}) ").into(),
+            partial: Arc::default(),
+            out,
+        }
+    }
+
+    /// Whole lines without a prefix: the console owner's (HARDWARE).
+    fn bare(out: ConsoleOut) -> Self {
+        Self {
+            prefix: "".into(),
             partial: Arc::default(),
             out,
         }
@@ -148,67 +207,139 @@ impl Write for Prefixed {
     }
 }
 
-fn run_domain(info: &BootInfo, d: &BootDomain, opts: &LaunchOptions) -> DomainOutcome {
-    let console = Prefixed::new(d.domid, opts.console.clone());
-    let result = (|| {
-        let config = build::boot_config(info, d, &DomainBoot::default()).map_err(|e| {
-            BootError::Vmm(crate::Error::Os {
-                op: "building the domain",
-                source: io::Error::other(e),
-            })
-        })?;
-        let boot_opts = BootOptions {
-            kvm_device: opts.kvm_device.clone(),
-            memory: d.memory,
-            timeout: opts.timeout,
-            console: ConsoleOut::new(Box::new(console.clone())),
-            // The parser keeps vcpus within 1..=255.
-            vcpus: u8::try_from(d.vcpus).unwrap_or(u8::MAX),
-        };
-        crate::boot::boot(&config, &boot_opts).map(|(report, _vm)| report.end)
-    })();
-    let _ = console.finish();
-    DomainOutcome {
-        domid: d.domid,
-        name: d.name.clone(),
-        result,
-    }
+/// A domain built and ready to run: its VM, its vCPUs, its console.
+struct Built<'a> {
+    domain: &'a BootDomain,
+    prepared: Prepared,
+    console: Prefixed,
 }
 
-/// Runs every domain of `info` at once, each in its own VM on its own
-/// threads, and waits for all of them. Outcomes are in domain order.
-pub fn launch(info: &BootInfo, opts: &LaunchOptions) -> Vec<DomainOutcome> {
+/// Builds every domain of `plan` into its own guest memory and VM, in
+/// domain order, starting none. The first failure drops what was built
+/// and names its domain.
+fn build_all<'a>(
+    plan: LaunchPlan<'a>,
+    opts: &LaunchOptions,
+) -> Result<Vec<Built<'a>>, LaunchError> {
+    plan.domains
+        .into_iter()
+        .map(|p| {
+            let d = p.domain;
+            let console = if d.capabilities.contains(Capabilities::HARDWARE) {
+                Prefixed::bare(opts.console.clone())
+            } else {
+                Prefixed::new(d.domid, opts.console.clone())
+            };
+            let boot_opts = BootOptions {
+                kvm_device: opts.kvm_device.clone(),
+                memory: d.memory,
+                timeout: opts.timeout,
+                console: ConsoleOut::new(Box::new(console.clone())),
+                // The parser keeps vcpus within 1..=32.
+                vcpus: u8::try_from(d.vcpus).unwrap_or(u8::MAX),
+            };
+            let prepared =
+                crate::boot::build(p.checked, &p.config, &boot_opts).map_err(|source| {
+                    LaunchError::Build {
+                        domid: d.domid,
+                        name: d.name.clone(),
+                        source,
+                    }
+                })?;
+            Ok(Built {
+                domain: d,
+                prepared,
+                console,
+            })
+        })
+        .collect()
+}
+
+/// Starts every built domain's vCPUs and waits: for all of them, or, when
+/// a domain leads (CONTROL), for it, ending the others when it ends.
+/// Outcomes are in domain order.
+fn run_all(built: Vec<Built<'_>>, timeout: Option<Duration>) -> Vec<DomainOutcome> {
+    let leader = built
+        .iter()
+        .position(|b| b.domain.capabilities.contains(Capabilities::CONTROL));
+    let names: Vec<(u32, String)> = built
+        .iter()
+        .map(|b| (b.domain.domid, b.domain.name.clone()))
+        .collect();
+    let (tx, rx) = mpsc::channel();
+    let mut results: Vec<Option<Result<VmEnd, BootError>>> =
+        (0..built.len()).map(|_| None).collect();
     std::thread::scope(|s| {
-        let handles: Vec<_> = info
-            .domains
-            .iter()
-            .map(|d| {
-                std::thread::Builder::new()
-                    .name(format!("d{}", d.domid))
-                    .spawn_scoped(s, move || run_domain(info, d, opts))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(&info.domains)
-            .map(|(h, d)| {
-                let failed = |what: &str| DomainOutcome {
-                    domid: d.domid,
-                    name: d.name.clone(),
-                    result: Ok(VmEnd::Unhandled {
-                        exit: what.to_owned(),
-                        regs: None,
-                    }),
-                };
-                match h {
-                    Ok(h) => h
-                        .join()
-                        .unwrap_or_else(|_| failed("domain thread panicked")),
-                    Err(_) => failed("domain thread could not be started"),
+        let mut stoppers: Vec<Option<Stopper>> = Vec::with_capacity(built.len());
+        let mut vms = Vec::with_capacity(built.len());
+        for (i, b) in built.into_iter().enumerate() {
+            let Built {
+                prepared: Prepared { vm, vcpus, .. },
+                console,
+                ..
+            } = b;
+            // The VM lives until every domain has ended (its memory stays
+            // mapped while a vCPU thread that missed the stop may run).
+            vms.push(vm);
+            match runner::start(vcpus) {
+                Ok(running) => {
+                    stoppers.push(Some(running.stopper()));
+                    let tx = tx.clone();
+                    let waiter = std::thread::Builder::new()
+                        .name(format!("d{}", names[i].0))
+                        .spawn_scoped(s, move || {
+                            let report = running.wait(timeout);
+                            let _ = console.finish();
+                            let _ = tx.send((i, Ok(report.end)));
+                        });
+                    if let Err(e) = waiter {
+                        results[i] = Some(Err(BootError::Vmm(crate::Error::Os {
+                            op: "starting the domain's thread",
+                            source: e,
+                        })));
+                    }
                 }
-            })
-            .collect()
-    })
+                Err(e) => {
+                    stoppers.push(None);
+                    results[i] = Some(Err(BootError::Vmm(e)));
+                }
+            }
+        }
+        drop(tx);
+        for (i, result) in rx {
+            if Some(i) == leader {
+                for stopper in stoppers.iter().flatten() {
+                    stopper.stop();
+                }
+            }
+            results[i] = Some(result);
+        }
+        drop(vms);
+    });
+    results
+        .into_iter()
+        .zip(names)
+        .enumerate()
+        .map(|(i, (result, (domid, name)))| DomainOutcome {
+            domid,
+            name,
+            leads: Some(i) == leader,
+            result: result.unwrap_or_else(|| {
+                Ok(VmEnd::Unhandled {
+                    exit: "domain thread panicked".into(),
+                    regs: None,
+                })
+            }),
+        })
+        .collect()
+}
+
+/// Checks every domain of `info`, builds them all, then runs them all
+/// (see the module documentation). An `Err` means nothing ran.
+pub fn launch(info: &BootInfo, opts: &LaunchOptions) -> Result<Vec<DomainOutcome>, LaunchError> {
+    let plan = LaunchPlan::new(info)?;
+    let built = build_all(plan, opts)?;
+    Ok(run_all(built, opts.timeout))
 }
 
 /// Reads the tree and the modules and parses them into a [`BootInfo`].
@@ -218,50 +349,49 @@ pub fn load(args: &LaunchArgs) -> Result<BootInfo, LaunchError> {
         source,
     })?;
     let modules = args
+        .domain
         .modules
         .iter()
         .enumerate()
         .map(|(i, m)| m.load(i))
         .collect::<Result<Vec<LoaderModule>, _>>()?;
-    let host_memory_limit = args.host_memory.unwrap_or_else(host_physical_memory);
+    let host_memmap = host::memory_map();
+    let cmdline = crate::cli::invocation();
     Ok(super::parse(
         &dtb,
         BootSources {
             modules: &modules,
+            numbering: if args.xen_module_numbering {
+                ModuleNumbering::TreeIsZero
+            } else {
+                ModuleNumbering::FromZero
+            },
             dir: args.dir.as_deref(),
-            host_memory_limit,
+            host_memory_limit: args.host_memory.unwrap_or_else(host::physical_memory),
+            defaults: args.domain.defaults(),
+            loader_name: host::LOADER_NAME,
+            cmdline: &cmdline,
+            host_memmap: &host_memmap,
         },
     )?)
 }
 
-/// `pvh launch` failed before any domain ran.
-#[derive(Debug, thiserror::Error)]
-pub enum LaunchError {
-    /// The tree file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Config {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The tree or a module is unusable.
-    #[error(transparent)]
-    BootInfo(#[from] BootInfoError),
-}
-
 /// Runs `pvh launch`; returns the exit status.
 pub fn run(args: &LaunchArgs) -> u8 {
+    let failed = |e: LaunchError| {
+        eprintln!("pvh: {e}");
+        e.status()
+    };
     let info = match load(args) {
         Ok(info) => info,
-        Err(e) => {
-            eprintln!("pvh: {e}");
-            return status::BAD_INPUT;
-        }
+        Err(e) => return failed(e),
+    };
+    let plan = match LaunchPlan::new(&info) {
+        Ok(plan) => plan,
+        Err(e) => return failed(e.into()),
     };
     if args.plan {
-        print!("{}", plan(&info));
+        print!("{plan}");
         return status::SUCCESS;
     }
     let opts = LaunchOptions {
@@ -269,44 +399,45 @@ pub fn run(args: &LaunchArgs) -> u8 {
         timeout: args.timeout,
         console: ConsoleOut::stdout(),
     };
-    let outcomes = launch(&info, &opts);
+    let built = match build_all(plan, &opts) {
+        Ok(built) => built,
+        Err(e) => return failed(e),
+    };
+    let outcomes = run_all(built, opts.timeout);
     summarize(&outcomes, &mut io::stderr().lock())
 }
 
-/// One line per domain: what it will get.
-pub fn plan(info: &BootInfo) -> String {
-    let mut s = String::new();
-    for d in &info.domains {
-        let kernel = info.kernel_of(d).map_or("?", |m| m.node.as_str());
-        s.push_str(&format!(
-            "d{} {}: {} MiB, {} vCPU(s), kernel {}, {} module(s), cmdline {:?}\n",
-            d.domid,
-            d.name,
-            d.memory >> 20,
-            d.vcpus,
-            kernel,
-            usize::from(d.ramdisk.is_some()) + d.extra_modules.len(),
-            d.cmdline
-        ));
-    }
-    s
-}
-
-/// Writes one summary line per domain to `err` and returns the first
-/// failing domain's status (0 when all ended cleanly).
+/// Writes one summary line per domain to `err` and returns pvh's status:
+/// the leading (CONTROL) domain's, else the first failing domain's (0 when
+/// all ended cleanly).
 pub fn summarize(outcomes: &[DomainOutcome], err: &mut dyn Write) -> u8 {
-    let mut worst = status::SUCCESS;
+    let leader = outcomes.iter().find(|o| o.leads);
+    let mut first_failure = status::SUCCESS;
     for o in outcomes {
         let code = o.status();
+        let name = esc(&o.name);
+        let role = if o.leads { " [control domain]" } else { "" };
         let _ = match &o.result {
-            Ok(end) => writeln!(err, "pvh: d{} ({}): {end} (status {code})", o.domid, o.name),
-            Err(e) => writeln!(err, "pvh: d{} ({}): {e} (status {code})", o.domid, o.name),
+            Ok(end @ VmEnd::Destroyed { .. }) => match leader {
+                Some(l) => writeln!(
+                    err,
+                    "pvh: d{} ({name}): {end}: the control domain d{} ended (status {code})",
+                    o.domid, l.domid
+                ),
+                None => writeln!(err, "pvh: d{} ({name}): {end} (status {code})", o.domid),
+            },
+            Ok(end) => writeln!(
+                err,
+                "pvh: d{} ({name}){role}: {end} (status {code})",
+                o.domid
+            ),
+            Err(e) => writeln!(err, "pvh: d{} ({name}){role}: {e} (status {code})", o.domid),
         };
-        if worst == status::SUCCESS {
-            worst = code;
+        if first_failure == status::SUCCESS {
+            first_failure = code;
         }
     }
-    worst
+    leader.map_or(first_failure, DomainOutcome::status)
 }
 
 #[cfg(test)]
@@ -341,6 +472,68 @@ mod tests {
             &*sink.0.lock().unwrap(),
             b"(d3) hello\n(d3) second\n(d3) thi\n"
         );
+        let bare = Sink::default();
+        let mut p = Prefixed::bare(ConsoleOut::new(Box::new(bare.clone())));
+        p.write_all(b"owner\nlast").unwrap();
+        p.finish().unwrap();
+        assert_eq!(&*bare.0.lock().unwrap(), b"owner\nlast\n");
+    }
+
+    fn outcome(domid: u32, leads: bool, end: VmEnd) -> DomainOutcome {
+        DomainOutcome {
+            domid,
+            name: format!("dom{domid}"),
+            leads,
+            result: Ok(end),
+        }
+    }
+
+    #[test]
+    fn the_control_domain_decides_the_status() {
+        let mut out = Vec::new();
+        // No leader: the first failing domain's status.
+        let all = [
+            outcome(1, false, VmEnd::ExitPort(0)),
+            outcome(2, false, VmEnd::ExitPort(7)),
+            outcome(3, false, VmEnd::ExitPort(9)),
+        ];
+        assert_eq!(summarize(&all, &mut out), 7);
+        // A leader: its status, whatever the others did.
+        let led = [
+            outcome(1, false, VmEnd::ExitPort(7)),
+            outcome(2, true, VmEnd::ExitPort(0)),
+            outcome(3, false, VmEnd::Destroyed { regs: None }),
+        ];
+        let mut out = Vec::new();
+        assert_eq!(summarize(&led, &mut out), 0);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("pvh: d2 (dom2) [control domain]: guest exited"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pvh: d3 (dom3): destroyed by the VMM while running: the control domain d2 ended (status 0)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_are_escaped_in_the_summary() {
+        let o = DomainOutcome {
+            domid: 1,
+            name: "x\u{1b}[2J\npvh: fake".into(),
+            leads: false,
+            result: Ok(VmEnd::ExitPort(0)),
+        };
+        let mut out = Vec::new();
+        summarize(&[o], &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(
+            text.starts_with("pvh: d1 (x\\x1b[2J\\x0apvh: fake): "),
+            "{text}"
+        );
     }
 
     #[test]
@@ -364,13 +557,27 @@ mod tests {
             "2G",
             "--timeout",
             "1.5",
+            "--boot-protocol",
+            "linux",
+            "--subarch",
+            "xen",
+            "--no-acpi",
+            "--cpus",
+            "4",
+            "--xen-module-numbering",
         ])
         .unwrap();
         let a = cli.launch;
         assert_eq!(a.config, PathBuf::from("boot.dtb"));
-        assert_eq!(a.modules.len(), 2);
-        assert_eq!(a.modules[0].addr, Some(0x10_0000));
-        assert_eq!(a.modules[0].cmdline, "console=ttyS0");
+        assert_eq!(a.domain.modules.len(), 2);
+        assert_eq!(a.domain.modules[0].addr, Some(0x10_0000));
+        assert_eq!(a.domain.modules[0].cmdline, "console=ttyS0");
+        assert!(a.xen_module_numbering);
+        let d = a.domain.defaults();
+        assert_eq!(d.vcpus, 4);
+        assert_eq!(d.boot.protocol, pvh_loader::BootProtocol::Linux64);
+        assert_eq!(d.boot.subarch, pvh_loader::SubarchPolicy::Xen);
+        assert!(!d.boot.acpi);
         assert_eq!(a.dir, Some(PathBuf::from("files")));
         assert_eq!(a.host_memory, Some(2 << 30));
         assert_eq!(a.timeout, Some(Duration::from_millis(1500)));

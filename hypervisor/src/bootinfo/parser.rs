@@ -7,7 +7,10 @@
 //! children and its config node's children). Every visited node's property
 //! list is read once (`props.rs`); nothing is looked up by path, so the
 //! cost is linear in the size of the tree. Module bytes are found through a
-//! locator (hash lookups), domain ids through a hash set.
+//! locator (hash lookups), domain ids through a hash set. `#address-cells`
+//! and `#size-cells` travel down the walk: a node without them has its
+//! nearest ancestor's (as Xen's and Linux's readers do), and with no
+//! ancestor setting them, the devicetree specification's defaults (2, 1).
 //!
 //! Before the walk, [`blob::check`] scans the token stream once so that the
 //! `fdt` crate (which panics on inconsistent blobs) only ever sees a sound
@@ -17,28 +20,65 @@ use std::collections::HashMap;
 
 use fdt::Fdt;
 use fdt::node::FdtNode;
+use pvh_loader::{BootProtocol, SubarchPolicy};
 
 use super::blob::{self, BlobShape};
 use super::compression;
-use super::error::{BlobError, BootInfoError};
+use super::error::{BlobError, BootInfoError, CellCount};
 use super::props::{Prop, Props};
 use super::source::{BootSources, Located, Locator};
 use super::types::{
     BootDomain, BootInfo, BootModule, Capabilities, DomainMode, ModuleKind, ModuleOrigin,
+    is_xsm_policy,
 };
 
 /// The first domain id Xen reserves (`DOMID_FIRST_RESERVED`); ids from here
 /// up are special and may not be given to a domain.
 pub const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
-/// The most vCPUs a domain may ask for (vCPU ids are 8-bit xAPIC ids).
-pub const MAX_VCPUS: u32 = 255;
+/// The most vCPUs a domain may have: the most the ACPI tables describe
+/// (one definition for the tree, `--cpus` and the table builder).
+pub const MAX_VCPUS: u32 = crate::acpi::MAX_CPUS as u32;
 /// `mode` bit 0: PV guest.
 pub const MODE_PV: u32 = 0x1;
 /// `mode` bit 1: HVM guest with a device model.
 pub const MODE_HVM_DM: u32 = 0x2;
-/// `mode` bit 2 (hyperlaunch design document): 64-bit guest. Accepted and
-/// without effect: a PVH guest is entered in 32-bit mode and picks its own.
+/// `mode` bit 2 (hyperlaunch design document): 64-bit guest. A PVH guest
+/// is entered in 32-bit mode whatever its kernel; with this bit pvh
+/// requires the kernel to be a 64-bit image.
 pub const MODE_64BIT: u32 = 0x4;
+/// Guest memory is handed out in pages: lowered memory sizes are rounded
+/// down to this.
+const PAGE: u64 = 4096;
+
+/// The values of `pvh,boot-protocol` and `--boot-protocol`, with the help
+/// text the command line shows: one table for both.
+pub const BOOT_PROTOCOLS: [(&str, BootProtocol, &str); 3] = [
+    (
+        "pvh",
+        BootProtocol::Pvh,
+        "PVH: a PVH ELF directly, a bzImage through the built-in stub",
+    ),
+    (
+        "linux",
+        BootProtocol::Linux64,
+        "The Linux 64-bit boot protocol (bzImage only)",
+    ),
+    (
+        "pvh-unpack",
+        BootProtocol::PvhUnpack,
+        "Decompress the bzImage to its vmlinux and boot that through PVH",
+    ),
+];
+
+/// The values of `pvh,subarch` and `--subarch`, with their help text.
+pub const SUBARCHES: [(&str, SubarchPolicy, &str); 2] = [
+    ("pc", SubarchPolicy::Pc, "hardware_subarch = PC"),
+    (
+        "xen",
+        SubarchPolicy::Xen,
+        "hardware_subarch = XEN, with the start_info address",
+    ),
+];
 
 /// Counters from one parse, to check that the work is linear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,25 +112,29 @@ pub fn parse_with_stats(
         modules: Vec::new(),
         domains: Vec::new(),
         domids: HashMap::new(),
+        holders: [None, None],
         stats: ParseStats {
             blob: shape,
             ..ParseStats::default()
         },
     };
+    let root_props = walk.read("/".into(), root)?;
+    let root_cells = Cells::DEFAULT.under(&root_props)?;
     let mut chosen = None;
     for child in root.children() {
-        walk.stats.nodes_visited += 1;
         if child.name == "chosen" {
             chosen = Some(child);
             break;
         }
+        walk.stats.nodes_visited += 1;
     }
     let chosen = chosen.ok_or(BootInfoError::NoChosen)?;
+    let chosen_props = walk.read("/chosen".into(), chosen)?;
+    let cells = root_cells.under(&chosen_props)?;
     for child in chosen.children() {
-        walk.chosen_child(child)?;
+        walk.chosen_child(child, &cells)?;
     }
-    let info = walk.finish()?;
-    Ok(info)
+    walk.finish()
 }
 
 /// The binding a domain node was found under.
@@ -100,43 +144,63 @@ enum Style {
     Hyperlaunch,
 }
 
-/// `#address-cells` / `#size-cells` of a module's parent, checked only
-/// when a `reg` needs them.
+/// The `#address-cells` / `#size-cells` in force at a node: its own, or
+/// its nearest ancestor's, or the defaults. Checked (1 or 2) only when a
+/// `reg` / `module-addr` is read with them.
 #[derive(Debug, Clone)]
 struct Cells {
-    node: String,
-    address: Option<u32>,
-    size: Option<u32>,
+    address: CellCount,
+    size: CellCount,
 }
 
 impl Cells {
-    fn of(props: &Props<'_>) -> Result<Self, BootInfoError> {
-        Ok(Self {
-            node: props.path.clone(),
-            address: props.u32(Prop::AddressCells)?,
-            size: props.u32(Prop::SizeCells)?,
+    /// The devicetree specification's defaults: 2 address cells, 1 size
+    /// cell (Xen's `DT_ROOT_NODE_*_CELLS_DEFAULT` are the same).
+    const DEFAULT: Cells = Cells {
+        address: CellCount {
+            value: 2,
+            from: None,
+        },
+        size: CellCount {
+            value: 1,
+            from: None,
+        },
+    };
+
+    /// The cells for `props`' children: its own where it sets them,
+    /// otherwise these.
+    fn under(&self, props: &Props<'_>) -> Result<Cells, BootInfoError> {
+        let own = |p: Prop, inherited: &CellCount| -> Result<CellCount, BootInfoError> {
+            Ok(match props.u32(p)? {
+                Some(value) => CellCount {
+                    value,
+                    from: Some(props.path.clone()),
+                },
+                None => inherited.clone(),
+            })
+        };
+        Ok(Cells {
+            address: own(Prop::AddressCells, &self.address)?,
+            size: own(Prop::SizeCells, &self.size)?,
         })
     }
 
-    /// Devicetree defaults: 2 address cells, 1 size cell.
-    fn get(&self) -> Result<(u32, u32), BootInfoError> {
-        let check = |v: Option<u32>, default: u32, p: Prop| {
-            let n = v.unwrap_or(default);
-            if (1..=2).contains(&n) {
-                Ok(n)
-            } else {
-                Err(BootInfoError::InvalidValue {
-                    node: self.node.clone(),
-                    property: p.name(),
-                    value: u64::from(n),
-                    reason: "must be 1 or 2 to locate a module by `reg`",
-                })
+    /// The (address, size) cell counts for module `node`'s `property`.
+    fn get(&self, node: &str, property: &'static str) -> Result<(u32, u32), BootInfoError> {
+        for (cells, count) in [
+            ("#address-cells", &self.address),
+            ("#size-cells", &self.size),
+        ] {
+            if !(1..=2).contains(&count.value) {
+                return Err(BootInfoError::InvalidCells {
+                    node: node.to_owned(),
+                    property,
+                    cells,
+                    count: count.clone(),
+                });
             }
-        };
-        Ok((
-            check(self.address, 2, Prop::AddressCells)?,
-            check(self.size, 1, Prop::SizeCells)?,
-        ))
+        }
+        Ok((self.address.value, self.size.value))
     }
 }
 
@@ -149,12 +213,21 @@ struct Slots {
     unknown_seen: usize,
 }
 
+/// The capabilities at most one domain may hold, in [`Walk::holders`]
+/// order, with their names for messages.
+const UNIQUE_CAPABILITIES: [(Capabilities, &str); 2] = [
+    (Capabilities::CONTROL, "CONTROL (0x1)"),
+    (Capabilities::HARDWARE, "HARDWARE (0x2)"),
+];
+
 struct Walk<'a> {
     locator: Locator<'a>,
     modules: Vec<BootModule>,
-    /// Domains with their tree domid (None: to allocate) and node path.
-    domains: Vec<(Option<u32>, String, BootDomain)>,
+    /// Domains with their tree domid (None: to allocate).
+    domains: Vec<(Option<u32>, BootDomain)>,
     domids: HashMap<u32, String>,
+    /// The domain holding each of [`UNIQUE_CAPABILITIES`].
+    holders: [Option<String>; 2],
     stats: ParseStats,
 }
 
@@ -197,6 +270,28 @@ fn kib_to_bytes(node: &str, property: &'static str, kib: u64) -> Result<u64, Boo
         })
 }
 
+/// The value of a string property that names one entry of `table`.
+fn named<T: Copy>(
+    props: &Props<'_>,
+    p: Prop,
+    table: &[(&str, T, &str)],
+    expected: &'static str,
+) -> Result<Option<T>, BootInfoError> {
+    let Some(name) = props.string(p)? else {
+        return Ok(None);
+    };
+    table
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(_, v, _)| Some(v))
+        .ok_or_else(|| BootInfoError::InvalidString {
+            node: props.path.clone(),
+            property: p.name(),
+            value: name.to_owned(),
+            expected,
+        })
+}
+
 impl<'a> Walk<'a> {
     fn read<'n>(
         &mut self,
@@ -207,13 +302,14 @@ impl<'a> Walk<'a> {
         Props::read(path, node, &mut self.stats.properties_read)
     }
 
-    fn chosen_child(&mut self, node: FdtNode<'_, '_>) -> Result<(), BootInfoError> {
+    fn chosen_child(&mut self, node: FdtNode<'_, '_>, cells: &Cells) -> Result<(), BootInfoError> {
         let props = self.read(format!("/chosen/{}", node.name), node)?;
         let compat = props.raw(Prop::Compatible);
         if compat_has(compat, "xen,domain") {
-            self.domain(node, props, Style::Dom0less)
+            let cells = cells.under(&props)?;
+            self.domain(node, props, Style::Dom0less, &cells)
         } else if compat_has(compat, "hypervisor,xen") {
-            let cells = Cells::of(&props)?;
+            let cells = cells.under(&props)?;
             for child in node.children() {
                 self.hypervisor_child(child, &props.path, &cells)?;
             }
@@ -234,10 +330,11 @@ impl<'a> Walk<'a> {
         let props = self.read(format!("{parent}/{}", node.name), node)?;
         let compat = props.raw(Prop::Compatible);
         if compat_has(compat, "xen,domain") {
-            return self.domain(node, props, Style::Hyperlaunch);
+            let cells = cells.under(&props)?;
+            return self.domain(node, props, Style::Hyperlaunch, &cells);
         }
         if compat_has(compat, "xen,config") {
-            let cells = Cells::of(&props)?;
+            let cells = cells.under(&props)?;
             for child in node.children() {
                 let props = self.read(format!("{}/{}", props.path, child.name), child)?;
                 self.host_module(props, &cells)?;
@@ -258,11 +355,46 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
+    /// `capabilities`: known bits only, no XENSTORE, and each of CONTROL
+    /// and HARDWARE held by one domain at most.
+    fn capabilities(&mut self, props: &Props<'_>) -> Result<Capabilities, BootInfoError> {
+        let path = &props.path;
+        let value = props.u32(Prop::Capabilities)?.unwrap_or(0);
+        let caps =
+            Capabilities::from_bits(value).ok_or_else(|| BootInfoError::UnknownCapabilities {
+                node: path.clone(),
+                value,
+                unknown: value & !Capabilities::all().bits(),
+            })?;
+        if caps.contains(Capabilities::XENSTORE) {
+            return Err(BootInfoError::UnsupportedCapability {
+                node: path.clone(),
+                capability: "XENSTORE (0x4)",
+                reason: "pvh has no xenstore for the domain to serve",
+            });
+        }
+        for ((cap, name), holder) in UNIQUE_CAPABILITIES.iter().zip(&mut self.holders) {
+            if !caps.contains(*cap) {
+                continue;
+            }
+            if let Some(first) = holder {
+                return Err(BootInfoError::DuplicateCapability {
+                    capability: name,
+                    first: first.clone(),
+                    second: path.clone(),
+                });
+            }
+            *holder = Some(path.clone());
+        }
+        Ok(caps)
+    }
+
     fn domain(
         &mut self,
         node: FdtNode<'_, '_>,
         props: Props<'_>,
         style: Style,
+        cells: &Cells,
     ) -> Result<(), BootInfoError> {
         let path = props.path.clone();
         let invalid = |property: Prop, value: u64, reason| BootInfoError::InvalidValue {
@@ -313,13 +445,7 @@ impl<'a> Walk<'a> {
             });
         }
 
-        let caps = props.u32(Prop::Capabilities)?.unwrap_or(0);
-        let capabilities =
-            Capabilities::from_bits(caps).ok_or_else(|| BootInfoError::UnknownCapabilities {
-                node: path.clone(),
-                value: caps,
-                unknown: caps & !Capabilities::all().bits(),
-            })?;
+        let capabilities = self.capabilities(&props)?;
 
         let memory_kib =
             props
@@ -329,13 +455,13 @@ impl<'a> Walk<'a> {
                     property: Prop::Memory.name(),
                 })?;
         let memory = kib_to_bytes(&path, Prop::Memory.name(), memory_kib)?;
-        let mem_min = match props.u64(Prop::MemMin)? {
-            Some(kib) => kib_to_bytes(&path, Prop::MemMin.name(), kib)?,
-            None => memory,
-        };
-        let (mem_max, max_prop) = match props.u64(Prop::MemMax)? {
-            Some(kib) => (kib_to_bytes(&path, Prop::MemMax.name(), kib)?, Prop::MemMax),
+        let (mem_min, min_prop) = match props.u64(Prop::MemMin)? {
+            Some(kib) => (kib_to_bytes(&path, Prop::MemMin.name(), kib)?, Prop::MemMin),
             None => (memory, Prop::Memory),
+        };
+        let mem_max = match props.u64(Prop::MemMax)? {
+            Some(kib) => kib_to_bytes(&path, Prop::MemMax.name(), kib)?,
+            None => memory,
         };
         if !(mem_min <= memory && memory <= mem_max) {
             return Err(BootInfoError::MemoryRange {
@@ -346,18 +472,27 @@ impl<'a> Walk<'a> {
             });
         }
         let limit = self.locator.sources().host_memory_limit;
-        if mem_max > limit {
+        if mem_min > limit {
             return Err(BootInfoError::MemoryOverLimit {
                 node: path,
-                property: max_prop.name(),
-                bytes: mem_max,
+                property: min_prop.name(),
+                bytes: mem_min,
                 limit,
             });
         }
+        if props.has(Prop::StaticMem) {
+            return Err(BootInfoError::Unsupported {
+                node: path,
+                property: Prop::StaticMem.name(),
+                reason: "it gives a domain banks of host physical memory; a KVM guest's RAM is \
+                         host virtual memory, which pvh chooses (remove it and keep `memory`)",
+            });
+        }
 
+        let defaults = self.locator.sources().defaults;
         let vcpus = match (props.u32(Prop::Cpus)?, style) {
             (Some(n), _) => n,
-            (None, Style::Hyperlaunch) => 1,
+            (None, Style::Hyperlaunch) => defaults.vcpus,
             (None, Style::Dom0less) => {
                 return Err(BootInfoError::MissingProperty {
                     node: path,
@@ -369,11 +504,35 @@ impl<'a> Walk<'a> {
             return Err(invalid(
                 Prop::Cpus,
                 u64::from(vcpus),
-                "must be between 1 and 255",
+                "must be between 1 and 32 (the most vCPUs pvh's ACPI tables describe)",
             ));
         }
 
-        let cells = Cells::of(&props)?;
+        let mut boot = defaults.boot;
+        if let Some(p) = named(
+            &props,
+            Prop::PvhBootProtocol,
+            &BOOT_PROTOCOLS,
+            "\"pvh\", \"linux\" or \"pvh-unpack\"",
+        )? {
+            boot.protocol = p;
+        }
+        if let Some(s) = named(&props, Prop::PvhSubarch, &SUBARCHES, "\"pc\" or \"xen\"")? {
+            boot.subarch = s;
+        }
+        match props.u32(Prop::PvhAcpi)? {
+            None => {}
+            Some(0) => boot.acpi = false,
+            Some(1) => boot.acpi = true,
+            Some(v) => {
+                return Err(invalid(
+                    Prop::PvhAcpi,
+                    u64::from(v),
+                    "must be 0 (no ACPI tables) or 1",
+                ));
+            }
+        }
+
         let mut slots = Slots::default();
         for child in node.children() {
             let child_props = self.read(format!("{path}/{}", child.name), child)?;
@@ -382,10 +541,11 @@ impl<'a> Walk<'a> {
                 // Not a module (passthrough, vpl011, ...): not ours.
                 continue;
             };
-            let mut module = self.module(&child_props, kind, &cells)?;
+            let mut module = self.module(&child_props, kind, cells)?;
             // dom0less `kernel_probe`: of the modules that do not say what
-            // they are, the first is the kernel, the second the ramdisk.
-            if kind == ModuleKind::Unknown {
+            // they are, the first is the kernel, the second the ramdisk. An
+            // XSM policy (recognised by its magic) is never guessed.
+            if module.kind == ModuleKind::Unknown {
                 module.kind = match slots.unknown_seen {
                     0 => ModuleKind::Kernel,
                     1 => ModuleKind::Ramdisk,
@@ -423,9 +583,12 @@ impl<'a> Walk<'a> {
         let domain = BootDomain {
             domid: domid.unwrap_or(0),
             name: node.name.to_owned(),
+            node: path,
             mode: DomainMode::Pvh,
+            long_mode: mode & MODE_64BIT != 0,
             capabilities,
             memory,
+            memory_asked: memory,
             mem_min,
             mem_max,
             vcpus,
@@ -433,8 +596,9 @@ impl<'a> Walk<'a> {
             ramdisk: slots.ramdisk.map(|(i, _)| i),
             extra_modules: slots.extra,
             cmdline,
+            boot,
         };
-        self.domains.push((domid, path, domain));
+        self.domains.push((domid, domain));
         Ok(())
     }
 
@@ -450,6 +614,7 @@ impl<'a> Walk<'a> {
             Prop::ModuleIndex,
             Prop::MbIndex,
             Prop::Reg,
+            Prop::ModuleAddr,
             Prop::UefiBinary,
         ];
         let mut present = ways.into_iter().filter(|&p| props.has(p));
@@ -463,22 +628,25 @@ impl<'a> Walk<'a> {
                 second: other.name(),
             });
         }
-        let (
-            origin,
-            Located {
-                bytes,
-                loader_cmdline,
-            },
-        ) = match way {
+        let (origin, located) = match way {
             Prop::ModuleIndex | Prop::MbIndex => {
                 let index = props.u32(way)?.unwrap_or(0);
                 let located = self.locator.by_index(path, way.name(), index)?;
                 (ModuleOrigin::ModuleIndex(index), located)
             }
-            Prop::Reg => {
-                let (ac, sc) = cells.get()?;
-                let (addr, size) = props.reg(ac, sc)?.unwrap_or((0, 0));
-                let located = self.locator.by_reg(path, addr, size)?;
+            Prop::Reg | Prop::ModuleAddr => {
+                let (ac, sc) = cells.get(path, way.name())?;
+                let (addr, size) =
+                    props
+                        .reg(way, ac, sc)
+                        .ok_or_else(|| BootInfoError::RegLength {
+                            node: path.clone(),
+                            property: way.name(),
+                            len: props.raw(way).map_or(0, <[u8]>::len),
+                            address_cells: cells.address.clone(),
+                            size_cells: cells.size.clone(),
+                        })?;
+                let located = self.locator.by_reg(path, way.name(), addr, size)?;
                 (ModuleOrigin::Reg { addr, size }, located)
             }
             _ => {
@@ -487,26 +655,44 @@ impl<'a> Walk<'a> {
                 (ModuleOrigin::File(file), located)
             }
         };
+        let Located {
+            bytes,
+            loader_cmdline,
+            region,
+        } = located;
         // Xen: the boot loader's own module string wins when not empty.
         let cmdline = if loader_cmdline.is_empty() {
             props.string(Prop::Bootargs)?.unwrap_or_default().to_owned()
         } else {
             loader_cmdline
         };
-        let (compression, headroom) = compression::headroom(&bytes);
+        let kind = match (kind, is_xsm_policy(&bytes)) {
+            (ModuleKind::Kernel | ModuleKind::Ramdisk, true) => {
+                return Err(BootInfoError::XsmPolicyAsDomainModule {
+                    node: path.clone(),
+                    kind,
+                });
+            }
+            (ModuleKind::Unknown, true) => ModuleKind::XsmPolicy,
+            (kind, _) => kind,
+        };
+        let (compression, estimate) = compression::headroom(&bytes);
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        let rest_of_region = region.map_or(0, |r| r.saturating_sub(len));
         Ok(BootModule {
             kind,
             origin,
             bytes,
             cmdline,
             compression,
-            headroom,
+            headroom: estimate.max(rest_of_region),
             node: path.clone(),
         })
     }
 
     /// Allocates the missing domain ids (lowest free from 1, tree order),
-    /// checks the total memory, and assembles the result.
+    /// chooses each domain's memory within the host limit, and assembles
+    /// the result.
     fn finish(self) -> Result<(BootInfo, ParseStats), BootInfoError> {
         let Walk {
             locator,
@@ -514,45 +700,82 @@ impl<'a> Walk<'a> {
             domains,
             domids,
             stats,
+            ..
         } = self;
         if domains.is_empty() {
             return Err(BootInfoError::NoDomains);
         }
-        let limit = locator.sources().host_memory_limit;
-        let count = domains.len();
+        let sources = locator.sources();
+        let unnumbered = domains.iter().filter(|(id, _)| id.is_none()).count();
+        let taken = domids
+            .keys()
+            .filter(|&&id| (1..DOMID_FIRST_RESERVED).contains(&id))
+            .count();
+        let free = (DOMID_FIRST_RESERVED as usize - 1) - taken;
+        if unnumbered > free {
+            return Err(BootInfoError::TooManyDomains {
+                count: unnumbered,
+                free,
+            });
+        }
         let mut next = 1u32;
-        let mut out = Vec::with_capacity(domains.len());
-        let mut total = 0u64;
-        for (domid, _path, mut domain) in domains {
-            domain.domid = match domid {
-                Some(id) => id,
-                None => {
+        let mut out: Vec<BootDomain> = domains
+            .into_iter()
+            .map(|(domid, mut domain)| {
+                domain.domid = domid.unwrap_or_else(|| {
                     while domids.contains_key(&next) {
                         next += 1;
                     }
-                    if next >= DOMID_FIRST_RESERVED {
-                        return Err(BootInfoError::TooManyDomains {
-                            count,
-                            max: DOMID_FIRST_RESERVED,
-                        });
-                    }
                     next += 1;
                     next - 1
-                }
-            };
-            total = total.saturating_add(domain.memory);
-            out.push(domain);
-        }
-        if total > limit {
-            return Err(BootInfoError::TotalMemoryOverLimit { total, limit });
-        }
+                });
+                domain
+            })
+            .collect();
+        choose_memory(&mut out, sources.host_memory_limit)?;
         Ok((
             BootInfo {
+                loader_name: sources.loader_name.to_owned(),
+                cmdline: sources.cmdline.to_owned(),
+                host_memmap: sources.host_memmap.to_vec(),
                 modules,
                 domains: out,
-                host_memory_limit: limit,
+                host_memory_limit: sources.host_memory_limit,
             },
             stats,
         ))
     }
+}
+
+/// Gives every domain its `memory` if they fit the host limit together;
+/// otherwise lowers the domains that allow it (`mem-min` below `memory`)
+/// in proportion to how far each may go, never below its `mem-min`, and
+/// rounded down to whole pages. Fails when even every domain at its
+/// `mem-min` does not fit.
+pub fn choose_memory(domains: &mut [BootDomain], limit: u64) -> Result<(), BootInfoError> {
+    let sum = |f: fn(&BootDomain) -> u64| domains.iter().fold(0u128, |s, d| s + u128::from(f(d)));
+    let total = sum(|d| d.memory);
+    let limit128 = u128::from(limit);
+    if total <= limit128 {
+        return Ok(());
+    }
+    let floor = sum(|d| d.mem_min);
+    if floor > limit128 {
+        return Err(BootInfoError::TotalMemoryOverLimit {
+            total: u64::try_from(floor).unwrap_or(u64::MAX),
+            limit,
+        });
+    }
+    let deficit = total - limit128;
+    let slack = total - floor;
+    for d in domains.iter_mut() {
+        let room = d.memory.saturating_sub(d.mem_min);
+        let own = u128::from(room);
+        // Ceiling of own * deficit / slack: the cuts add up to at least the
+        // deficit. The quotient is at most `own`, so it fits in a u64.
+        let cut = u64::try_from((own * deficit).div_ceil(slack)).unwrap_or(u64::MAX);
+        let lowered = (d.memory - cut.min(room)) & !(PAGE - 1);
+        d.memory = lowered.max(d.mem_min);
+    }
+    Ok(())
 }

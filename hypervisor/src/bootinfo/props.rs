@@ -17,14 +17,19 @@ pub(crate) enum Prop {
     AddressCells,
     SizeCells,
     Reg,
+    ModuleAddr,
     ModuleIndex,
     MbIndex,
     UefiBinary,
     Bootargs,
+    StaticMem,
+    PvhBootProtocol,
+    PvhSubarch,
+    PvhAcpi,
 }
 
 impl Prop {
-    const ALL: [Prop; 15] = [
+    const ALL: [Prop; 20] = [
         Prop::Compatible,
         Prop::Domid,
         Prop::Mode,
@@ -36,10 +41,15 @@ impl Prop {
         Prop::AddressCells,
         Prop::SizeCells,
         Prop::Reg,
+        Prop::ModuleAddr,
         Prop::ModuleIndex,
         Prop::MbIndex,
         Prop::UefiBinary,
         Prop::Bootargs,
+        Prop::StaticMem,
+        Prop::PvhBootProtocol,
+        Prop::PvhSubarch,
+        Prop::PvhAcpi,
     ];
 
     /// The property name in the tree.
@@ -56,10 +66,15 @@ impl Prop {
             Prop::AddressCells => "#address-cells",
             Prop::SizeCells => "#size-cells",
             Prop::Reg => "reg",
+            Prop::ModuleAddr => "module-addr",
             Prop::ModuleIndex => "module-index",
             Prop::MbIndex => "mb-index",
             Prop::UefiBinary => "xen,uefi-binary",
             Prop::Bootargs => "bootargs",
+            Prop::StaticMem => "xen,static-mem",
+            Prop::PvhBootProtocol => "pvh,boot-protocol",
+            Prop::PvhSubarch => "pvh,subarch",
+            Prop::PvhAcpi => "pvh,acpi",
         }
     }
 
@@ -179,25 +194,17 @@ impl<'a> Props<'a> {
             .collect()
     }
 
-    /// `reg` as one (address, size) pair with the given cell counts.
-    pub(crate) fn reg(
-        &self,
-        address_cells: u32,
-        size_cells: u32,
-    ) -> Result<Option<(u64, u64)>, BootInfoError> {
-        let Some(v) = self.raw(Prop::Reg) else {
-            return Ok(None);
-        };
+    /// `p` (`reg` or `module-addr`) as one (address, size) pair with the
+    /// given cell counts (each 1 or 2: checked by the caller), or `None`
+    /// when its length is not one pair.
+    pub(crate) fn reg(&self, p: Prop, address_cells: u32, size_cells: u32) -> Option<(u64, u64)> {
+        let v = self.raw(p)?;
         let (ac, sc) = (address_cells as usize * 4, size_cells as usize * 4);
         if v.len() != ac + sc {
-            return Err(self.wrong_length(
-                Prop::Reg,
-                v.len(),
-                "#address-cells + #size-cells cells (one address/size pair)",
-            ));
+            return None;
         }
         let (a, s) = v.split_at(ac);
-        Ok(Some((be_cells(a), be_cells(s))))
+        Some((be_cells(a), be_cells(s)))
     }
 }
 

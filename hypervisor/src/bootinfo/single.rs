@@ -6,15 +6,19 @@ use std::sync::Arc;
 
 use super::compression;
 use super::error::BootInfoError;
+use super::host::LOADER_NAME;
 use super::parser::MAX_VCPUS;
 use super::types::{
-    BootDomain, BootInfo, BootModule, Capabilities, DomainMode, ModuleKind, ModuleOrigin,
+    BootDomain, BootInfo, BootModule, Capabilities, DomainBoot, DomainMode, HostMemoryRange,
+    ModuleKind, ModuleOrigin, is_xsm_policy,
 };
 
 /// What the single domain is called (in messages and console prefixes).
 pub const SINGLE_DOMAIN_NAME: &str = "guest";
 /// Its domain id: the first one the tree parser would allocate.
 pub const SINGLE_DOMAIN_ID: u32 = 1;
+/// The "node" of everything that came from the command line.
+pub const COMMAND_LINE: &str = "command line";
 
 /// One file (or built-in image) given on the `pvh boot` command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +53,22 @@ impl CliModule {
         })
     }
 
-    fn into_module(self, kind: ModuleKind) -> BootModule {
+    /// The module, as `kind`. An XSM policy is never a kernel or ramdisk;
+    /// a `--module` that is one is recorded as one (and still given to the
+    /// guest, which may be a hypervisor that wants it).
+    fn into_module(self, kind: ModuleKind) -> Result<BootModule, BootInfoError> {
+        let kind = match (kind, is_xsm_policy(&self.bytes)) {
+            (ModuleKind::Kernel | ModuleKind::Ramdisk, true) => {
+                return Err(BootInfoError::XsmPolicyAsDomainModule {
+                    node: self.option.to_owned(),
+                    kind,
+                });
+            }
+            (ModuleKind::Unknown, true) => ModuleKind::XsmPolicy,
+            (kind, _) => kind,
+        };
         let (compression, headroom) = compression::headroom(&self.bytes);
-        BootModule {
+        Ok(BootModule {
             kind,
             origin: ModuleOrigin::CommandLine {
                 option: self.option,
@@ -62,7 +79,7 @@ impl CliModule {
             compression,
             headroom,
             node: self.option.to_owned(),
-        }
+        })
     }
 }
 
@@ -81,8 +98,14 @@ pub struct SingleDomain {
     pub memory: u64,
     /// vCPUs.
     pub cpus: u32,
+    /// `--boot-protocol`, `--subarch`, `--no-acpi`.
+    pub boot: DomainBoot,
     /// Host memory limit, bytes.
     pub host_memory_limit: u64,
+    /// pvh's own command line, for [`BootInfo::cmdline`].
+    pub hypervisor_cmdline: String,
+    /// The host memory map, for [`BootInfo::host_memmap`].
+    pub host_memmap: Vec<HostMemoryRange>,
 }
 
 impl BootInfo {
@@ -97,11 +120,14 @@ impl BootInfo {
             cmdline,
             memory,
             cpus,
+            boot,
             host_memory_limit,
+            hypervisor_cmdline,
+            host_memmap,
         } = spec;
         if memory > host_memory_limit {
             return Err(BootInfoError::MemoryOverLimit {
-                node: "command line".into(),
+                node: COMMAND_LINE.into(),
                 property: "--memory",
                 bytes: memory,
                 limit: host_memory_limit,
@@ -109,30 +135,34 @@ impl BootInfo {
         }
         if cpus == 0 || cpus > MAX_VCPUS {
             return Err(BootInfoError::InvalidValue {
-                node: "command line".into(),
+                node: COMMAND_LINE.into(),
                 property: "--cpus",
                 value: u64::from(cpus),
-                reason: "must be between 1 and 255",
+                reason: "must be between 1 and 32 (the most vCPUs pvh's ACPI tables describe)",
             });
         }
         kernel.cmdline.clone_from(&cmdline);
-        let mut all = vec![kernel.into_module(ModuleKind::Kernel)];
-        let ramdisk = initrd.map(|m| {
-            all.push(m.into_module(ModuleKind::Ramdisk));
-            all.len() - 1
-        });
+        let mut all = vec![kernel.into_module(ModuleKind::Kernel)?];
+        let ramdisk = match initrd {
+            Some(m) => {
+                all.push(m.into_module(ModuleKind::Ramdisk)?);
+                Some(all.len() - 1)
+            }
+            None => None,
+        };
         let first_extra = all.len();
-        all.extend(
-            modules
-                .into_iter()
-                .map(|m| m.into_module(ModuleKind::Unknown)),
-        );
+        for m in modules {
+            all.push(m.into_module(ModuleKind::Unknown)?);
+        }
         let domain = BootDomain {
             domid: SINGLE_DOMAIN_ID,
             name: SINGLE_DOMAIN_NAME.into(),
+            node: COMMAND_LINE.into(),
             mode: DomainMode::Pvh,
+            long_mode: false,
             capabilities: Capabilities::empty(),
             memory,
+            memory_asked: memory,
             mem_min: memory,
             mem_max: memory,
             vcpus: cpus,
@@ -140,8 +170,12 @@ impl BootInfo {
             ramdisk,
             extra_modules: (first_extra..all.len()).collect(),
             cmdline,
+            boot,
         };
         Ok(BootInfo {
+            loader_name: LOADER_NAME.into(),
+            cmdline: hypervisor_cmdline,
+            host_memmap,
             modules: all,
             domains: vec![domain],
             host_memory_limit,

@@ -3,10 +3,15 @@
 //! `xen,uefi-binary` file names.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use pvh_entry::text::Escaped;
+
 use super::error::BootInfoError;
+use super::types::{DomainBoot, HostMemoryRange};
 
 /// One module as a boot loader hands it over: bytes, optionally the address
 /// it was put at, and the loader's own string for it.
@@ -23,9 +28,20 @@ pub struct LoaderModule {
     pub path: Option<PathBuf>,
 }
 
-/// A parsed `FILE[@ADDR][,CMDLINE]` argument.
+/// A `--module` argument, the one syntax `pvh boot` and `pvh launch`
+/// share: `FILE[@ADDR][,CMDLINE]`.
+///
+/// - `FILE` is a path (any bytes: an OS string). Inside it, `,,` stands for
+///   a `,` and `@@` for an `@` (QEMU's doubling), so every path can be
+///   named: `--module 'a,,b@@c'` is the file `a,b@c`.
+/// - `@ADDR` (hex with `0x`, or decimal) is the address a boot loader put
+///   the module at, which a tree's `reg` / `module-addr` matches (`pvh
+///   launch` only).
+/// - `CMDLINE` is everything after the first single `,` (after `FILE` and
+///   `@ADDR`), commas included: the module's command line. Right after a
+///   bare `FILE` it cannot start with `,` (that `,,` is part of the path).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleArg {
+pub struct ModuleSpec {
     /// The file.
     pub path: PathBuf,
     /// The load address, if given.
@@ -34,27 +50,78 @@ pub struct ModuleArg {
     pub cmdline: String,
 }
 
-impl ModuleArg {
-    /// Parses `FILE[@ADDR][,CMDLINE]`. The command line is everything after
-    /// the first comma; `@ADDR` is the part after the last `@` of the file
-    /// part, in hex with `0x` or decimal.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (file, cmdline) = s.split_once(',').unwrap_or((s, ""));
-        let (path, addr) = match file.rsplit_once('@') {
-            Some((p, a)) => (p, Some(parse_addr(a)?)),
-            None => (file, None),
-        };
-        if path.is_empty() {
-            return Err(format!("`{s}`: the module file name is empty"));
+/// A `--module` argument that does not follow [`ModuleSpec`]'s syntax.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModuleSpecError {
+    /// Nothing before the `@` or `,`.
+    #[error("the module file name is empty")]
+    EmptyPath,
+    /// `@ADDR` is not a number.
+    #[error(
+        "`@{}` is not an address (hex with 0x, or decimal; write `@@` for an `@` in the file name)",
+        Escaped(.0.as_bytes())
+    )]
+    BadAddress(String),
+    /// `@ADDR` is not UTF-8.
+    #[error("the `@ADDR` part is not an address (write `@@` for an `@` in the file name)")]
+    AddressNotUtf8,
+    /// The command line after the comma is not UTF-8.
+    #[error("the module command line (after the first `,`) is not UTF-8")]
+    CmdlineNotUtf8,
+}
+
+impl ModuleSpec {
+    /// Parses `FILE[@ADDR][,CMDLINE]` (see the type's documentation).
+    pub fn parse(arg: &OsStr) -> Result<Self, ModuleSpecError> {
+        let b = arg.as_bytes();
+        let mut path = Vec::with_capacity(b.len());
+        let mut addr = None;
+        let mut cmdline: &[u8] = &[];
+        let mut i = 0;
+        while let Some(&c) = b.get(i) {
+            let doubled = b.get(i + 1) == Some(&c);
+            match c {
+                b',' | b'@' if doubled => {
+                    path.push(c);
+                    i += 2;
+                }
+                b',' => {
+                    cmdline = b.get(i + 1..).unwrap_or_default();
+                    break;
+                }
+                b'@' => {
+                    let rest = b.get(i + 1..).unwrap_or_default();
+                    let (a, c) = match rest.iter().position(|&x| x == b',') {
+                        Some(comma) => (&rest[..comma], &rest[comma + 1..]),
+                        None => (rest, &[][..]),
+                    };
+                    let a = std::str::from_utf8(a).map_err(|_| ModuleSpecError::AddressNotUtf8)?;
+                    addr =
+                        Some(parse_addr(a).ok_or_else(|| ModuleSpecError::BadAddress(a.into()))?);
+                    cmdline = c;
+                    break;
+                }
+                _ => {
+                    path.push(c);
+                    i += 1;
+                }
+            }
         }
+        if path.is_empty() {
+            return Err(ModuleSpecError::EmptyPath);
+        }
+        let cmdline = std::str::from_utf8(cmdline)
+            .map_err(|_| ModuleSpecError::CmdlineNotUtf8)?
+            .to_owned();
         Ok(Self {
-            path: PathBuf::from(path),
+            path: PathBuf::from(OsString::from_vec(path)),
             addr,
-            cmdline: cmdline.to_owned(),
+            cmdline,
         })
     }
 
-    /// Reads the file into a [`LoaderModule`].
+    /// Reads the file into a [`LoaderModule`]; `index` names the argument
+    /// in errors.
     pub fn load(&self, index: usize) -> Result<LoaderModule, BootInfoError> {
         let bytes = std::fs::read(&self.path).map_err(|source| BootInfoError::FileMissing {
             node: format!("--module {index}"),
@@ -70,23 +137,90 @@ impl ModuleArg {
     }
 }
 
-fn parse_addr(a: &str) -> Result<u64, String> {
-    let parsed = match a.strip_prefix("0x").or_else(|| a.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => a.parse(),
-    };
-    parsed.map_err(|_| format!("`{a}` is not an address (hex with 0x, or decimal)"))
+fn parse_addr(a: &str) -> Option<u64> {
+    match a.strip_prefix("0x").or_else(|| a.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => a.parse().ok(),
+    }
+}
+
+/// How `module-index` / `mb-index` count the boot loader's modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModuleNumbering {
+    /// The first `--module` is 0 (pvh's default).
+    #[default]
+    FromZero,
+    /// Xen's multiboot list: the device tree itself is module 0, the first
+    /// `--module` is 1 (`--xen-module-numbering`), so a tree written for
+    /// Xen works unchanged.
+    TreeIsZero,
+}
+
+impl ModuleNumbering {
+    /// The number of the first `--module`.
+    pub fn first(self) -> u32 {
+        match self {
+            Self::FromZero => 0,
+            Self::TreeIsZero => 1,
+        }
+    }
+}
+
+/// What a domain gets when its node does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainDefaults {
+    /// Protocol, subarch, ACPI (`--boot-protocol`, `--subarch`,
+    /// `--no-acpi`).
+    pub boot: DomainBoot,
+    /// vCPUs for a hyperlaunch domain without `cpus` (`--cpus`).
+    pub vcpus: u32,
+}
+
+impl Default for DomainDefaults {
+    fn default() -> Self {
+        Self {
+            boot: DomainBoot::default(),
+            vcpus: 1,
+        }
+    }
 }
 
 /// Everything the parser may use besides the tree.
 #[derive(Debug, Clone, Copy)]
 pub struct BootSources<'a> {
-    /// The boot loader's modules, in order (`module-index` counts from 0).
+    /// The boot loader's modules, in order.
     pub modules: &'a [LoaderModule],
+    /// How `module-index` counts them.
+    pub numbering: ModuleNumbering,
     /// Directory for `xen,uefi-binary` names.
     pub dir: Option<&'a Path>,
     /// Host memory limit in bytes.
     pub host_memory_limit: u64,
+    /// What a domain gets where its node is silent.
+    pub defaults: DomainDefaults,
+    /// The boot loader's name, for [`super::BootInfo::loader_name`].
+    pub loader_name: &'a str,
+    /// The hypervisor command line, for [`super::BootInfo::cmdline`].
+    pub cmdline: &'a str,
+    /// The host memory map, for [`super::BootInfo::host_memmap`].
+    pub host_memmap: &'a [HostMemoryRange],
+}
+
+impl Default for BootSources<'_> {
+    /// No modules, no directory, no host limit, the default domain
+    /// settings, pvh as the loader, no command line, no host map.
+    fn default() -> Self {
+        Self {
+            modules: &[],
+            numbering: ModuleNumbering::FromZero,
+            dir: None,
+            host_memory_limit: u64::MAX,
+            defaults: DomainDefaults::default(),
+            loader_name: super::host::LOADER_NAME,
+            cmdline: "",
+            host_memmap: &[],
+        }
+    }
 }
 
 /// Finds module bytes for the parser; built once per parse so lookups by
@@ -102,6 +236,8 @@ pub(crate) struct Locator<'a> {
 pub(crate) struct Located {
     pub(crate) bytes: Arc<[u8]>,
     pub(crate) loader_cmdline: String,
+    /// The region `reg` / `module-addr` gave (at least the module's size).
+    pub(crate) region: Option<u64>,
 }
 
 impl<'a> Locator<'a> {
@@ -128,32 +264,44 @@ impl<'a> Locator<'a> {
         self.sources
     }
 
-    /// Module `index` of the loader's list.
+    /// The loader module numbered `index` (see [`ModuleNumbering`]).
     pub(crate) fn by_index(
         &self,
         node: &str,
         property: &'static str,
         index: u32,
     ) -> Result<Located, BootInfoError> {
-        let m = usize::try_from(index)
-            .ok()
+        let first = self.sources.numbering.first();
+        if index == 0 && first == 1 {
+            return Err(BootInfoError::ModuleIndexIsTree {
+                node: node.to_owned(),
+                property,
+            });
+        }
+        let m = index
+            .checked_sub(first)
+            .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.sources.modules.get(i))
             .ok_or_else(|| BootInfoError::ModuleIndexOutOfRange {
                 node: node.to_owned(),
                 property,
                 index,
+                first,
                 count: self.sources.modules.len(),
             })?;
         Ok(Located {
             bytes: Arc::clone(&m.bytes),
             loader_cmdline: m.cmdline.clone(),
+            region: None,
         })
     }
 
-    /// The loader module put at `addr`, which must be `size` bytes.
+    /// The loader module put at `addr`, which must fit in `size` bytes
+    /// (the rest of the region is the module's headroom).
     pub(crate) fn by_reg(
         &self,
         node: &str,
+        property: &'static str,
         addr: u64,
         size: u64,
     ) -> Result<Located, BootInfoError> {
@@ -163,13 +311,15 @@ impl<'a> Locator<'a> {
             .and_then(|&i| self.sources.modules.get(i))
             .ok_or_else(|| BootInfoError::RegNowhere {
                 node: node.to_owned(),
+                property,
                 addr,
                 size,
             })?;
         let module_size = u64::try_from(m.bytes.len()).unwrap_or(u64::MAX);
-        if module_size != size {
-            return Err(BootInfoError::RegSizeMismatch {
+        if module_size > size {
+            return Err(BootInfoError::RegTooSmall {
                 node: node.to_owned(),
+                property,
                 addr,
                 reg_size: size,
                 module_size,
@@ -178,6 +328,7 @@ impl<'a> Locator<'a> {
         Ok(Located {
             bytes: Arc::clone(&m.bytes),
             loader_cmdline: m.cmdline.clone(),
+            region: Some(size),
         })
     }
 
@@ -205,6 +356,7 @@ impl<'a> Locator<'a> {
                 Located {
                     bytes: Arc::clone(bytes),
                     loader_cmdline: String::new(),
+                    region: None,
                 },
             ));
         }
@@ -223,6 +375,7 @@ impl<'a> Locator<'a> {
             Located {
                 bytes,
                 loader_cmdline: String::new(),
+                region: None,
             },
         ))
     }
@@ -238,27 +391,97 @@ fn is_plain_file_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn spec(s: &[u8]) -> Result<ModuleSpec, ModuleSpecError> {
+        ModuleSpec::parse(OsStr::from_bytes(s))
+    }
+
+    fn expect(path: &[u8], addr: Option<u64>, cmdline: &str) -> ModuleSpec {
+        ModuleSpec {
+            path: PathBuf::from(OsStr::from_bytes(path)),
+            addr,
+            cmdline: cmdline.into(),
+        }
+    }
+
     #[test]
     fn module_argument_forms() {
         assert_eq!(
-            ModuleArg::parse("k.elf@0x200000,console=ttyS0,x").unwrap(),
-            ModuleArg {
-                path: "k.elf".into(),
-                addr: Some(0x20_0000),
-                cmdline: "console=ttyS0,x".into()
-            }
+            spec(b"k.elf@0x200000,console=ttyS0,x").unwrap(),
+            expect(b"k.elf", Some(0x20_0000), "console=ttyS0,x")
         );
         assert_eq!(
-            ModuleArg::parse("dir/initrd").unwrap(),
-            ModuleArg {
-                path: "dir/initrd".into(),
-                addr: None,
-                cmdline: String::new()
-            }
+            spec(b"dir/initrd").unwrap(),
+            expect(b"dir/initrd", None, "")
         );
-        assert_eq!(ModuleArg::parse("a@4096").unwrap().addr, Some(4096));
-        assert!(ModuleArg::parse("a@zz").is_err());
-        assert!(ModuleArg::parse("@0x10").is_err());
+        assert_eq!(
+            spec(b"a,foo=1,bar").unwrap(),
+            expect(b"a", None, "foo=1,bar")
+        );
+        assert_eq!(spec(b"a@4096").unwrap().addr, Some(4096));
+        assert_eq!(spec(b"a@0x10,").unwrap(), expect(b"a", Some(16), ""));
+        assert_eq!(spec(b"a@zz"), Err(ModuleSpecError::BadAddress("zz".into())));
+        assert_eq!(spec(b"@0x10"), Err(ModuleSpecError::EmptyPath));
+        assert_eq!(spec(b",x"), Err(ModuleSpecError::EmptyPath));
+        assert_eq!(spec(b""), Err(ModuleSpecError::EmptyPath));
+    }
+
+    #[test]
+    fn doubled_commas_and_ats_name_any_path() {
+        assert_eq!(spec(b"a,,b").unwrap(), expect(b"a,b", None, ""));
+        assert_eq!(
+            spec(b"user@@host/f").unwrap(),
+            expect(b"user@host/f", None, "")
+        );
+        assert_eq!(
+            spec(b"x,,y@@z@0x1000,c,,d").unwrap(),
+            expect(b"x,y@z", Some(0x1000), "c,,d")
+        );
+        // `,,,` is a literal comma, then the separator.
+        assert_eq!(spec(b"a,,,x").unwrap(), expect(b"a,", None, "x"));
+        assert_eq!(spec(b"a@@@7").unwrap(), expect(b"a@", Some(7), ""));
+        assert_eq!(spec(b",,").unwrap(), expect(b",", None, ""));
+    }
+
+    #[test]
+    fn paths_are_os_strings() {
+        // Not UTF-8: accepted as a path.
+        assert_eq!(
+            spec(b"mod\xff\xfe.bin,args").unwrap(),
+            expect(b"mod\xff\xfe.bin", None, "args")
+        );
+        assert_eq!(spec(b"a@\xff"), Err(ModuleSpecError::AddressNotUtf8));
+        assert_eq!(spec(b"a,\xff"), Err(ModuleSpecError::CmdlineNotUtf8));
+    }
+
+    proptest::proptest! {
+        /// Any path (without NUL) written with doubled `,` and `@` comes
+        /// back as itself, with any address and any command line that
+        /// does not start with `,` (after a bare FILE, `,,` is a comma of
+        /// the path).
+        #[test]
+        fn every_path_can_be_named(
+            path in proptest::collection::vec(1u8..=255, 1..40),
+            addr in proptest::option::of(proptest::num::u64::ANY),
+            cmdline in "[ -~]{0,20}",
+        ) {
+            proptest::prop_assume!(addr.is_some() || !cmdline.starts_with(','));
+            let mut arg = Vec::new();
+            for &b in &path {
+                arg.push(b);
+                if b == b',' || b == b'@' {
+                    arg.push(b);
+                }
+            }
+            if let Some(a) = addr {
+                arg.extend_from_slice(format!("@{a:#x}").as_bytes());
+            }
+            if !cmdline.is_empty() {
+                arg.push(b',');
+                arg.extend_from_slice(cmdline.as_bytes());
+            }
+            let parsed = spec(&arg).unwrap();
+            proptest::prop_assert_eq!(parsed, expect(&path, addr, &cmdline));
+        }
     }
 
     #[test]

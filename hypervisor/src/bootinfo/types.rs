@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pvh_bootparams::Compression;
+use pvh_loader::{BootProtocol, SubarchPolicy};
 
 /// What a boot module is for (Xen's `boot_module_kind`, minus the entries
 /// that only make sense inside Xen itself).
@@ -31,6 +32,17 @@ pub enum ModuleKind {
     Unknown,
 }
 
+/// The first four bytes of a FLASK (XSM) policy, little-endian at offset 0
+/// (Xen's `XSM_MAGIC`, `xen/include/xsm/xsm.h`): how Xen finds a policy
+/// among the boot modules, and how pvh keeps one from being taken as a
+/// domain's kernel or ramdisk.
+pub const XSM_MAGIC: u32 = 0xf97c_ff8c;
+
+/// Whether `bytes` start with [`XSM_MAGIC`].
+pub fn is_xsm_policy(bytes: &[u8]) -> bool {
+    bytes.get(..4) == Some(&XSM_MAGIC.to_le_bytes()[..])
+}
+
 /// Where a module's bytes came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModuleOrigin {
@@ -39,11 +51,13 @@ pub enum ModuleOrigin {
     /// A file named by `xen,uefi-binary`, resolved under the caller's
     /// directory (the path is the resolved one).
     File(PathBuf),
-    /// The boot-loader module placed at `addr` (`reg`).
+    /// The boot-loader module placed at `addr` (`reg`, or the hyperlaunch
+    /// design's `module-addr`).
     Reg {
         /// Load address.
         addr: u64,
-        /// Size from `reg`.
+        /// Size of the region (at least the module's size; the rest is
+        /// headroom).
         size: u64,
     },
     /// A `pvh boot` option (`--kernel`, `--initrd`, `--module`).
@@ -71,10 +85,10 @@ pub struct BootModule {
     /// The compression recognised by magic (of the bzImage payload for a
     /// bzImage), `None` for plain data.
     pub compression: Option<Compression>,
-    /// Bytes to keep free below the module so it can be decompressed in
-    /// place (output starting at `start - headroom`); see
-    /// [`super::compression::headroom`] for the estimate. 0 when not
-    /// compressed.
+    /// Bytes the guest's loader keeps free right after the module, so the
+    /// domain can decompress it in place: the larger of the compression
+    /// estimate ([`super::compression::headroom`]) and, for a `reg` region
+    /// larger than the file, the rest of the region. 0 for plain data.
     pub headroom: u64,
     /// The node it was described by (or the command-line option).
     pub node: String,
@@ -91,15 +105,46 @@ pub enum DomainMode {
 }
 
 bitflags::bitflags! {
-    /// A domain's `capabilities` (Xen's `DOMAIN_CAPS_*`).
+    /// A domain's `capabilities` (Xen's `DOMAIN_CAPS_*`). What pvh does
+    /// with each is in `docs/bootdomains.md`: at most one domain has each.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct Capabilities: u32 {
-        /// May control other domains.
+        /// May control other domains. Under pvh: the domain that leads
+        /// the launch; when it ends, pvh ends the others and exits with
+        /// its status (as a Xen host goes down with its control domain).
         const CONTROL = 0x1;
-        /// Owns the hardware.
+        /// Owns the hardware. Under pvh: owns the console; its lines are
+        /// written without the `(dN) ` prefix the other domains get.
         const HARDWARE = 0x2;
-        /// Runs xenstored.
+        /// Runs xenstored. Refused by pvh, which has no xenstore for the
+        /// domain to serve.
         const XENSTORE = 0x4;
+    }
+}
+
+/// How a domain is booted: what the binding itself does not say. The
+/// command line gives the defaults (`--boot-protocol`, `--subarch`,
+/// `--no-acpi`); a domain node's `pvh,boot-protocol`, `pvh,subarch` and
+/// `pvh,acpi` override them for that domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainBoot {
+    /// The boot protocol.
+    pub protocol: BootProtocol,
+    /// `hardware_subarch` for zero-page boots.
+    pub subarch: SubarchPolicy,
+    /// Whether the domain gets ACPI tables.
+    pub acpi: bool,
+}
+
+impl Default for DomainBoot {
+    /// PVH, subarch PC, ACPI on: what `pvh boot` and `pvh launch` do by
+    /// default.
+    fn default() -> Self {
+        Self {
+            protocol: BootProtocol::Pvh,
+            subarch: SubarchPolicy::Pc,
+            acpi: true,
+        }
     }
 }
 
@@ -110,15 +155,26 @@ pub struct BootDomain {
     pub domid: u32,
     /// The node name (`domU1`), for messages and console prefixes.
     pub name: String,
+    /// The node path (`/chosen/domU1`), or `command line` for `pvh boot`.
+    pub node: String,
     /// Guest type.
     pub mode: DomainMode,
+    /// `mode` bit 2 (64-bit): the kernel must be a 64-bit image, checked
+    /// when the domain is planned.
+    pub long_mode: bool,
     /// Capabilities.
     pub capabilities: Capabilities,
-    /// Initial memory, bytes.
+    /// The memory the domain gets, bytes: `memory`, or less (never below
+    /// `mem_min`) when the host limit cannot give every domain its
+    /// `memory`.
     pub memory: u64,
+    /// The tree's `memory` (bytes), before any lowering.
+    pub memory_asked: u64,
     /// Minimum memory, bytes (`mem-min`, default `memory`).
     pub mem_min: u64,
-    /// Maximum memory, bytes (`mem-max`, default `memory`).
+    /// Maximum memory, bytes (`mem-max`, default `memory`): a ceiling the
+    /// domain's memory never exceeds (pvh does not grow a domain after
+    /// boot).
     pub mem_max: u64,
     /// Number of vCPUs.
     pub vcpus: u32,
@@ -132,17 +188,40 @@ pub struct BootDomain {
     /// The kernel command line (the kernel module's [`BootModule::cmdline`]
     /// or, for `pvh boot`, `--cmdline`).
     pub cmdline: String,
+    /// How it is booted (command-line defaults, tree overrides applied).
+    pub boot: DomainBoot,
 }
 
-/// Everything needed to build the boot-time domains.
+/// One range of the host's memory map (`/sys/firmware/memmap`: the
+/// firmware's map as the host kernel got it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMemoryRange {
+    /// Physical start.
+    pub start: u64,
+    /// Physical end, exclusive.
+    pub end: u64,
+    /// The type as the host names it (`System RAM`, `Reserved`, ...).
+    pub kind: String,
+}
+
+/// Everything needed to build the boot-time domains (Xen's `boot_info`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootInfo {
+    /// The boot loader's name (Xen's `boot_info.loader`): pvh itself,
+    /// with its version.
+    pub loader_name: String,
+    /// The hypervisor's command line (Xen's `boot_info.cmdline`): the
+    /// arguments `pvh` was started with.
+    pub cmdline: String,
+    /// The host's memory map (Xen's `boot_info.memmap`); empty when the
+    /// host does not publish one.
+    pub host_memmap: Vec<HostMemoryRange>,
     /// Every module found, in tree order.
     pub modules: Vec<BootModule>,
     /// The domains, in tree order.
     pub domains: Vec<BootDomain>,
-    /// The host memory limit the caller passed, bytes. Each domain's
-    /// `mem_max` and the sum of the domains' `memory` stay within it.
+    /// The host memory limit the caller passed, bytes. The domains'
+    /// `memory` together stay within it.
     pub host_memory_limit: u64,
 }
 

@@ -5,62 +5,20 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
-use pvh_loader::{BootProtocol, SubarchPolicy};
+use clap::Args;
+use pvh_loader::BootProtocol;
 
 use super::size::{parse_memory, parse_timeout};
 use crate::boot::{BootError, BootOptions};
-use crate::bootinfo::build::{self, DomainBoot};
-use crate::bootinfo::{BootInfo, CliModule, SingleDomain};
+use crate::bootinfo::build;
+use crate::bootinfo::error::esc_path;
+use crate::bootinfo::{BootInfo, CliModule, SingleDomain, host};
 use crate::devices::ConsoleOut;
 use crate::kvm::KVM_DEVICE;
 use crate::outcome::{VmEnd, status};
 use crate::probe;
 
-/// `--boot-protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum ProtocolArg {
-    /// PVH: a PVH ELF directly, a bzImage through the built-in stub.
-    #[default]
-    Pvh,
-    /// The Linux 64-bit boot protocol (bzImage only).
-    Linux,
-    /// Decompress the bzImage to its vmlinux and boot that through PVH.
-    PvhUnpack,
-}
-
-/// `--subarch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum SubarchArg {
-    /// hardware_subarch = PC.
-    #[default]
-    Pc,
-    /// hardware_subarch = XEN, with the start_info address.
-    Xen,
-}
-
-/// A `--module FILE[,cmdline]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleArg {
-    /// The file.
-    pub path: PathBuf,
-    /// Its command line, if given.
-    pub cmdline: Option<String>,
-}
-
-fn parse_module(s: &str) -> Result<ModuleArg, String> {
-    let (path, cmdline) = match s.split_once(',') {
-        Some((p, c)) => (p, Some(c.to_owned())),
-        None => (s, None),
-    };
-    if path.is_empty() {
-        return Err("module file name is empty".into());
-    }
-    Ok(ModuleArg {
-        path: PathBuf::from(path),
-        cmdline,
-    })
-}
+pub use super::options::{DomainOptions, ProtocolArg, SubarchArg};
 
 /// Arguments of `pvh boot`.
 #[derive(Debug, Clone, Args)]
@@ -68,38 +26,24 @@ pub struct BootArgs {
     /// Kernel: a PVH ELF, or a bzImage. Default: the built-in probe guest.
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<PathBuf>,
-    /// How to enter the kernel.
-    #[arg(long, value_enum, default_value_t = ProtocolArg::Pvh)]
-    pub boot_protocol: ProtocolArg,
-    /// Initial ramdisk (becomes module 0).
+    /// Initial ramdisk (becomes module 0; `--module`s follow it).
     #[arg(long, value_name = "FILE")]
     pub initrd: Option<PathBuf>,
-    /// A boot module with an optional command line; repeatable, in order,
-    /// after the initrd.
-    #[arg(long = "module", value_name = "FILE[,CMDLINE]", value_parser = parse_module)]
-    pub modules: Vec<ModuleArg>,
+    /// Modules, protocol, subarch, ACPI, vCPUs: the options `pvh launch`
+    /// shares.
+    #[command(flatten)]
+    pub domain: DomainOptions,
     /// Kernel command line.
     #[arg(long, default_value = "")]
     pub cmdline: String,
     /// Guest RAM (K, M, G suffixes).
     #[arg(long, default_value = "512M", value_parser = parse_memory)]
     pub memory: u64,
-    /// vCPUs (1 to 32). vCPU 0 boots; the others wait for the guest's
-    /// INIT/SIPI. The guest learns of them from the ACPI MADT.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=i64::from(crate::acpi::MAX_CPUS)))]
-    pub cpus: u8,
     /// With `--boot-protocol pvh-unpack`: decompress the bzImage every time
     /// instead of keeping the unpacked kernel in the per-user cache
     /// (`$XDG_CACHE_HOME/pvh/unpacked`, else `~/.cache/pvh/unpacked`).
     #[arg(long)]
     pub no_unpack_cache: bool,
-    /// Build no ACPI tables: start_info's rsdp_paddr stays 0 (the guest
-    /// sees one CPU and no FADT; power-off is then not available).
-    #[arg(long)]
-    pub no_acpi: bool,
-    /// hardware_subarch in the zero page (Linux protocol and stub).
-    #[arg(long, value_enum, default_value_t = SubarchArg::Pc)]
-    pub subarch: SubarchArg,
     /// Print the loader's boot plan and exit without running.
     #[arg(long)]
     pub plan: bool,
@@ -124,15 +68,11 @@ impl Default for BootArgs {
     fn default() -> Self {
         Self {
             kernel: None,
-            boot_protocol: ProtocolArg::Pvh,
             initrd: None,
-            modules: Vec::new(),
+            domain: DomainOptions::default(),
             cmdline: String::new(),
             memory: 512 << 20,
-            cpus: 1,
             no_unpack_cache: false,
-            no_acpi: false,
-            subarch: SubarchArg::Pc,
             plan: false,
             serial: "stdout".into(),
             stdin: false,
@@ -166,6 +106,16 @@ pub fn run(args: &BootArgs) -> u8 {
 }
 
 fn run_inner(args: &BootArgs) -> Result<u8, u8> {
+    if let Some(m) = args.domain.modules.iter().find(|m| m.addr.is_some()) {
+        return Err(fail(
+            status::USAGE,
+            format_args!(
+                "--module {}: `@ADDR` is where a boot loader put a module, for a tree's `reg` \
+                 (pvh launch); pvh boot places modules itself",
+                esc_path(&m.path)
+            ),
+        ));
+    }
     let kernel: Vec<u8> = match &args.kernel {
         Some(path) => read("kernel", path)?,
         None => match probe::PROBE {
@@ -184,59 +134,51 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         .map(|p| read("initrd", p))
         .transpose()?;
     let module_bytes = args
+        .domain
         .modules
         .iter()
         .map(|m| read("module", &m.path))
         .collect::<Result<Vec<_>, _>>()?;
 
     // The options become a one-domain BootInfo, built into a BootConfig by
-    // the same builder `pvh launch` uses for every domain of a tree.
-    let cli_module =
-        |option, path: Option<&Path>, bytes: Vec<u8>, cmdline: Option<&str>| CliModule {
-            option,
-            path: path.map(Path::to_path_buf),
-            bytes: bytes.into(),
-            cmdline: cmdline.unwrap_or_default().to_owned(),
-        };
+    // the same builder (and checked by the same check) `pvh launch` uses
+    // for every domain of a tree.
+    let cli_module = |option, path: Option<&Path>, bytes: Vec<u8>, cmdline: &str| CliModule {
+        option,
+        path: path.map(Path::to_path_buf),
+        bytes: bytes.into(),
+        cmdline: cmdline.to_owned(),
+    };
     let info = BootInfo::single_domain(SingleDomain {
-        kernel: cli_module("--kernel", args.kernel.as_deref(), kernel, None),
-        initrd: initrd.map(|b| cli_module("--initrd", args.initrd.as_deref(), b, None)),
+        kernel: cli_module("--kernel", args.kernel.as_deref(), kernel, ""),
+        initrd: initrd.map(|b| cli_module("--initrd", args.initrd.as_deref(), b, "")),
         modules: args
+            .domain
             .modules
             .iter()
             .zip(module_bytes)
-            .map(|(m, b)| cli_module("--module", Some(&m.path), b, m.cmdline.as_deref()))
+            .map(|(m, b)| cli_module("--module", Some(&m.path), b, &m.cmdline))
             .collect(),
         cmdline: args.cmdline.clone(),
         memory: args.memory,
-        cpus: u32::from(args.cpus),
+        cpus: u32::from(args.domain.cpus),
+        boot: args.domain.boot(),
         // The loader checks the size against what it can lay out; pvh boot
         // sets no host limit of its own.
         host_memory_limit: u64::MAX,
+        hypervisor_cmdline: super::invocation(),
+        host_memmap: host::memory_map(),
     })
     .map_err(|e| fail(status::BAD_INPUT, e))?;
     let domain = info
         .domains
         .first()
         .ok_or_else(|| fail(status::BAD_INPUT, "no domain to boot"))?;
-    let how = DomainBoot {
-        protocol: match args.boot_protocol {
-            ProtocolArg::Pvh => BootProtocol::Pvh,
-            ProtocolArg::Linux => BootProtocol::Linux64,
-            ProtocolArg::PvhUnpack => BootProtocol::PvhUnpack,
-        },
-        subarch: match args.subarch {
-            SubarchArg::Pc => SubarchPolicy::Pc,
-            SubarchArg::Xen => SubarchPolicy::Xen,
-        },
-        acpi: !args.no_acpi,
-    };
-    let mut config =
-        build::boot_config(&info, domain, &how).map_err(|e| fail(status::BAD_INPUT, e))?;
+    let mut config = build::boot_config(&info, domain).map_err(|e| fail(status::BAD_INPUT, e))?;
     // pvh-unpack through the cache: the cached vmlinux booted through PVH is
     // exactly what the loader's PvhUnpack plans (the unpack cache's tests
     // compare the plans), without decompressing again.
-    let unpacked = match (how.protocol, args.no_unpack_cache) {
+    let unpacked = match (domain.boot.protocol, args.no_unpack_cache) {
         (BootProtocol::PvhUnpack, false) => cached_unpack(config.kernel, args.verbose)?,
         _ => None,
     };
@@ -244,21 +186,11 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         config.kernel = vmlinux;
         config.protocol = BootProtocol::Pvh;
     }
+    let checked =
+        build::check(&config, args.memory, domain.vcpus).map_err(|e| fail(status::BAD_INPUT, e))?;
 
     if args.plan {
-        let ram = pvh_loader::GuestRam::new(args.memory).map_err(|e| {
-            fail(
-                status::BAD_INPUT,
-                format_args!("loading the guest failed: {e}"),
-            )
-        })?;
-        let plan = pvh_loader::plan(&ram, &config).map_err(|e| {
-            fail(
-                status::BAD_INPUT,
-                format_args!("loading the guest failed: {e}"),
-            )
-        })?;
-        print!("{plan}");
+        print!("{}", checked.plan);
         return Ok(status::SUCCESS);
     }
 
@@ -268,9 +200,9 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         memory: args.memory,
         timeout: args.timeout,
         console: console.clone(),
-        vcpus: args.cpus,
+        vcpus: args.domain.cpus,
     };
-    let prepared = crate::boot::prepare(&config, &opts).map_err(|e| boot_failed(&e))?;
+    let prepared = crate::boot::build(checked, &config, &opts).map_err(|e| boot_failed(&e))?;
     if args.verbose {
         eprint!("pvh: boot plan:\n{}", prepared.guest.plan);
     }
@@ -382,25 +314,6 @@ fn report_end(end: &VmEnd, verbose: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn module_argument_splits_at_first_comma() {
-        assert_eq!(
-            parse_module("a.bin,foo=1,bar").unwrap(),
-            ModuleArg {
-                path: "a.bin".into(),
-                cmdline: Some("foo=1,bar".into())
-            }
-        );
-        assert_eq!(
-            parse_module("b.bin").unwrap(),
-            ModuleArg {
-                path: "b.bin".into(),
-                cmdline: None
-            }
-        );
-        assert!(parse_module(",x").is_err());
-    }
 
     #[test]
     fn timeout_parses_fractions_and_rejects_negative() {

@@ -3,7 +3,11 @@
 //! `launch`) means a new module and a new [`Command`] variant.
 
 pub mod boot;
+pub mod options;
 pub mod size;
+
+use std::ffi::OsString;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +35,16 @@ pub enum Command {
     Launch(crate::bootinfo::launch::LaunchArgs),
 }
 
+/// pvh's own command line (the arguments after the program name, joined
+/// by spaces), as [`main_with`] got it.
+static INVOCATION: OnceLock<String> = OnceLock::new();
+
+/// The hypervisor command line `pvh boot` and `pvh launch` record in
+/// `BootInfo::cmdline`: the arguments `pvh` was started with.
+pub fn invocation() -> String {
+    INVOCATION.get().cloned().unwrap_or_default()
+}
+
 /// Parses the process arguments, runs the subcommand, and returns the exit
 /// status (documented in `docs/hypervisor.md`).
 pub fn main() -> u8 {
@@ -43,6 +57,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let _ = INVOCATION.set(
+        args.iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

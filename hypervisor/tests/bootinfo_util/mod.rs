@@ -224,6 +224,7 @@ pub fn sources<'a>(modules: &'a [LoaderModule], dir: Option<&'a Path>) -> BootSo
         modules,
         dir,
         host_memory_limit: GIB,
+        ..Default::default()
     }
 }
 
