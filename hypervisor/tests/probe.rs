@@ -182,14 +182,14 @@ fn library_boot_with_parked_application_processors() {
         2,
         "the parked AP's thread came back too"
     );
+    // Zero vCPUs is refused by the check before anything is built.
     let err = pvh_hypervisor::boot::boot(&config, &options(0)).unwrap_err();
     assert!(
         matches!(
             err,
-            pvh_hypervisor::boot::BootError::Vmm(pvh_hypervisor::Error::TooManyVcpus {
-                requested: 0,
-                ..
-            })
+            pvh_hypervisor::boot::BootError::Build(
+                pvh_hypervisor::bootinfo::build::BuildError::Vcpus(0)
+            )
         ),
         "{err:?}"
     );

@@ -21,7 +21,7 @@
 //!     kernel: &kernel,
 //!     protocol: BootProtocol::Pvh,
 //!     cmdline: b"console=ttyS0",
-//!     modules: vec![Module { bytes: &initrd, cmdline: None, above_4g: false, headroom: 0 }],
+//!     modules: vec![Module { bytes: &initrd, ..Default::default() }],
 //!     ..Default::default()
 //! };
 //! let plan = plan(&ram, &config)?;
