@@ -24,7 +24,9 @@
 //! one dom0less device tree (the vmlinux through PVH and the bzImage
 //! through the stub, with different memory sizes and command lines), and
 //! each must reach its own init marker, with its console lines prefixed by
-//! its domain id.
+//! its domain id. Last, a tree whose second domain's kernel is not a kernel
+//! runs nothing: `pvh launch` checks every domain before any starts, so the
+//! good first domain never prints a line, and the exit status is 66.
 
 use pvh_bootparams::{BootParams, E820Type, ZERO_PAGE_SIZE};
 use pvh_tests::nested::{end_line, field, parse_zero_page, section};
@@ -77,6 +79,28 @@ const DOMAINS_DTS: &str = r#"/dts-v1/;
   };
 }; };
 "#;
+/// The same two domains, but domU2's "kernel" is the initrd: the whole
+/// tree is refused before domU1 runs.
+const BAD_DTS: &str = r#"/dts-v1/;
+/ { chosen {
+  domU1 {
+    compatible = "xen,domain";
+    #address-cells = <2>; #size-cells = <2>;
+    memory = <0x0 0x30000>;
+    cpus = <1>;
+    module@1 { compatible = "multiboot,kernel", "multiboot,module";
+               xen,uefi-binary = "vmlinux";
+               bootargs = "console=ttyS0 reboot=k panic=-1 quiet pvhmode=launch-bad"; };
+  };
+  domU2 {
+    compatible = "xen,domain";
+    memory = <0x0 0x28000>;
+    cpus = <1>;
+    module@1 { compatible = "multiboot,kernel", "multiboot,module";
+               xen,uefi-binary = "initrd.cpio"; };
+  };
+}; };
+"#;
 const INITRD_MARK: &str = "l2-initrd";
 
 const L2_INIT: &str = r#"#!/bin/sh
@@ -98,14 +122,15 @@ fn l1_script() -> String {
         ));
     }
     s.push_str("echo NESTED-BEGIN launch\n/pvh launch /l2/domains.dtb --dir /l2\necho NESTED-END launch rc=$?\n");
+    s.push_str("echo NESTED-BEGIN refused\n/pvh launch /l2/bad.dtb --dir /l2\necho NESTED-END refused rc=$?\n");
     s
 }
 
-/// Compiles [`DOMAINS_DTS`] with `dtc`.
-fn domains_dtb(dir: &std::path::Path) -> PathBuf {
-    let dts = dir.join("domains.dts");
-    let dtb = dir.join("domains.dtb");
-    std::fs::write(&dts, DOMAINS_DTS).unwrap();
+/// Compiles `source` with `dtc` into `dir/name.dtb`.
+fn compile_dts(dir: &std::path::Path, name: &str, source: &str) -> PathBuf {
+    let dts = dir.join(format!("{name}.dts"));
+    let dtb = dir.join(format!("{name}.dtb"));
+    std::fs::write(&dts, source).unwrap();
     let status = Command::new("dtc")
         .args(["-I", "dts", "-O", "dtb", "-o"])
         .arg(&dtb)
@@ -160,7 +185,8 @@ fn stock_linux_three_ways_on_nested_kvm() {
         (vmlinux, "/l2/vmlinux"),
         (bzimage, "/l2/bzImage"),
         (l2_initrd, "/l2/initrd.cpio"),
-        (domains_dtb(&dir), "/l2/domains.dtb"),
+        (compile_dts(&dir, "domains", DOMAINS_DTS), "/l2/domains.dtb"),
+        (compile_dts(&dir, "bad", BAD_DTS), "/l2/bad.dtb"),
     ];
     let Some(log) = nested::run_l1(&dir, &l1_script(), &files, Duration::from_secs(900)) else {
         return;
@@ -219,6 +245,23 @@ fn stock_linux_three_ways_on_nested_kvm() {
     }
     let end = end_line(&log, "launch");
     assert!(end.ends_with("rc=0"), "pvh launch exit: {end}");
+
+    // One bad domain: refused before anything runs.
+    let bad = section(&log, "refused");
+    assert!(
+        !bad.iter()
+            .any(|l| l.contains("(d1)") || l.contains("(d2)") || l.contains("L2-MARKER")),
+        "a domain ran:\n{}",
+        bad.join("\n")
+    );
+    assert!(
+        bad.iter()
+            .any(|l| l.contains("pvh: d2 (domU2): loading the guest failed")),
+        "the error names domU2:\n{}",
+        bad.join("\n")
+    );
+    let end = end_line(&log, "refused");
+    assert!(end.ends_with("rc=66"), "pvh launch exit: {end}");
 
     // The two bzImage paths run the same translation and the same boot
     // policy (in the guest stub and in the host loader) on the same kernel
