@@ -143,6 +143,15 @@ fn com1() -> Vec<u8> {
     ))
 }
 
+/// `config` with an ACPI region of [`REGION_SIZE`] bytes reserved in its
+/// plan, for the tables [`build`] makes.
+pub fn with_region(config: pvh_loader::BootConfig<'_>) -> pvh_loader::BootConfig<'_> {
+    pvh_loader::BootConfig {
+        acpi: Some(REGION_SIZE),
+        ..config
+    }
+}
+
 /// Builds the tables for `cpus` vCPUs at `base` (16-byte aligned, so the
 /// RSDP is where a scan would find it too).
 pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {

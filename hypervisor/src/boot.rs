@@ -146,12 +146,9 @@ pub fn build(
 }
 
 /// `config` with an ACPI region of [`acpi::REGION_SIZE`] bytes: what
-/// `pvh boot` does unless `--no-acpi`.
+/// `pvh boot` does unless `--no-acpi` ([`acpi::with_region`]).
 pub fn acpi_config<'a>(config: BootConfig<'a>) -> BootConfig<'a> {
-    BootConfig {
-        acpi: Some(acpi::REGION_SIZE),
-        ..config
-    }
+    acpi::with_region(config)
 }
 
 /// Boots the guest described by `config` and runs it to its end.

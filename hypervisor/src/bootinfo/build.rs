@@ -95,7 +95,7 @@ pub fn boot_config<'a>(
         ..Default::default()
     };
     Ok(if d.boot.acpi {
-        crate::boot::acpi_config(config)
+        acpi::with_region(config)
     } else {
         config
     })

@@ -155,6 +155,11 @@ fn write_module(f: &mut fmt::Formatter<'_>, indent: &str, m: &BootModule) -> fmt
     }
     if m.headroom > 0 {
         write!(f, ", headroom {:#x} ({})", m.headroom, human(m.headroom))?;
+        if m.kind == ModuleKind::Kernel {
+            // build::boot_config: a kernel is loaded (or relocated by the
+            // stub), not decompressed where it lies.
+            f.write_str(" not reserved for a kernel")?;
+        }
     }
     if !m.cmdline.is_empty() {
         write!(f, ", cmdline \"{}\"", esc(&m.cmdline))?;
