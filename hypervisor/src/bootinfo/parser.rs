@@ -779,3 +779,71 @@ pub fn choose_memory(domains: &mut [BootDomain], limit: u64) -> Result<(), BootI
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn domain(memory: u64, mem_min: u64) -> BootDomain {
+        BootDomain {
+            domid: 1,
+            name: "d".into(),
+            node: "/chosen/d".into(),
+            mode: DomainMode::Pvh,
+            long_mode: false,
+            capabilities: Capabilities::empty(),
+            memory,
+            memory_asked: memory,
+            mem_min,
+            mem_max: memory,
+            vcpus: 1,
+            kernel: 0,
+            ramdisk: None,
+            extra_modules: vec![],
+            cmdline: String::new(),
+            boot: super::super::types::DomainBoot::default(),
+        }
+    }
+
+    fn chosen(ds: &[(u64, u64)], limit: u64) -> Result<Vec<u64>, BootInfoError> {
+        let mut v: Vec<BootDomain> = ds.iter().map(|&(m, min)| domain(m, min)).collect();
+        choose_memory(&mut v, limit)?;
+        Ok(v.iter().map(|d| d.memory).collect())
+    }
+
+    #[test]
+    fn memory_is_lowered_in_proportion_to_what_each_domain_may_give() {
+        // Fits: untouched.
+        assert_eq!(chosen(&[(100 * MIB, 0)], 100 * MIB).unwrap(), [100 * MIB]);
+        // Only the first may give: it gives all that is needed.
+        assert_eq!(
+            chosen(&[(100 * MIB, 40 * MIB), (100 * MIB, 100 * MIB)], 150 * MIB).unwrap(),
+            [50 * MIB, 100 * MIB]
+        );
+        // Both may give, 100 and 50 MiB: a 60 MiB cut splits 40 / 20.
+        assert_eq!(
+            chosen(&[(100 * MIB, 0), (100 * MIB, 50 * MIB)], 140 * MIB).unwrap(),
+            [60 * MIB, 80 * MIB]
+        );
+        // Uneven shares round each cut up to a page; the total still fits
+        // and nobody goes below mem-min.
+        let got = chosen(
+            &[(7 * MIB, MIB), (5 * MIB, 2 * MIB), (3 * MIB, 3 * MIB)],
+            11 * MIB,
+        )
+        .unwrap();
+        assert!(got.iter().sum::<u64>() <= 11 * MIB, "{got:?}");
+        assert!(
+            got[0] >= MIB && got[1] >= 2 * MIB && got[2] == 3 * MIB,
+            "{got:?}"
+        );
+        assert!(got.iter().all(|m| m % 4096 == 0), "{got:?}");
+        // Not even the minimums fit.
+        assert!(matches!(
+            chosen(&[(100 * MIB, 80 * MIB), (100 * MIB, 80 * MIB)], 150 * MIB),
+            Err(BootInfoError::TotalMemoryOverLimit { total, limit }) if total == 160 * MIB && limit == 150 * MIB
+        ));
+    }
+}
