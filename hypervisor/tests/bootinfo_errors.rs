@@ -611,6 +611,25 @@ fn cells_come_from_the_nearest_ancestor() {
 }
 
 #[test]
+fn cell_counts_of_chosen_and_the_root_are_checked_too() {
+    // Found by fuzzing: /chosen with `#address-cells` twice.
+    let mut c = Node::new("chosen")
+        .prop("#address-cells", 2u32)
+        .prop("#address-cells", 2u32);
+    c.children = vec![dom("d")];
+    assert!(matches!(
+        err(&blob(vec![c])),
+        E::DuplicateProperty { node, property: "#address-cells" } if node == "/chosen"
+    ));
+    let mut c = Node::new("chosen").prop("#size-cells", [1u32, 1]);
+    c.children = vec![dom("d")];
+    assert!(matches!(
+        err(&blob(vec![c])),
+        E::WrongLength { node, property: "#size-cells", len: 8, .. } if node == "/chosen"
+    ));
+}
+
+#[test]
 fn module_addr_is_reg_by_another_name() {
     let placed = [lm_at(KERNEL, 0x1000, "")];
     let k = Node::new("k")

@@ -307,7 +307,10 @@ fn check_coherent(info: &BootInfo) {
 /// the tree, and the property named is one of the binding's.
 fn check_error(e: &BootInfoError) {
     if let Some(node) = e.node() {
-        assert!(node.starts_with("/chosen/"), "{e:?}");
+        assert!(
+            node == "/" || node == "/chosen" || node.starts_with("/chosen/"),
+            "{e:?}"
+        );
     }
     if let Some(p) = e.property() {
         assert!(
