@@ -82,7 +82,7 @@ pub struct Prepared {
 }
 
 /// Checks the guest ([`build::check`]: plan, ACPI tables, vCPU count),
-/// then [`build`]s it: opens KVM, loads the guest into fresh RAM, creates
+/// then [`build()`]s it: opens KVM, loads the guest into fresh RAM, creates
 /// the VM and its vCPUs, and gives the boot vCPU the loader's initial
 /// state.
 ///
