@@ -435,10 +435,7 @@ fn run_inner(args: &WrapArgs) -> Result<Wrapped, WrapError> {
     let options = WrapOptions {
         initrd: initrd.as_deref(),
         cmdline: args.cmdline.as_deref(),
-        subarch: match args.subarch {
-            crate::cli::boot::SubarchArg::Pc => SubarchPolicy::Pc,
-            crate::cli::boot::SubarchArg::Xen => SubarchPolicy::Xen,
-        },
+        subarch: args.subarch.policy(),
     };
     let wrapped = wrap_with(stub, &kernel, &options)?;
     std::fs::write(&args.output, &wrapped.elf).map_err(|source| WrapError::Io {
