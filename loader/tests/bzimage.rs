@@ -23,6 +23,28 @@ fn zero_page(mem: &vm_memory::GuestMemoryMmap, at: u64) -> BootParams {
 }
 
 #[test]
+fn linux64_initrd_headroom_goes_with_it_and_not_into_the_zero_page() {
+    let bz = Bz::default().build();
+    let initrd = vec![0x17u8; 10_000];
+    let mut config = linux64(&bz);
+    config.modules = vec![Module {
+        bytes: &initrd,
+        headroom: 0x5_0000,
+        ..Module::default()
+    }];
+    let ram = GuestRam::new(64 << 20).unwrap();
+    let mem = memory(64 << 20, 0);
+    let plan = plan(&ram, &config).unwrap();
+    let m = *plan.find(Purpose::Module(0)).unwrap();
+    let h = *plan.find(Purpose::Headroom(0)).unwrap();
+    assert_eq!(m.len, 10_000);
+    assert_eq!((h.start, h.len), (m.start + 10_000, 0x5_0000));
+    let guest = load(&mem, &plan, &config).unwrap();
+    let zp = zero_page(&mem, guest.zero_page.unwrap());
+    assert_eq!((zp.ramdisk_image(), zp.ramdisk_size()), (m.start, 10_000));
+}
+
+#[test]
 fn linux64_boot_state_zero_page_and_page_tables() {
     let bz = Bz::default().build();
     let initrd = vec![0x17u8; 10_000];
