@@ -38,6 +38,24 @@ impl Write for Captured {
     }
 }
 
+/// Launches `info` on the KVM device `device` with `timeout`, the console
+/// captured: the result and everything the domains printed.
+fn launch_captured(
+    info: &bootinfo::BootInfo,
+    device: &str,
+    timeout: Option<Duration>,
+) -> (Result<Vec<launch::DomainOutcome>, LaunchError>, String) {
+    let captured = Captured::default();
+    let opts = LaunchOptions {
+        kvm_device: device.into(),
+        timeout,
+        console: ConsoleOut::new(Box::new(captured.clone())),
+    };
+    let result = launch::launch(info, &opts);
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    (result, out)
+}
+
 /// The lines of domain `domid`, prefix removed.
 fn lines_of(out: &str, domid: u32) -> String {
     let prefix = format!("(d{domid}) ");
@@ -80,14 +98,8 @@ fn two_domains_run_side_by_side() {
             ),
     ]);
     let info = bootinfo::parse(&tree, sources(&[], Some(&files.0))).unwrap();
-    let captured = Captured::default();
-    let opts = LaunchOptions {
-        kvm_device: "/dev/kvm".into(),
-        timeout: Some(WATCHDOG),
-        console: ConsoleOut::new(Box::new(captured.clone())),
-    };
-    let outcomes = launch::launch(&info, &opts).unwrap();
-    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let (result, out) = launch_captured(&info, "/dev/kvm", Some(WATCHDOG));
+    let outcomes = result.unwrap();
 
     assert_eq!(outcomes.len(), 2);
     for (o, (domid, name)) in outcomes.iter().zip([(1, "first"), (2, "second")]) {
@@ -148,13 +160,8 @@ fn one_bad_domain_and_nothing_runs() {
             .child(k(1)),
     ]);
     let info = bootinfo::parse(&tree, sources(&mods, None)).unwrap();
-    let captured = Captured::default();
-    let opts = LaunchOptions {
-        kvm_device: "/dev/kvm".into(),
-        timeout: Some(WATCHDOG),
-        console: ConsoleOut::new(Box::new(captured.clone())),
-    };
-    let e = launch::launch(&info, &opts).unwrap_err();
+    let (result, out) = launch_captured(&info, "/dev/kvm", Some(WATCHDOG));
+    let e = result.unwrap_err();
     assert!(
         matches!(&e, LaunchError::Domain(d) if d.domid == 2 && d.name == "bad"),
         "{e:?}"
@@ -169,7 +176,7 @@ fn one_bad_domain_and_nothing_runs() {
             .starts_with("d2 (bad): loading the guest failed"),
         "{e}"
     );
-    assert!(captured.0.lock().unwrap().is_empty(), "a domain ran");
+    assert!(out.is_empty(), "a domain ran: {out}");
     // The same check is what --plan runs.
     assert!(LaunchPlan::new(&info).is_err());
 }
@@ -198,16 +205,11 @@ fn a_domain_the_host_cannot_build_runs_nothing_either() {
         bootinfo::parse(&chosen(vec![d("a"), d("b")]), sources(&[], Some(&files.0))).unwrap();
     let plan = LaunchPlan::new(&info).unwrap();
     assert_eq!(plan.domains.len(), 2);
-    let captured = Captured::default();
-    let opts = LaunchOptions {
-        kvm_device: "/nonexistent/kvm".into(),
-        timeout: Some(WATCHDOG),
-        console: ConsoleOut::new(Box::new(captured.clone())),
-    };
-    let e = launch::launch(&info, &opts).unwrap_err();
+    let (result, out) = launch_captured(&info, "/nonexistent/kvm", Some(WATCHDOG));
+    let e = result.unwrap_err();
     assert!(matches!(&e, LaunchError::Build { domid: 1, .. }), "{e:?}");
     assert_eq!(e.status(), 69);
-    assert!(captured.0.lock().unwrap().is_empty());
+    assert!(out.is_empty(), "{out}");
 }
 
 /// A PVH ELF that prints `line` and spins forever.
@@ -241,12 +243,6 @@ fn the_control_domain_ends_the_others() {
     };
     let tree = hyperlaunch(vec![dom("spin", 0, 0), dom("ctl", 1, 1), dom("hw", 2, 2)]);
     let info = bootinfo::parse(&tree, sources(&mods, None)).unwrap();
-    let captured = Captured::default();
-    let opts = LaunchOptions {
-        kvm_device: "/dev/kvm".into(),
-        timeout: None,
-        console: ConsoleOut::new(Box::new(captured.clone())),
-    };
     let (tx, rx) = std::sync::mpsc::channel();
     let watchdog = std::thread::spawn(move || {
         if rx.recv_timeout(WATCHDOG).is_err() {
@@ -254,10 +250,10 @@ fn the_control_domain_ends_the_others() {
             std::process::exit(99);
         }
     });
-    let outcomes = launch::launch(&info, &opts).unwrap();
+    let (result, out) = launch_captured(&info, "/dev/kvm", None);
     tx.send(()).unwrap();
     watchdog.join().unwrap();
-    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let outcomes = result.unwrap();
     assert!(
         matches!(outcomes[0].result, Ok(VmEnd::Destroyed { .. })),
         "{outcomes:?}"
@@ -331,14 +327,8 @@ fn tree_values_override_the_command_line_defaults() {
     )
     .unwrap();
     assert_eq!((info.domains[0].vcpus, info.domains[1].vcpus), (2, 3));
-    let captured = Captured::default();
-    let opts = LaunchOptions {
-        kvm_device: "/dev/kvm".into(),
-        timeout: Some(WATCHDOG),
-        console: ConsoleOut::new(Box::new(captured.clone())),
-    };
-    let outcomes = launch::launch(&info, &opts).unwrap();
-    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let (result, out) = launch_captured(&info, "/dev/kvm", Some(WATCHDOG));
+    let outcomes = result.unwrap();
     for o in &outcomes {
         assert!(matches!(o.result, Ok(VmEnd::ExitPort(0))), "{o:?}\n{out}");
     }
@@ -364,14 +354,8 @@ fn the_dom0less_example_fixture_launches() {
     let initrd = b"initrd for domU1";
     files.file("initrd.img", initrd);
     let info = bootinfo::parse(&dtb, sources(&[], Some(&files.0))).unwrap();
-    let captured = Captured::default();
-    let opts = LaunchOptions {
-        kvm_device: "/dev/kvm".into(),
-        timeout: Some(WATCHDOG),
-        console: ConsoleOut::new(Box::new(captured.clone())),
-    };
-    let outcomes = launch::launch(&info, &opts).unwrap();
-    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let (result, out) = launch_captured(&info, "/dev/kvm", Some(WATCHDOG));
+    let outcomes = result.unwrap();
     for o in &outcomes {
         assert!(matches!(o.result, Ok(VmEnd::ExitPort(0))), "{o:?}\n{out}");
     }
@@ -456,14 +440,8 @@ fn a_module_is_decompressed_in_place_into_its_headroom() {
     drop(plan);
 
     let run = |info: &bootinfo::BootInfo| {
-        let captured = Captured::default();
-        let opts = LaunchOptions {
-            kvm_device: "/dev/kvm".into(),
-            timeout: Some(WATCHDOG),
-            console: ConsoleOut::new(Box::new(captured.clone())),
-        };
-        let outcomes = launch::launch(info, &opts).unwrap();
-        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let (result, out) = launch_captured(info, "/dev/kvm", Some(WATCHDOG));
+        let outcomes = result.unwrap();
         assert!(
             matches!(outcomes[0].result, Ok(VmEnd::ExitPort(0))),
             "{outcomes:?}\n{out}"

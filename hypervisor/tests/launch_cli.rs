@@ -8,11 +8,9 @@ mod bootinfo_util;
 mod common;
 
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bootinfo_util::*;
 use common::kvm_available;
@@ -21,55 +19,21 @@ use pvh_hypervisor::status;
 /// Generous bound for any single `pvh` run; only hit if the VMM is broken.
 const WATCHDOG: Duration = Duration::from_secs(120);
 
-struct Run {
-    status: i32,
-    stdout: Vec<u8>,
-    stderr: String,
+fn pvh<S: AsRef<OsStr>>(args: &[S]) -> common::PvhRun {
+    common::run_pvh(args, WATCHDOG)
 }
 
-impl Run {
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-}
-
-fn pvh<S: AsRef<OsStr>>(args: &[S]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pvh");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait pvh") {
-            break st;
-        }
-        if start.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("watchdog: pvh still running after {WATCHDOG:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        status: status.code().expect("pvh killed by a signal"),
-        stdout: out_t.join().unwrap(),
-        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
-    }
+/// `pvh launch TREE --dir DIR --plan` with `extra` arguments.
+fn plan(dtb: &Path, dir: &Path, extra: &[&str]) -> common::PvhRun {
+    let mut args = vec![
+        os("launch".as_ref()),
+        os(dtb),
+        "--dir".into(),
+        os(dir),
+        "--plan".into(),
+    ];
+    args.extend(extra.iter().map(OsString::from));
+    pvh(&args)
 }
 
 fn os(p: &Path) -> OsString {
@@ -188,17 +152,7 @@ fn plan_shows_what_every_property_became() {
             ),
     ]);
     let dtb = dir.file("t.dtb", &tree);
-    let r = pvh(&[
-        os("launch".as_ref()),
-        os(&dtb),
-        "--dir".into(),
-        os(&dir.0),
-        "--plan".into(),
-        "--subarch".into(),
-        "xen".into(),
-        "--cpus".into(),
-        "3".into(),
-    ]);
+    let r = plan(&dtb, &dir.0, &["--subarch", "xen", "--cpus", "3"]);
     assert_eq!(r.status, 0, "{}", r.stderr);
     let out = r.out();
     for want in [
@@ -219,15 +173,7 @@ fn plan_shows_what_every_property_became() {
     }
     // The memory the domain gets when the host cannot give it all: lowered
     // toward mem-min.
-    let r = pvh(&[
-        os("launch".as_ref()),
-        os(&dtb),
-        "--dir".into(),
-        os(&dir.0),
-        "--plan".into(),
-        "--host-memory".into(),
-        "20M".into(),
-    ]);
+    let r = plan(&dtb, &dir.0, &["--host-memory", "20M"]);
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(
         r.out()
@@ -235,15 +181,7 @@ fn plan_shows_what_every_property_became() {
         "{}",
         r.out()
     );
-    let r = pvh(&[
-        os("launch".as_ref()),
-        os(&dtb),
-        "--dir".into(),
-        os(&dir.0),
-        "--plan".into(),
-        "--host-memory".into(),
-        "8M".into(),
-    ]);
+    let r = plan(&dtb, &dir.0, &["--host-memory", "8M"]);
     assert_eq!(r.status, i32::from(status::BAD_INPUT), "{}", r.stderr);
     assert!(
         r.stderr
@@ -277,16 +215,7 @@ fn a_hostile_tree_cannot_write_to_the_terminal() {
         tree[args..args + 5].copy_from_slice(b"\x1b[2J\n");
         tree
     };
-    let plan = |tree: &[u8]| {
-        let dtb = dir.file("evil.dtb", tree);
-        pvh(&[
-            os("launch".as_ref()),
-            os(&dtb),
-            "--dir".into(),
-            os(&dir.0),
-            "--plan".into(),
-        ])
-    };
+    let plan = |tree: &[u8]| plan(&dir.file("evil.dtb", tree), &dir.0, &[]);
     let clean = |bytes: &[u8]| !bytes.iter().any(|&b| b < 0x20 && b != b'\n' || b == 0x7f);
     let r = plan(&evil(1));
     assert_eq!(r.status, 0, "{}", r.stderr);

@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kvm_available;
 use pvh_guests::report::Report;
@@ -17,42 +15,8 @@ use pvh_guests::report::Report;
 const WATCHDOG: Duration = Duration::from_secs(120);
 
 fn pvh(args: &[&str]) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pvh");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("watchdog: pvh {args:?} still running");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    (
-        status.code().expect("killed by a signal"),
-        out_t.join().unwrap(),
-        err_t.join().unwrap(),
-    )
+    let r = common::run_pvh(args, WATCHDOG);
+    (r.status, r.out(), r.stderr)
 }
 
 fn file(name: &str, bytes: &[u8]) -> PathBuf {

@@ -3,7 +3,70 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::io::Read;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a `pvh` run ended and what it printed.
+pub struct PvhRun {
+    /// The exit status.
+    pub status: i32,
+    /// Standard output, raw (guest output may be any bytes).
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl PvhRun {
+    /// Standard output as text (lossy).
+    pub fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Runs the `pvh` binary with `args` (OS strings: any bytes), stdin from
+/// /dev/null, and kills it after `watchdog` (a test never hangs, whatever
+/// the VMM does).
+pub fn run_pvh<S: AsRef<OsStr>>(args: &[S], watchdog: Duration) -> PvhRun {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pvh");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait pvh") {
+            break st;
+        }
+        if start.elapsed() > watchdog {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watchdog: pvh still running after {watchdog:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    PvhRun {
+        status: status.code().expect("pvh killed by a signal"),
+        stdout: out_t.join().unwrap(),
+        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+    }
+}
 
 /// Whether KVM tests can run here. Absent `/dev/kvm` is a skip, except
 /// under `CI=true`, where it is a failure.
