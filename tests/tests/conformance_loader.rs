@@ -28,7 +28,7 @@ fn judge(memory: u64, modules: usize, cpus: u8) {
             .map(|(bytes, c)| Module {
                 bytes,
                 cmdline: (modules % 2 == 0).then_some(c.as_bytes()),
-                above_4g: false,
+                ..Module::default()
             })
             .collect(),
         flags: SifFlags::empty(),
