@@ -153,9 +153,21 @@ pub enum LoadError {
         /// The decoder's message.
         reason: String,
     },
-    /// The decompressed payload exceeds its announced or allowed size.
+    /// Decompressing produced more bytes than the image announces.
     #[error("decompressed payload exceeds {limit:#x} bytes")]
     DecompressedTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The image announces a decompressed size above what the loader
+    /// unpacks; nothing was decompressed.
+    #[error(
+        "the payload announces {announced:#x} bytes decompressed, more than the {limit:#x} \
+         pvh-unpack allows; nothing was decompressed"
+    )]
+    AnnouncedTooLarge {
+        /// The size in the payload's trailer.
+        announced: u64,
         /// The limit.
         limit: u64,
     },

@@ -94,7 +94,8 @@ pub fn decompress(compression: Compression, payload: &[u8]) -> Result<Vec<u8>, L
     };
     let size = u64::from(u32::from_le_bytes([size[0], size[1], size[2], size[3]]));
     if size > MAX_UNPACKED {
-        return Err(LoadError::DecompressedTooLarge {
+        return Err(LoadError::AnnouncedTooLarge {
+            announced: size,
             limit: MAX_UNPACKED,
         });
     }

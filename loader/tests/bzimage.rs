@@ -360,11 +360,21 @@ fn pvh_unpack_errors_are_typed() {
         unpack_case(with_size(zstd(&elf), elf.len() + 1)),
         Err(LoadError::Decompress { format: "zstd", .. })
     ));
-    // Absurd announced size.
-    assert!(matches!(
-        unpack_case(with_size(gzip(&elf), 0xffff_ffff)),
-        Err(LoadError::DecompressedTooLarge { .. })
-    ));
+    // Absurd announced size: refused before decompressing, and the
+    // message says so rather than claiming the output was too large.
+    let e = unpack_case(with_size(gzip(&elf), 0xffff_ffff)).unwrap_err();
+    assert_eq!(
+        e,
+        LoadError::AnnouncedTooLarge {
+            announced: 0xffff_ffff,
+            limit: pvh_loader::MAX_UNPACKED
+        }
+    );
+    assert!(
+        e.to_string().contains("announces 0xffffffff")
+            && e.to_string().contains("nothing was decompressed"),
+        "{e}"
+    );
     // A compressed non-ELF.
     let text = b"not an elf at all".repeat(10);
     assert!(unpack_case(with_size(gzip(&text), text.len())).is_err());
