@@ -537,26 +537,30 @@ fn bz_text(out: &mut String, prefix: &str, bz: &BzImageInfo) {
     }
 }
 
-/// Runs `pvh inspect`: prints the report, returns the exit status: 0 for
+/// Runs `pvh inspect`: prints the report, returns how `pvh` ends: 0 for
 /// a bootable image, `BAD_INPUT` (as `pvh boot` would return) for one that
-/// is not or a file that cannot be read.
-pub fn run(args: &InspectArgs) -> u8 {
+/// is not or a file that cannot be read; output errors as
+/// [`crate::output`] says.
+pub fn run(args: &InspectArgs) -> crate::output::Exit {
     match inspect_file(&args.image) {
         Ok(report) => {
-            if args.json {
-                println!("{}", report.to_json());
+            let text = if args.json {
+                report.to_json() + "\n"
             } else {
-                print!("{}", report.to_text());
+                report.to_text()
+            };
+            if let Err(e) = crate::output::print(text) {
+                return e.exit();
             }
-            if report.bootable {
+            crate::output::Exit::Status(if report.bootable {
                 0
             } else {
                 crate::outcome::status::BAD_INPUT
-            }
+            })
         }
         Err(e) => {
-            eprintln!("pvh inspect: {e}");
-            crate::outcome::status::BAD_INPUT
+            crate::diag!("pvh inspect: {e}");
+            crate::output::Exit::Status(crate::outcome::status::BAD_INPUT)
         }
     }
 }

@@ -10,6 +10,9 @@
 //!   sleep control;
 //! - [`acpi`]: RSDP, XSDT, FADT, MADT and DSDT for the guest;
 //! - [`outcome`]: why a run ended and the process exit status;
+//! - [`output`]: everything `pvh` prints, and what a closed pipe or a full
+//!   disk does to it;
+//! - [`host`]: what the host can give guests;
 //! - [`boot`]: everything `pvh boot` does, as a library call.
 //!
 //! ```no_run
@@ -42,11 +45,13 @@ pub mod cli;
 pub mod cpuid;
 pub mod devices;
 pub mod error;
+pub mod host;
 pub mod inspect;
 pub mod kvm;
 pub mod lapic;
 pub mod memory;
 pub mod outcome;
+pub mod output;
 pub mod probe;
 pub mod runner;
 pub mod vcpu;

@@ -1,7 +1,5 @@
 //! `pvh`: boot PVH guests on KVM. See `docs/hypervisor.md`.
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    ExitCode::from(pvh_hypervisor::cli::main())
+fn main() -> pvh_hypervisor::output::Exit {
+    pvh_hypervisor::cli::main()
 }

@@ -41,6 +41,12 @@ pub mod status {
     pub const UNHANDLED_EXIT: u8 = 75;
     /// The built-in probe guest was requested but is not built in.
     pub const NO_PROBE: u8 = 76;
+    /// An output could not be created or written: standard output (a full
+    /// disk, an I/O error; a closed pipe instead ends `pvh` by `SIGPIPE`),
+    /// the `--serial` file, the guest's console, `wrap -o`.
+    pub const OUTPUT: u8 = 77;
+    /// The user quit from the interactive console (Ctrl-A x).
+    pub const QUIT: u8 = 78;
 }
 
 /// A snapshot of a vCPU's registers, printed when a run ends badly.
@@ -177,6 +183,8 @@ pub enum VmEnd {
         /// vCPU 0's registers when it was stopped.
         regs: Option<RegsDump>,
     },
+    /// The user quit from the interactive console (Ctrl-A x).
+    Quit,
 }
 
 impl VmEnd {
@@ -194,7 +202,9 @@ impl VmEnd {
             Self::FailEntry { .. } | Self::InternalError { .. } => KVM_INTERNAL,
             Self::Unhandled { .. } => UNHANDLED_EXIT,
             Self::Timeout { .. } => TIMEOUT,
+            Self::Device(DeviceError::Output(_)) => OUTPUT,
             Self::Device(_) | Self::Kvm { .. } | Self::Stopped(_) => VMM_ERROR,
+            Self::Quit => QUIT,
         }
     }
 
@@ -209,6 +219,13 @@ impl VmEnd {
             | Self::Destroyed { regs } => regs.as_ref(),
             _ => None,
         }
+    }
+
+    /// Whether the run ended because the reader of the guest's console went
+    /// away (a closed pipe): `pvh` then ends quietly (see
+    /// [`crate::output`]).
+    pub fn output_closed(&self) -> bool {
+        matches!(self, Self::Device(DeviceError::Output(e)) if crate::output::is_closed(e))
     }
 
     /// Whether this ending is the guest's normal way out.
@@ -254,10 +271,12 @@ impl fmt::Display for VmEnd {
                     after.as_secs_f64()
                 )
             }
+            Self::Device(e @ DeviceError::Output(_)) => write!(f, "{e}"),
             Self::Device(e) => write!(f, "device error: {e}"),
             Self::Kvm { op, source } => write!(f, "KVM {op} failed: {source}"),
             Self::Stopped(_) => f.write_str("vCPU stopped by the VMM"),
             Self::Destroyed { .. } => f.write_str("destroyed by the VMM while running"),
+            Self::Quit => f.write_str("quit from the console (Ctrl-A x)"),
         }
     }
 }
@@ -301,5 +320,41 @@ mod tests {
             .status(),
         ];
         assert_eq!(ends, [0, 74, 71, 72, 75, 73]);
+    }
+
+    #[test]
+    fn output_failures_have_their_own_status() {
+        let full = VmEnd::Device(DeviceError::Output(std::io::Error::from_raw_os_error(
+            libc::ENOSPC,
+        )));
+        assert_eq!(full.status(), status::OUTPUT);
+        assert!(!full.output_closed());
+        let closed = VmEnd::Device(DeviceError::Output(std::io::Error::from(
+            std::io::ErrorKind::BrokenPipe,
+        )));
+        assert!(closed.output_closed());
+        let irq = VmEnd::Device(DeviceError::Interrupt(std::io::Error::from_raw_os_error(
+            libc::EBADF,
+        )));
+        assert_eq!(irq.status(), status::VMM_ERROR);
+        assert_eq!(VmEnd::Quit.status(), status::QUIT);
+        let statuses = [
+            status::USAGE,
+            status::GUEST_CODE_OUT_OF_RANGE,
+            status::BAD_INPUT,
+            status::NO_KVM,
+            status::VMM_ERROR,
+            status::TRIPLE_FAULT,
+            status::KVM_INTERNAL,
+            status::TIMEOUT,
+            status::HALTED,
+            status::UNHANDLED_EXIT,
+            status::NO_PROBE,
+            status::OUTPUT,
+            status::QUIT,
+        ];
+        let distinct: std::collections::BTreeSet<u8> = statuses.into_iter().collect();
+        assert_eq!(distinct.len(), statuses.len());
+        assert!(statuses.iter().all(|&s| s > status::GUEST_MAX && s < 128));
     }
 }

@@ -70,6 +70,8 @@ enum Msg {
     Died(u8),
     /// The VMM asks the VM to end ([`Stopper::stop`]).
     Stop,
+    /// The user asks the VM to end ([`Stopper::quit`]).
+    Quit,
 }
 
 /// Sends [`Msg::Died`] unless the thread reported: a vCPU thread that
@@ -124,6 +126,7 @@ impl std::fmt::Debug for Msg {
             Self::Ended(id, end) => write!(f, "Ended({id}, {end})"),
             Self::Died(id) => write!(f, "Died({id})"),
             Self::Stop => f.write_str("Stop"),
+            Self::Quit => f.write_str("Quit"),
         }
     }
 }
@@ -133,6 +136,12 @@ impl Stopper {
     pub fn stop(&self) {
         // A VM that has already ended no longer listens.
         let _ = self.0.send(Msg::Stop);
+    }
+
+    /// Ends the VM for the user (the interactive console's Ctrl-A x): its
+    /// [`Running::wait`] returns [`VmEnd::Quit`].
+    pub fn quit(&self) {
+        let _ = self.0.send(Msg::Quit);
     }
 }
 
@@ -184,6 +193,7 @@ enum First {
     Ended(u8, Box<VmEnd>),
     Timeout(Duration),
     Stopped,
+    Quit,
     AllDied,
 }
 
@@ -219,6 +229,7 @@ impl Running {
             match msg {
                 Some(Msg::Ended(id, end)) => break First::Ended(id, end),
                 Some(Msg::Stop) => break First::Stopped,
+                Some(Msg::Quit) => break First::Quit,
                 Some(Msg::Died(id)) => {
                     died.insert(id);
                     if died.len() == threads.len() {
@@ -259,6 +270,7 @@ impl Running {
                 },
                 None,
             ),
+            First::Quit => (VmEnd::Quit, None),
             // Every thread ended without reporting: they panicked.
             First::AllDied => (
                 VmEnd::Unhandled {
@@ -305,7 +317,7 @@ fn stop_all<T>(
         Msg::Died(id) => {
             reported.insert(id);
         }
-        Msg::Stop => {}
+        Msg::Stop | Msg::Quit => {}
     };
     loop {
         for msg in rx.try_iter() {

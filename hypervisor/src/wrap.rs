@@ -62,7 +62,7 @@ pub struct WrapArgs {
 /// Why wrapping failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WrapError {
-    /// A file could not be read or written.
+    /// An input file could not be read.
     #[error("{path}: {source}")]
     Io {
         /// The path.
@@ -398,29 +398,38 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, WrapError> {
     })
 }
 
-/// Runs `pvh wrap` and returns the exit status.
-pub fn run(args: &WrapArgs) -> u8 {
-    match run_inner(args) {
-        Ok(w) => {
-            let l = w.layout;
-            println!(
-                "pvh wrap: wrote {} ({} bytes): kernel at {:#x} (code {:#x}){}",
-                args.output.display(),
-                w.elf.len(),
-                l.kernel,
-                l.kernel_code,
-                l.initrd
-                    .map_or(String::new(), |a| format!(", initrd at {a:#x}"))
-            );
-            0
-        }
+/// Runs `pvh wrap` and returns how `pvh` ends: 0, `BAD_INPUT` for an
+/// input that cannot be read or wrapped, `OUTPUT` when `-o` cannot be
+/// created or written (nothing is created before the inputs are checked).
+pub fn run(args: &WrapArgs) -> crate::output::Exit {
+    use crate::output::{self, Exit};
+    let w = match run_inner(args) {
+        Ok(w) => w,
         Err(e) => {
-            eprintln!("pvh wrap: {e}");
-            crate::outcome::status::BAD_INPUT
+            crate::diag!("pvh wrap: {e}");
+            return Exit::Status(crate::outcome::status::BAD_INPUT);
         }
+    };
+    if let Err(e) = output::write_file(&args.output, &w.elf) {
+        return e.exit();
+    }
+    let l = w.layout;
+    let summary = format!(
+        "pvh wrap: wrote {} ({} bytes): kernel at {:#x} (code {:#x}){}\n",
+        args.output.display(),
+        w.elf.len(),
+        l.kernel,
+        l.kernel_code,
+        l.initrd
+            .map_or(String::new(), |a| format!(", initrd at {a:#x}"))
+    );
+    match output::print(summary) {
+        Ok(()) => Exit::Status(0),
+        Err(e) => e.exit(),
     }
 }
 
+/// Reads the inputs and wraps them (writes nothing).
 fn run_inner(args: &WrapArgs) -> Result<Wrapped, WrapError> {
     let stub_file;
     let stub: &[u8] = match &args.stub {
@@ -437,10 +446,5 @@ fn run_inner(args: &WrapArgs) -> Result<Wrapped, WrapError> {
         cmdline: args.cmdline.as_deref(),
         subarch: args.subarch.policy(),
     };
-    let wrapped = wrap_with(stub, &kernel, &options)?;
-    std::fs::write(&args.output, &wrapped.elf).map_err(|source| WrapError::Io {
-        path: args.output.clone(),
-        source,
-    })?;
-    Ok(wrapped)
+    wrap_with(stub, &kernel, &options)
 }

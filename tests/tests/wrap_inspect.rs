@@ -344,13 +344,13 @@ fn the_cli_wraps_and_inspects() {
         out.clone().into(),
     ];
     let status = pvh_hypervisor::cli::main_with(args);
-    assert_eq!(status, 0);
+    assert_eq!(status, pvh_hypervisor::output::Exit::Status(0));
     let r = inspect(&std::fs::read(&out).unwrap());
     assert_eq!(r.wrap.unwrap().cmdline.as_deref(), Some("a=b"));
     let missing = dir.join("missing");
     let args: Vec<OsString> = vec!["pvh".into(), "inspect".into(), missing.into()];
     let status = pvh_hypervisor::cli::main_with(args);
-    assert_eq!(status, pvh_hypervisor::status::BAD_INPUT);
+    assert_eq!(status.code(), pvh_hypervisor::status::BAD_INPUT);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

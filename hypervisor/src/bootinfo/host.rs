@@ -1,6 +1,7 @@
 //! What the host tells the boot-time domain builder about itself: the boot
-//! loader's name, its physical memory and its memory map (Xen's
-//! `boot_info.loader` and `boot_info.memmap`).
+//! loader's name and its memory map (Xen's `boot_info.loader` and
+//! `boot_info.memmap`). How much memory the host can give guests is
+//! [`crate::host`]'s.
 
 use std::path::Path;
 
@@ -16,18 +17,6 @@ pub const MEMMAP_DIR: &str = "/sys/firmware/memmap";
 
 /// Most ranges read: a firmware map has tens; more is not a memory map.
 pub const MAX_RANGES: usize = 1024;
-
-/// The host's physical memory in bytes (0 if unknown).
-pub fn physical_memory() -> u64 {
-    // SAFETY: sysconf only reads system configuration; no memory is passed.
-    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
-    // SAFETY: as above.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(pages)
-        .ok()
-        .zip(u64::try_from(page).ok())
-        .map_or(0, |(n, p)| n.saturating_mul(p))
-}
 
 /// The host's memory map from [`MEMMAP_DIR`], sorted by start; empty when
 /// the host does not publish one (or it cannot be read).

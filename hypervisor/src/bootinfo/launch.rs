@@ -52,8 +52,9 @@ pub struct LaunchArgs {
     /// Directory for `xen,uefi-binary` file names.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Memory all domains together may use (K, M, G suffixes). Default:
-    /// the host's physical memory.
+    /// Memory all domains together may use (K, M, G, T suffixes). Default:
+    /// what the host can give, its RAM plus swap (as `pvh boot --memory`
+    /// is checked).
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub host_memory: Option<u64>,
     /// End each domain still running after this many seconds.
@@ -367,7 +368,7 @@ pub fn load(args: &LaunchArgs) -> Result<BootInfo, LaunchError> {
                 ModuleNumbering::FromZero
             },
             dir: args.dir.as_deref(),
-            host_memory_limit: args.host_memory.unwrap_or_else(host::physical_memory),
+            host_memory_limit: args.host_memory.unwrap_or_else(crate::host::memory_limit),
             defaults: args.domain.defaults(),
             loader_name: host::LOADER_NAME,
             cmdline: &cmdline,
@@ -376,11 +377,12 @@ pub fn load(args: &LaunchArgs) -> Result<BootInfo, LaunchError> {
     )?)
 }
 
-/// Runs `pvh launch`; returns the exit status.
-pub fn run(args: &LaunchArgs) -> u8 {
+/// Runs `pvh launch`; returns how `pvh` ends.
+pub fn run(args: &LaunchArgs) -> crate::output::Exit {
+    use crate::output::{self, Exit};
     let failed = |e: LaunchError| {
-        eprintln!("pvh: {e}");
-        e.status()
+        crate::diag!("pvh: {e}");
+        Exit::Status(e.status())
     };
     let info = match load(args) {
         Ok(info) => info,
@@ -391,8 +393,10 @@ pub fn run(args: &LaunchArgs) -> u8 {
         Err(e) => return failed(e.into()),
     };
     if args.plan {
-        print!("{plan}");
-        return status::SUCCESS;
+        return match output::print(plan.to_string()) {
+            Ok(()) => Exit::Status(status::SUCCESS),
+            Err(e) => e.exit(),
+        };
     }
     let opts = LaunchOptions {
         kvm_device: args.kvm_device.clone(),
@@ -404,7 +408,14 @@ pub fn run(args: &LaunchArgs) -> u8 {
         Err(e) => return failed(e),
     };
     let outcomes = run_all(built, opts.timeout);
-    summarize(&outcomes, &mut io::stderr().lock())
+    // The reader of the consoles has gone: end quietly, like `boot`.
+    if outcomes
+        .iter()
+        .any(|o| o.result.as_ref().is_ok_and(VmEnd::output_closed))
+    {
+        return Exit::OutputClosed;
+    }
+    Exit::Status(summarize(&outcomes, &mut io::stderr().lock()))
 }
 
 /// Writes one summary line per domain to `err` and returns pvh's status:

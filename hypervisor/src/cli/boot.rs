@@ -1,24 +1,57 @@
 //! `pvh boot`: load a kernel (or the built-in probe) and run it.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
+use clap::builder::TypedValueParser as _;
 use pvh_loader::BootProtocol;
 
-use super::size::{parse_memory, parse_timeout};
+use super::size::{format_size, parse_memory, parse_timeout};
+use super::terminal::{self, RawMode};
 use crate::boot::{BootError, BootOptions};
 use crate::bootinfo::build;
 use crate::bootinfo::error::esc_path;
 use crate::bootinfo::{BootInfo, CliModule, SingleDomain, host};
 use crate::devices::ConsoleOut;
+use crate::devices::input::{ESCAPE_HELP, EscapeCommand, EscapeHandler};
+use crate::diag;
+use crate::host::HostMemory;
 use crate::kvm::KVM_DEVICE;
 use crate::outcome::{VmEnd, status};
+use crate::output::{self, Exit, OutputError, Progress};
 use crate::probe;
 
 pub use super::options::{DomainOptions, ProtocolArg, SubarchArg};
+
+/// `--serial`: where the guest's console goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SerialArg {
+    /// `-` (or `stdout`): standard output.
+    #[default]
+    Stdout,
+    /// A file, created (or truncated) once the inputs have been checked.
+    File(PathBuf),
+}
+
+impl From<OsString> for SerialArg {
+    fn from(s: OsString) -> Self {
+        if s == "-" || s == "stdout" {
+            Self::Stdout
+        } else {
+            Self::File(s.into())
+        }
+    }
+}
+
+fn serial_parser() -> impl clap::builder::TypedValueParser<Value = SerialArg> {
+    clap::builder::OsStringValueParser::new().map(SerialArg::from)
+}
 
 /// Arguments of `pvh boot`.
 #[derive(Debug, Clone, Args)]
@@ -36,7 +69,7 @@ pub struct BootArgs {
     /// Kernel command line.
     #[arg(long, default_value = "")]
     pub cmdline: String,
-    /// Guest RAM (K, M, G suffixes).
+    /// Guest RAM (K, M, G, T suffixes); at most the host's RAM plus swap.
     #[arg(long, default_value = "512M", value_parser = parse_memory)]
     pub memory: u64,
     /// With `--boot-protocol pvh-unpack`: decompress the bzImage every time
@@ -47,13 +80,17 @@ pub struct BootArgs {
     /// Print the loader's boot plan and exit without running.
     #[arg(long)]
     pub plan: bool,
-    /// Where guest console output goes: `stdout` or a file.
-    #[arg(long, value_name = "stdout|FILE", default_value = "stdout")]
-    pub serial: String,
-    /// Feed the host's standard input to COM1 (the guest's ttyS0).
+    /// Where guest console output goes: `-` (standard output) or a file,
+    /// created only once the inputs have been checked (`./-` names a
+    /// file called `-`).
+    #[arg(long, value_name = "-|FILE", default_value = "-", value_parser = serial_parser())]
+    pub serial: SerialArg,
+    /// Feed the host's standard input to COM1 (the guest's ttyS0) even
+    /// when it is not a terminal. A terminal on standard input is always
+    /// an interactive console: raw mode, Ctrl-A x quits, Ctrl-A h helps.
     #[arg(long)]
     pub stdin: bool,
-    /// End the guest after this many seconds (status 73).
+    /// End the guest after this many seconds (status 73); more than 0.
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// Print the plan, exit counts and unanswered ports on stderr.
@@ -74,7 +111,7 @@ impl Default for BootArgs {
             memory: 512 << 20,
             no_unpack_cache: false,
             plan: false,
-            serial: "stdout".into(),
+            serial: SerialArg::Stdout,
             stdin: false,
             timeout: None,
             verbose: false,
@@ -83,13 +120,14 @@ impl Default for BootArgs {
     }
 }
 
-/// Prints `pvh: <msg>` on stderr and returns `code`.
-fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
-    eprintln!("pvh: {msg}");
-    code
+/// Prints `pvh: <msg>` on stderr and returns `code` as the way out.
+fn fail(code: u8, msg: impl std::fmt::Display) -> Exit {
+    diag!("pvh: {msg}");
+    Exit::Status(code)
 }
 
-fn read(what: &str, path: &Path) -> Result<Vec<u8>, u8> {
+fn read(what: &str, path: &Path, progress: &Progress) -> Result<Vec<u8>, Exit> {
+    progress.stage(format!("reading the {what}"));
     std::fs::read(path).map_err(|e| {
         fail(
             status::BAD_INPUT,
@@ -98,14 +136,43 @@ fn read(what: &str, path: &Path) -> Result<Vec<u8>, u8> {
     })
 }
 
-/// Runs `pvh boot`; returns the exit status.
-pub fn run(args: &BootArgs) -> u8 {
-    match run_inner(args) {
-        Ok(code) | Err(code) => code,
+/// Refuses a guest larger than this host can ever back (RAM plus swap, see
+/// [`crate::host`]): the mapping would succeed and the guest die later.
+fn check_host_memory(memory: u64) -> Result<u64, Exit> {
+    let Ok(host) = HostMemory::query() else {
+        return Ok(u64::MAX);
+    };
+    if memory > host.limit() {
+        return Err(fail(
+            status::USAGE,
+            format_args!(
+                "--memory {} is more than this host can give ({} of RAM + {} of swap)",
+                format_size(memory),
+                format_size(host.ram),
+                format_size(host.swap)
+            ),
+        ));
+    }
+    Ok(host.limit())
+}
+
+/// What the long part of loading is called on the progress line.
+fn loading_stage(args: &BootArgs) -> &'static str {
+    if args.domain.boot_protocol == ProtocolArg::PvhUnpack {
+        "decompressing the kernel"
+    } else {
+        "loading the guest"
     }
 }
 
-fn run_inner(args: &BootArgs) -> Result<u8, u8> {
+/// Runs `pvh boot`; returns how `pvh` ends.
+pub fn run(args: &BootArgs) -> Exit {
+    match run_inner(args) {
+        Ok(exit) | Err(exit) => exit,
+    }
+}
+
+fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
     if let Some(m) = args.domain.modules.iter().find(|m| m.addr.is_some()) {
         return Err(fail(
             status::USAGE,
@@ -116,8 +183,10 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
             ),
         ));
     }
+    let host_memory_limit = check_host_memory(args.memory)?;
+    let progress = Progress::start("reading the inputs");
     let kernel: Vec<u8> = match &args.kernel {
-        Some(path) => read("kernel", path)?,
+        Some(path) => read("kernel", path, &progress)?,
         None => match probe::PROBE {
             Some(bytes) => bytes.to_vec(),
             None => {
@@ -131,13 +200,13 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
     let initrd = args
         .initrd
         .as_deref()
-        .map(|p| read("initrd", p))
+        .map(|p| read("initrd", p, &progress))
         .transpose()?;
     let module_bytes = args
         .domain
         .modules
         .iter()
-        .map(|m| read("module", &m.path))
+        .map(|m| read("module", &m.path, &progress))
         .collect::<Result<Vec<_>, _>>()?;
 
     // The options become a one-domain BootInfo, built into a BootConfig by
@@ -163,9 +232,7 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         memory: args.memory,
         cpus: u32::from(args.domain.cpus),
         boot: args.domain.boot(),
-        // The loader checks the size against what it can lay out; pvh boot
-        // sets no host limit of its own.
-        host_memory_limit: u64::MAX,
+        host_memory_limit,
         hypervisor_cmdline: super::invocation(),
         host_memmap: host::memory_map(),
     })
@@ -175,6 +242,7 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         .first()
         .ok_or_else(|| fail(status::BAD_INPUT, "no domain to boot"))?;
     let mut config = build::boot_config(&info, domain).map_err(|e| fail(status::BAD_INPUT, e))?;
+    progress.stage(loading_stage(args));
     // pvh-unpack through the cache: the cached vmlinux booted through PVH is
     // exactly what the loader's PvhUnpack plans (the unpack cache's tests
     // compare the plans), without decompressing again.
@@ -190,11 +258,14 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         build::check(&config, args.memory, domain.vcpus).map_err(|e| fail(status::BAD_INPUT, e))?;
 
     if args.plan {
-        print!("{}", checked.plan);
-        return Ok(status::SUCCESS);
+        drop(progress);
+        output::print(checked.plan.to_string()).map_err(|e| e.exit())?;
+        return Ok(Exit::Status(status::SUCCESS));
     }
 
-    let console = open_console(&args.serial)?;
+    // Guest output is discarded until the output is opened, after every
+    // input has been checked and loaded; no guest code runs before that.
+    let console = ConsoleOut::pending();
     let opts = BootOptions {
         kvm_device: args.kvm_device.clone(),
         memory: args.memory,
@@ -203,16 +274,41 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
         vcpus: args.domain.cpus,
     };
     let prepared = crate::boot::build(checked, &config, &opts).map_err(|e| boot_failed(&e))?;
+    drop(progress);
+    open_console(&args.serial, &console).map_err(|e| e.exit())?;
     if args.verbose {
-        eprint!("pvh: boot plan:\n{}", prepared.guest.plan);
+        diag!("pvh: boot plan:\n{}", prepared.guest.plan.to_string().trim_end());
     }
-    let bus = std::sync::Arc::clone(prepared.vm.bus());
-    let stop_input = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if args.stdin {
+    let bus = Arc::clone(prepared.vm.bus());
+    // The terminal goes back to how it was when `raw` drops: on return,
+    // on `?`, on a panic; a fatal signal is handled in `terminal`.
+    let interactive = terminal::stdin_is_interactive();
+    let raw = if interactive {
+        Some(RawMode::stdin().map_err(|e| {
+            fail(
+                status::VMM_ERROR,
+                format_args!("putting the terminal into raw mode: {e}"),
+            )
+        })?)
+    } else {
+        None
+    };
+    let running =
+        crate::runner::start(prepared.vcpus).map_err(|e| boot_failed(&BootError::Vmm(e)))?;
+    let stop_input = Arc::new(AtomicBool::new(false));
+    if interactive || args.stdin {
+        let escape: Option<EscapeHandler> = interactive.then(|| {
+            let quit = running.stopper();
+            Box::new(move |c| match c {
+                EscapeCommand::Quit => quit.quit(),
+                EscapeCommand::Help => diag!("\r\n{}", ESCAPE_HELP.trim_end()),
+            }) as EscapeHandler
+        });
         crate::devices::input::spawn_feeder(
-            std::sync::Arc::clone(prepared.vm.uart()),
+            Arc::clone(prepared.vm.uart()),
             io::stdin(),
-            std::sync::Arc::clone(&stop_input),
+            Arc::clone(&stop_input),
+            escape,
         )
         .map_err(|e| {
             fail(
@@ -221,40 +317,57 @@ fn run_inner(args: &BootArgs) -> Result<u8, u8> {
             )
         })?;
     }
-    let report = crate::runner::run(prepared.vcpus, args.timeout)
-        .map_err(|e| boot_failed(&BootError::Vmm(e)))?;
-    stop_input.store(true, std::sync::atomic::Ordering::SeqCst);
-    // Make sure everything the guest printed is out before our verdict.
-    let _ = console.clone().flush();
+    let report = running.wait(args.timeout);
+    stop_input.store(true, Ordering::SeqCst);
+    drop(raw);
+    // Everything the guest printed is out before our verdict; output that
+    // cannot be written is the run's result (see `crate::output`).
+    let flushed = console
+        .clone()
+        .flush()
+        .map_err(|e| OutputError::write("guest output", e));
+    if report.end.output_closed() || matches!(flushed, Err(OutputError::Closed { .. })) {
+        return Ok(Exit::OutputClosed);
+    }
 
     if args.verbose {
         for (id, s) in &report.stats {
-            eprintln!(
+            diag!(
                 "pvh: vcpu{id}: {} exits ({} port I/O, {} MMIO reads, {} MMIO writes, {} interrupted)",
-                s.exits, s.io, s.mmio_reads, s.mmio_writes, s.interrupted
+                s.exits,
+                s.io,
+                s.mmio_reads,
+                s.mmio_writes,
+                s.interrupted
             );
         }
         for (port, c) in bus.unhandled() {
-            eprintln!(
+            diag!(
                 "pvh: unanswered port {port:#06x}: {} reads, {} writes",
-                c.reads, c.writes
+                c.reads,
+                c.writes
             );
         }
     }
     report_end(&report.end, args.verbose);
-    Ok(report.end.status())
+    match flushed {
+        // One message per failure: a run that ended because the output
+        // failed has said so already.
+        Err(e) if report.end.status() != status::OUTPUT => Ok(e.exit()),
+        _ => Ok(Exit::Status(report.end.status())),
+    }
 }
 
 /// `kernel` unpacked through the per-user unpack cache, if it is a bzImage
 /// and there is a cache directory; `None` leaves the unpacking to the loader
 /// (which also reports a kernel that is not a bzImage).
-fn cached_unpack(kernel: &[u8], verbose: bool) -> Result<Option<pvh_loader::Unpacked>, u8> {
+fn cached_unpack(kernel: &[u8], verbose: bool) -> Result<Option<pvh_loader::Unpacked>, Exit> {
     let Ok(bz) = pvh_bootparams::BzImage::parse(kernel) else {
         return Ok(None);
     };
     let Some(cache) = pvh_loader::UnpackCache::in_user_cache_dir() else {
         if verbose {
-            eprintln!("pvh: unpack cache: neither XDG_CACHE_HOME nor HOME is set; not cached");
+            diag!("pvh: unpack cache: neither XDG_CACHE_HOME nor HOME is set; not cached");
         }
         return Ok(None);
     };
@@ -265,7 +378,7 @@ fn cached_unpack(kernel: &[u8], verbose: bool) -> Result<Option<pvh_loader::Unpa
         )
     })?;
     if verbose {
-        eprintln!(
+        diag!(
             "pvh: unpack cache {}: {}",
             cache.dir().display(),
             unpacked.outcome()
@@ -274,40 +387,44 @@ fn cached_unpack(kernel: &[u8], verbose: bool) -> Result<Option<pvh_loader::Unpa
     Ok(Some(unpacked))
 }
 
-fn boot_failed(e: &BootError) -> u8 {
+fn boot_failed(e: &BootError) -> Exit {
     fail(e.status(), e)
 }
 
-fn open_console(spec: &str) -> Result<ConsoleOut, u8> {
-    if spec == "stdout" {
-        return Ok(ConsoleOut::stdout());
+/// Opens the `--serial` output and sends `console` there.
+fn open_console(spec: &SerialArg, console: &ConsoleOut) -> Result<(), OutputError> {
+    match spec {
+        SerialArg::Stdout => console.redirect(output::STDOUT, Box::new(io::stdout())),
+        SerialArg::File(path) => {
+            let file = File::create(path).map_err(|source| OutputError::Create {
+                path: path.clone(),
+                source,
+            })?;
+            console.redirect(path.display().to_string(), Box::new(BufWriter::new(file)));
+        }
     }
-    let file = File::create(spec).map_err(|e| {
-        fail(
-            status::BAD_INPUT,
-            format_args!("cannot create serial output file {spec}: {e}"),
-        )
-    })?;
-    Ok(ConsoleOut::new(Box::new(BufWriter::new(file))))
+    Ok(())
 }
 
 /// The one-line verdict (plus registers when the guest died badly).
 fn report_end(end: &VmEnd, verbose: bool) {
     let code = end.status();
     if code != status::SUCCESS || verbose {
-        eprintln!("pvh: {end} (status {code})");
+        diag!("pvh: {end} (status {code})");
     } else {
-        eprintln!("pvh: {end}");
+        diag!("pvh: {end}");
     }
     let show_regs = !matches!(
         end,
         VmEnd::ExitPort(_) | VmEnd::Reset | VmEnd::Shutdown | VmEnd::PowerOff
     );
     if let (true, Some(regs)) = (show_regs, end.regs()) {
-        let mut err = io::stderr().lock();
-        for line in regs.to_string().lines() {
-            let _ = writeln!(err, "pvh:   {line}");
-        }
+        let lines: Vec<String> = regs
+            .to_string()
+            .lines()
+            .map(|l| format!("pvh:   {l}"))
+            .collect();
+        diag!("{}", lines.join("\n"));
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod options;
 pub mod size;
+pub mod terminal;
 
 use std::ffi::OsString;
 use std::sync::OnceLock;
@@ -12,6 +13,7 @@ use std::sync::OnceLock;
 use clap::{Parser, Subcommand};
 
 use crate::outcome::status;
+use crate::output::{Exit, OutputError};
 
 /// `pvh`: boot PVH guests on KVM.
 #[derive(Debug, Parser)]
@@ -45,14 +47,16 @@ pub fn invocation() -> String {
     INVOCATION.get().cloned().unwrap_or_default()
 }
 
-/// Parses the process arguments, runs the subcommand, and returns the exit
-/// status (documented in `docs/hypervisor.md`).
-pub fn main() -> u8 {
+/// Parses the process arguments, runs the subcommand, and returns how
+/// `pvh` ends: an exit status (documented in `docs/hypervisor.md`) or, when
+/// the reader of its output has gone, death by `SIGPIPE` (see
+/// [`crate::output`]); `fn main() -> Exit` does either.
+pub fn main() -> Exit {
     main_with(std::env::args_os())
 }
 
 /// [`main`] with explicit arguments (the first is the program name).
-pub fn main_with<I, T>(args: I) -> u8
+pub fn main_with<I, T>(args: I) -> Exit
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -67,10 +71,17 @@ where
     );
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version land here too, on stdout with status 0.
+        Err(e) if e.use_stderr() => {
+            // A diagnostic: best effort, like every write to stderr.
             let _ = e.print();
-            return if e.use_stderr() { status::USAGE } else { 0 };
+            return Exit::Status(status::USAGE);
+        }
+        Err(e) => {
+            // --help and --version: the product, on stdout.
+            return match e.print() {
+                Ok(()) => Exit::Status(status::SUCCESS),
+                Err(err) => OutputError::write(crate::output::STDOUT, err).exit(),
+            };
         }
     };
     match cli.command {
