@@ -2,7 +2,8 @@
 # setup.sh - install everything the pvh test suite needs on a fresh Debian 12
 # machine: the Debian packages used to build/boot real guests (QEMU, Xen
 # headers, busybox for initramfs, archive tools, kmod for modinfo, ACPICA's
-# iasl to check generated ACPI tables) and the
+# iasl to check generated ACPI tables, tmux to test the interactive
+# console on a real terminal) and the
 # Rust bits (the bare-metal x86_64-unknown-none target, clippy, rustfmt).
 #
 # Idempotent and fast on re-runs: apt-get is skipped entirely when every
@@ -22,6 +23,7 @@ DEB_PACKAGES=(
     cpio
     kmod
     acpica-tools
+    tmux
 )
 RUST_TARGET=x86_64-unknown-none
 RUST_COMPONENTS=(clippy rustfmt)
