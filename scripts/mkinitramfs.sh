@@ -28,7 +28,7 @@ command -v cpio >/dev/null 2>&1 || { echo "mkinitramfs: cpio not found" >&2; exi
 
 applets=(sh echo cat mount umount insmod reboot poweroff hexdump nproc sleep
     mkdir ls dmesg uname cp mv rm ln grep sed dd true false test printf
-    timeout kill)
+    timeout kill hwclock date)
 
 staging=$(mktemp -d "${TMPDIR:-/tmp}/pvh-initramfs.XXXXXX")
 trap 'rm -rf "$staging"' EXIT

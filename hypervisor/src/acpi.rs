@@ -1,5 +1,5 @@
 //! ACPI tables for PVH guests: RSDP, XSDT, a hardware-reduced FADT, a DSDT
-//! and a MADT with one local APIC per vCPU plus the IOAPIC, built with
+//! (power-off, COM1, the RTC) and a MADT with one local APIC per vCPU plus the IOAPIC, built with
 //! rust-vmm's `acpi_tables` crate and laid out in one contiguous region the
 //! loader's plan reserves (start_info's `rsdp_paddr` points at its start).
 //!
@@ -19,6 +19,7 @@ use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
 use acpi_tables::{Aml, aml};
 
+use crate::devices::rtc::{REG_CENTURY, RTC_BASE, RTC_GSI, RTC_LEN};
 use crate::devices::serial::{COM1_BASE, COM1_GSI, COM1_LEN};
 
 /// OEM ID in every table.
@@ -152,6 +153,21 @@ pub fn with_region(config: pvh_loader::BootConfig<'_>) -> pvh_loader::BootConfig
     }
 }
 
+/// `\_SB.RTC`: the MC146818 CMOS/RTC at [`RTC_BASE`] on GSI [`RTC_GSI`]
+/// (edge, active high, as ISA IRQ 8). Without it Linux's `rtc_cmos` falls
+/// back to the legacy platform device, whose IRQ 8 does not exist on a
+/// hardware-reduced machine (no legacy PIC, so no ISA IRQ numbers):
+/// `request_irq(8)` fails and the probe ends with error -22 (EINVAL). With
+/// it, the PNP driver takes the ports and the GSI from `_CRS`.
+fn rtc() -> Vec<u8> {
+    let irq = aml::Interrupt::new(true, true, false, false, RTC_GSI);
+    let io = aml::IO::new(RTC_BASE, RTC_BASE, 1, RTC_LEN as u8);
+    let resources = aml::ResourceTemplate::new(vec![&io, &irq]);
+    let hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0B00"));
+    let crs = aml::Name::new("_CRS".into(), &resources);
+    bytes_of(&aml::Device::new("_SB_.RTC_".into(), vec![&hid, &crs]))
+}
+
 /// Builds the tables for `cpus` vCPUs at `base` (16-byte aligned, so the
 /// RSDP is where a scan would find it too).
 pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
@@ -178,6 +194,7 @@ pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
     );
     dsdt.append_slice(&bytes_of(&s5));
     dsdt.append_slice(&com1());
+    dsdt.append_slice(&rtc());
     dsdt.update_checksum();
     let dsdt = dsdt.as_slice().to_vec();
 
@@ -216,6 +233,10 @@ pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
         .flag(Flags::HwReducedAcpi);
     fadt.sleep_control_reg = sleep_reg;
     fadt.sleep_status_reg = sleep_reg;
+    // The RTC's century register, which Linux's RTC code reads when the
+    // FADT names it (the spec leaves the field to legacy hardware; Linux
+    // consults it either way), so years after 2099 read right.
+    fadt.century = REG_CENTURY;
     fadt.hypervisor_vendor_identity = u64::from_le_bytes(*b"PVHVMM\0\0").into();
     let fadt = bytes_of(&fadt.finalize());
 
@@ -353,6 +374,13 @@ mod tests {
             assert!(has(&[0x0c, 0x41, 0xd0, 0x05, 0x01]), "PNP0501");
             assert!(has(&[0x89, 6, 0, 0x03, 1, 4, 0, 0, 0]), "IRQ 4");
             assert!(has(&[0x47, 1, 0xf8, 3, 0xf8, 3, 1, 8]), "IO 0x3f8");
+            // The RTC: PNP0B00, I/O 0x70..0x71 and GSI 8, edge, active high.
+            assert!(has(b"RTC_"));
+            assert!(has(&[0x0c, 0x41, 0xd0, 0x0b, 0x00]), "PNP0B00");
+            assert!(has(&[0x47, 1, 0x70, 0, 0x70, 0, 1, 2]), "IO 0x70");
+            assert!(has(&[0x89, 6, 0, 0x03, 1, 8, 0, 0, 0]), "IRQ 8");
+            // FADT byte 108: the century register's CMOS index.
+            assert_eq!(d.fadt[108], 0x32, "century");
             let _ = (&d.xsdt, &d.rsdp);
         }
     }
@@ -436,6 +464,9 @@ mod tests {
                     assert!(dsl.contains("0x00000004,"), "{dsl}");
                     assert!(dsl.contains("IO (Decode16"), "{dsl}");
                     assert!(dsl.contains("0x03F8"), "{dsl}");
+                    assert!(dsl.contains("EisaId (\"PNP0B00\")"), "{dsl}");
+                    assert!(dsl.contains("0x00000008,"), "{dsl}");
+                    assert!(dsl.contains("0x0070"), "{dsl}");
                 }
                 _ => {}
             }

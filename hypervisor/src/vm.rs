@@ -10,7 +10,7 @@ use kvm_ioctls::{Kvm, VmFd};
 use crate::devices::debugcon::{DEBUGCON_PORT, DebugCon};
 use crate::devices::exit_port::{EXIT_PORT, EXIT_PORT_LEN, ExitPort};
 use crate::devices::i8042::{I8042, I8042_BASE, I8042_LEN};
-use crate::devices::rtc::{RTC_BASE, RTC_LEN, Rtc};
+use crate::devices::rtc::{RTC_BASE, RTC_GSI, RTC_LEN, Rtc};
 use crate::devices::serial::{COM1_BASE, COM1_GSI, COM1_LEN, IrqLine, Uart};
 use crate::devices::sleep::{SLEEP_CONTROL_PORT, SleepControl};
 use crate::devices::{ConsoleOut, IoBus};
@@ -87,7 +87,17 @@ impl Vm {
         let uart = Arc::new(Mutex::new(Uart::new(irq, console.clone())));
         bus.register(COM1_BASE, COM1_LEN, uart.clone())?;
         bus.register(I8042_BASE, I8042_LEN, Arc::new(Mutex::new(I8042::new())))?;
-        bus.register(RTC_BASE, RTC_LEN, Arc::new(Mutex::new(Rtc::new())))?;
+        let rtc_irq = IrqLine::new().map_err(|source| Error::Os {
+            op: "creating the RTC eventfd",
+            source,
+        })?;
+        fd.register_irqfd(rtc_irq.eventfd(), RTC_GSI)
+            .map_err(kvm_op("KVM_IRQFD (RTC)"))?;
+        let rtc = Rtc::new(Some(rtc_irq)).map_err(|source| Error::Os {
+            op: "starting the RTC timer thread",
+            source,
+        })?;
+        bus.register(RTC_BASE, RTC_LEN, Arc::new(Mutex::new(rtc)))?;
         bus.register(
             DEBUGCON_PORT,
             1,

@@ -16,6 +16,13 @@
 //! - `noacpi`: `pvh boot --cpus 1 --no-acpi`; L2 reaches its marker, sees
 //!   one CPU and no ACPI, and `reboot -f` (i8042 reset) ends `pvh` with 0.
 //!
+//! Every mode checks the RTC: Linux's `rtc_cmos` probes (through the DSDT's
+//! PNP0B00 device with GSI 8 under ACPI, through the legacy platform device
+//! with IRQ 8 without) and registers rtc0, `hwclock` in L2 reads the host's
+//! time (within the test's run, give or take two minutes of TCG clock
+//! drift), and a wake alarm one second ahead arrives as an rtc0 interrupt
+//! (/proc/interrupts).
+//!
 //! Every ACPI mode also checks that Linux took the RSDP at 0xe0000 (its
 //! `ACPI: RSDP` line) and kept ttyS0 (the init's lines arrive at all: the
 //! DSDT's COM1 device gives it IRQ 4). Linux's own PVH entry hands the RSDP
@@ -54,7 +61,13 @@ echo "L2-MARKER $(cat /proc/cmdline)"
 echo "L2-NPROC $(nproc)"
 echo "L2-ACPI-TABLES $(ls /sys/firmware/acpi/tables 2>/dev/null | tr '\n' ' ')"
 echo "L2-ZP $(hexdump -v -e '1/1 "%02x"' /sys/kernel/boot_params/data)"
-dmesg | grep -i -E 'ACPI|smpboot|x86: Booting|Brought up|APIC|i8042|ttyS|clocksource' | sed 's/^/L2-DMESG /'
+mount -t devtmpfs dev /dev
+echo "L2-HWCLOCK $(hwclock -r -u -f /dev/rtc0 2>&1)"
+echo "L2-RTC-EPOCH $(cat /sys/class/rtc/rtc0/since_epoch 2>&1)"
+echo +1 > /sys/class/rtc/rtc0/wakealarm
+sleep 3
+echo "L2-RTC-IRQ $(grep rtc0 /proc/interrupts)"
+dmesg | grep -i -E 'ACPI|smpboot|x86: Booting|Brought up|APIC|i8042|ttyS|clocksource|rtc' | sed 's/^/L2-DMESG /'
 case "$(cat /proc/cmdline)" in
 *pvhend=poweroff*) poweroff -f ;;
 *) reboot -f ;;
@@ -75,8 +88,63 @@ fn l1_script() -> String {
     s
 }
 
+/// Seconds since the epoch of busybox `hwclock -r -u`'s output, e.g.
+/// `Thu Dec  3 15:40:00 2026  0.000000 seconds` (C locale, UTC).
+fn hwclock_epoch(out: &str) -> Option<i64> {
+    let w: Vec<&str> = out.split_whitespace().collect();
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = months.iter().position(|m| Some(m) == w.get(1))? as i64 + 1;
+    let day: i64 = w.get(2)?.parse().ok()?;
+    let hms: Vec<i64> = w
+        .get(3)?
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let year: i64 = w.get(4)?.parse().ok()?;
+    // Days from 1970-01-01, counted year by year and month by month.
+    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mut days: i64 = (1970..year).map(|y| if leap(y) { 366 } else { 365 }).sum();
+    let lengths = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    days += lengths[..(month - 1) as usize].iter().sum::<i64>() + day - 1;
+    Some(days * 86_400 + hms.first()? * 3600 + hms.get(1)? * 60 + hms.get(2)?)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn hwclock_output_parses() {
+    // date -u -d @1764776400 (2025-12-03T15:40:00Z, a Wednesday).
+    assert_eq!(
+        hwclock_epoch("Wed Dec  3 15:40:00 2025  0.000000 seconds"),
+        Some(1_764_776_400)
+    );
+    assert_eq!(hwclock_epoch("Thu Jan  1 00:00:00 1970"), Some(0));
+    assert_eq!(hwclock_epoch("hwclock: can't open '/dev/rtc0'"), None);
+}
+
 #[test]
 fn linux_smp_acpi_and_poweroff_on_nested_kvm() {
+    let started = unix_now();
     let (Some(vmlinux), Some(bzimage)) = (artifact("vmlinux"), artifact("bzImage")) else {
         return;
     };
@@ -92,9 +160,48 @@ fn linux_smp_acpi_and_poweroff_on_nested_kvm() {
         return;
     };
 
+    let ended = unix_now();
+    // TCG clocks in L1 may drift a little from the host's.
+    let window = (started - 120)..=(ended + 120);
+
     for (mode, _, end) in MODES {
         let lines = section(&log, mode);
         let all = lines.join("\n");
+        // The RTC: probed, read by hwclock and by the driver, and its
+        // alarm interrupt delivered.
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("rtc_cmos") && l.contains("failed")),
+            "{mode}: rtc_cmos failed:\n{all}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("rtc_cmos") && l.contains("registered as rtc0")),
+            "{mode}: no rtc0 from rtc_cmos:\n{all}"
+        );
+        let hwclock = field(&lines, "L2-HWCLOCK").unwrap_or("");
+        let t = hwclock_epoch(hwclock)
+            .unwrap_or_else(|| panic!("{mode}: hwclock said {hwclock:?}:\n{all}"));
+        assert!(
+            window.contains(&t),
+            "{mode}: hwclock {t} outside {window:?}"
+        );
+        let epoch: i64 = field(&lines, "L2-RTC-EPOCH")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or_else(|| panic!("{mode}: no rtc0 since_epoch:\n{all}"));
+        assert!(window.contains(&epoch), "{mode}: since_epoch {epoch}");
+        let irq_line = field(&lines, "L2-RTC-IRQ").unwrap_or("");
+        let irqs: u64 = irq_line
+            .split_whitespace()
+            .skip(1)
+            .map_while(|c| c.parse::<u64>().ok())
+            .sum();
+        assert!(
+            irqs >= 1,
+            "{mode}: no rtc0 interrupt after the wake alarm: {irq_line:?}\n{all}"
+        );
         let cmdline =
             field(&lines, "L2-MARKER").unwrap_or_else(|| panic!("{mode}: no L2 marker:\n{all}"));
         assert!(

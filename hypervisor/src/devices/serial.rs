@@ -32,6 +32,11 @@ impl IrqLine {
     pub fn eventfd(&self) -> &EventFd {
         &self.0
     }
+
+    /// A second handle on the same line.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self(self.0.try_clone()?))
+    }
 }
 
 impl Trigger for IrqLine {
