@@ -5,7 +5,9 @@
 # target: scripts/setup.sh), fetches the real guests they boot (Debian's
 # kernel and Xen: scripts/fetch-artifacts.sh), then holds the tree to the
 # project's standards: rustfmt, clippy with warnings as errors, rustdoc with
-# warnings as errors, and every test in the workspace. `.ci/run` calls this.
+# warnings as errors, and every test in the workspace; then, with nightly,
+# the no_std crates under Miri and a short pass of every fuzz target.
+# `.ci/run` calls this.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,12 +24,25 @@ cargo clippy --workspace --all-targets -- -D warnings
 (cd guests && CARGO_TARGET_DIR=../target/guests-clippy cargo clippy --release -- -D warnings)
 echo "test: cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
-echo "test: fuzz targets type-check (running them needs nightly)"
+echo "test: fuzz targets type-check on stable"
 cargo check --manifest-path fuzz/Cargo.toml --bins
 cargo check --manifest-path loader/fuzz/Cargo.toml --bins
-echo "test: cargo test"
+echo "test: cargo test (includes the fuzz corpora, replayed: tests/tests/fuzz_corpus.rs)"
 cargo test --workspace
 # Every case of the nested side-by-side benchmark boots (pvh, Firecracker,
 # Cloud Hypervisor and QEMU in one L1; one run each, no timing claims).
 echo "test: scripts/bench-nested.sh --short"
 bash scripts/bench-nested.sh --short
+
+# Nightly-only passes: the no_std crates under Miri, and every fuzz target
+# for a few seconds (libFuzzer + ASan). Skipped, saying so, only where a
+# nightly toolchain cannot be installed.
+if rustup toolchain list | grep -q '^nightly' ||
+    rustup toolchain install nightly --profile minimal; then
+    echo "test: Miri (scripts/miri.sh)"
+    bash scripts/miri.sh
+    echo "test: short fuzz pass (scripts/fuzz.sh --time ${PVH_FUZZ_SECONDS:-8})"
+    bash scripts/fuzz.sh --time "${PVH_FUZZ_SECONDS:-8}"
+else
+    echo "test: skipped: no nightly toolchain can be installed here (Miri, fuzz pass)"
+fi

@@ -370,7 +370,7 @@ fn decode(mem: &SliceMemory<Vec<u8>>, zero_page: u64) -> Vec<(u64, u64, u32)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 2000 }))]
 
     #[test]
     fn e820_keeps_every_byte_of_every_type(map in arbitrary_map()) {

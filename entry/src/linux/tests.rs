@@ -513,7 +513,7 @@ fn small_map(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 3000 }))]
     // In a small address space, compare with a brute-force search, both
     // ways round.
     #[test]
@@ -541,7 +541,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 1000 }))]
 
     // The kernel, initrd and zero page `place` picks are what the rules
     // say, checked against brute-force searches in a small address space

@@ -1,0 +1,105 @@
+//! Boot-domain device trees (dom0less / hyperlaunch) from arbitrary bytes:
+//! `Ok` or a typed error, never a panic; an accepted tree is coherent
+//! (ids, kinds, memory chosen within mem-min..memory and the host limit,
+//! capabilities, headroom of `reg` regions, XSM policies never a kernel or
+//! ramdisk), and the whole-tree check (`LaunchPlan`, what `pvh launch
+//! --plan` runs) gives a plan or a typed error too. Every error prints as
+//! one line of printable text.
+//! Shared by the fuzz target and the stable corpus replay
+//! (`tests/tests/fuzz_corpus.rs`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use pvh_hypervisor::bootinfo::{
+    self, BootInfoError, BootSources, Capabilities, LaunchPlan, LoaderModule, ModuleKind,
+    ModuleNumbering, ModuleOrigin, XSM_MAGIC, is_xsm_policy,
+};
+
+fn printable(text: &str) -> bool {
+    !text.bytes().any(|b| b < 0x20 || b == 0x7f)
+}
+
+fn check_error(e: &BootInfoError) {
+    if let Some(node) = e.node() {
+        assert!(node == "/" || node == "/chosen" || node.starts_with("/chosen/"));
+    }
+    assert!(printable(&e.to_string()));
+}
+
+/// One input.
+pub fn run(data: &[u8]) {
+    let mut policy = XSM_MAGIC.to_le_bytes().to_vec();
+    policy.extend_from_slice(b"policy");
+    // Loader modules a tree may refer to by index or by address: a real
+    // kernel (the probe), a gzip stream, an XSM policy.
+    let modules = [
+        LoaderModule {
+            bytes: Arc::from(pvh_hypervisor::probe::PROBE.unwrap_or(b"\x7fELF kernel")),
+            addr: Some(0x10_0000),
+            cmdline: String::new(),
+            path: None,
+        },
+        LoaderModule {
+            bytes: Arc::from(&[0x1f, 0x8b, 8, 0, 0, 0, 1, 0][..]),
+            addr: None,
+            cmdline: "initrd".into(),
+            path: None,
+        },
+        LoaderModule {
+            bytes: Arc::from(&policy[..]),
+            addr: Some(0x20_0000),
+            cmdline: String::new(),
+            path: None,
+        },
+    ];
+    // The first byte picks the numbering and the host limit; the rest is
+    // the tree (a seed is a compiled tree behind one byte).
+    let Some((&pick, data)) = data.split_first() else {
+        return;
+    };
+    let (numbering, limit) = match pick & 3 {
+        0 => (ModuleNumbering::TreeIsZero, 1 << 30),
+        1 => (ModuleNumbering::FromZero, 48 << 20),
+        _ => (ModuleNumbering::FromZero, 1 << 30),
+    };
+    let sources = BootSources {
+        modules: &modules,
+        numbering,
+        host_memory_limit: limit,
+        ..Default::default()
+    };
+    let info = match bootinfo::parse(data, sources) {
+        Ok(info) => info,
+        Err(e) => return check_error(&e),
+    };
+    let mut ids = HashSet::new();
+    let mut total = 0u64;
+    let (mut control, mut hardware) = (0, 0);
+    for d in &info.domains {
+        assert!(ids.insert(d.domid));
+        let kernel = &info.modules[d.kernel];
+        assert_eq!(kernel.kind, ModuleKind::Kernel);
+        assert!(!is_xsm_policy(&kernel.bytes));
+        if let Some(r) = d.ramdisk {
+            assert!(!is_xsm_policy(&info.modules[r].bytes));
+        }
+        assert!(d.mem_min <= d.memory && d.memory <= d.memory_asked && d.memory_asked <= d.mem_max);
+        assert!((1..=32).contains(&d.vcpus));
+        assert!(!d.capabilities.contains(Capabilities::XENSTORE));
+        control += usize::from(d.capabilities.contains(Capabilities::CONTROL));
+        hardware += usize::from(d.capabilities.contains(Capabilities::HARDWARE));
+        total += d.memory;
+    }
+    assert!(control <= 1 && hardware <= 1);
+    assert!(total <= info.host_memory_limit);
+    for m in &info.modules {
+        if let ModuleOrigin::Reg { size, .. } = m.origin {
+            assert!(m.headroom >= size - m.bytes.len() as u64);
+        }
+    }
+    match LaunchPlan::new(&info) {
+        Ok(plan) => assert!(printable(&plan.to_string().replace('\n', " "))),
+        Err(e) => assert!(printable(&e.to_string())),
+    }
+}

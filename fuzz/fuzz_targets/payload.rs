@@ -1,0 +1,8 @@
+//! The `payload` fuzz target; its body (`bodies/payload.rs`) is shared with the
+//! stable corpus replay in `tests/tests/fuzz_corpus.rs`.
+#![no_main]
+
+#[path = "../bodies/payload.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));
