@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bootinfo_util::{Scratch, many_domains};
+use bootinfo_util::{Node, Scratch, chosen, many_domains};
 use common::{Asm, kvm_available, pvh_elf};
 use pvh_hypervisor::status;
 
@@ -266,6 +266,47 @@ fn guest_console_to_a_full_disk_or_a_closed_pipe() {
     let k = scratch_guest(&dir, "e9.elf", &e9);
     pvh(&["boot", "--kernel", s(&k)], Sink::Full, Sink::Capture)
         .assert_output_error("standard output");
+}
+
+#[test]
+fn launched_consoles_to_a_full_disk_or_a_closed_pipe() {
+    if !kvm_available("launched_consoles_to_a_full_disk_or_a_closed_pipe") {
+        return;
+    }
+    // Two domains running the built-in probe (it prints as soon as it
+    // starts): 64 MiB and one vCPU each.
+    let dir = Scratch::new();
+    let kernel = dir.file("probe.elf", pvh_guests::PROBE);
+    let dom = |name: &str| {
+        Node::new(name)
+            .prop("compatible", "xen,domain")
+            .prop("memory", [0, 0x1_0000])
+            .prop("cpus", 1u32)
+            .child(
+                Node::new("kernel")
+                    .prop("compatible", ["multiboot,kernel", "multiboot,module"])
+                    .prop("module-index", 0u32),
+            )
+    };
+    let dtb = dir.file("two.dtb", &chosen(vec![dom("dom1"), dom("dom2")]));
+    let args = ["launch", s(&dtb), "--module", s(&kernel), "--timeout", "60"];
+    let ok = pvh(&args, Sink::Capture, Sink::Capture);
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert!(ok.stdout.contains("(d1) probe.done=1"), "{}", ok.stdout);
+    let full = pvh(&args, Sink::Full, Sink::Capture);
+    full.assert_no_panic();
+    assert_eq!(
+        full.code,
+        Some(i32::from(status::OUTPUT)),
+        "{}",
+        full.stderr
+    );
+    assert!(
+        full.stderr.contains("writing guest output failed"),
+        "{}",
+        full.stderr
+    );
+    pvh(&args, Sink::Closed, Sink::Capture).assert_sigpipe();
 }
 
 /// The Debian bzImage from `scripts/fetch-artifacts.sh`, if fetched.
