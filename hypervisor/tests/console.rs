@@ -10,13 +10,13 @@
 mod bootinfo_util;
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bootinfo_util::Scratch;
-use common::{Asm, kvm_available, pvh_elf};
+use common::{Asm, artifact, kvm_available, pvh_elf};
 use pvh_hypervisor::status;
 
 /// Bound for anything the test waits for.
@@ -287,23 +287,6 @@ fn terminal_is_restored_after_a_fatal_signal() {
         assert_eq!(s.status(), 128 + number, "SIG{signal}");
         s.assert_terminal_restored();
     }
-}
-
-/// The Debian bzImage from `scripts/fetch-artifacts.sh`, if fetched.
-fn artifact(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("PVH_ARTIFACTS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pvh-artifacts"),
-        PathBuf::from,
-    );
-    let p = dir.join(name);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("no {name}: run scripts/fetch-artifacts.sh");
-    }
-    eprintln!("skipped: no {name} (run scripts/fetch-artifacts.sh)");
-    None
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bootinfo_util::{Node, Scratch, chosen, many_domains};
-use common::{Asm, kvm_available, pvh_elf};
+use common::{Asm, artifact, kvm_available, pvh_elf};
 use pvh_hypervisor::status;
 
 const WATCHDOG: Duration = Duration::from_secs(120);
@@ -307,24 +307,6 @@ fn launched_consoles_to_a_full_disk_or_a_closed_pipe() {
         full.stderr
     );
     pvh(&args, Sink::Closed, Sink::Capture).assert_sigpipe();
-}
-
-/// The Debian bzImage from `scripts/fetch-artifacts.sh`, if fetched.
-fn artifact(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("PVH_ARTIFACTS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pvh-artifacts"),
-        PathBuf::from,
-    );
-    let p = dir.join(name);
-    if p.exists() {
-        return Some(p);
-    }
-    let reason = format!("no {name} (run scripts/fetch-artifacts.sh)");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{reason}");
-    }
-    eprintln!("skipped: {reason}");
-    None
 }
 
 #[test]

@@ -18,6 +18,8 @@ mod bzimage;
 mod bzimage_header;
 #[path = "../../loader/fuzz/bodies/elf.rs"]
 mod elf;
+#[path = "../../loader/fuzz/bodies/guest_ram.rs"]
+mod guest_ram;
 #[path = "../../fuzz/bodies/inspect.rs"]
 mod inspect;
 #[path = "../../fuzz/bodies/payload.rs"]

@@ -5,7 +5,7 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,26 @@ pub fn kvm_available(test: &str) -> bool {
     }
     eprintln!("{test}: skipped: no /dev/kvm");
     false
+}
+
+/// A guest artifact from `scripts/fetch-artifacts.sh` (`$PVH_ARTIFACTS`,
+/// else `target/pvh-artifacts`). Absent it is a skip, except under
+/// `CI=true`, where it is a failure.
+pub fn artifact(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("PVH_ARTIFACTS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pvh-artifacts"),
+        PathBuf::from,
+    );
+    let p = dir.join(name);
+    if p.exists() {
+        return Some(p);
+    }
+    let reason = format!("no {name} (run scripts/fetch-artifacts.sh)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{reason}");
+    }
+    eprintln!("skipped: {reason}");
+    None
 }
 
 /// A tiny assembler for the handful of 32-bit instructions the test guests

@@ -1,32 +1,18 @@
 //! Arbitrary bytes as a bzImage, header and payload: the first byte picks
 //! the path (the Linux 64-bit protocol, pvh-unpack, or the bare unpack of
 //! the payload to its vmlinux); the rest is the image. Planned and loaded
-//! into 8 MiB of guest RAM, mapped once per process and reused, followed by
-//! a 4 KiB guard page that must stay untouched (a write further out fails
-//! in vm-memory, outside the mapping).
+//! into 8 MiB of reused guest RAM (`guest_ram.rs`) whose guard page must
+//! stay untouched.
 //! Shared by the fuzz target and the stable corpus replay
 //! (`tests/tests/fuzz_corpus.rs`).
 
-use pvh_loader::{BootConfig, BootProtocol, GuestRam, KernelImage, Module, load, plan, unpack};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use crate::guest_ram::Fixture;
+use pvh_loader::{BootConfig, BootProtocol, KernelImage, Module, load, plan, unpack};
 
 const RAM: u64 = 8 << 20;
-const GUARD: usize = 4 << 10;
-const GUARD_BYTE: u8 = 0x6b;
-
-struct Fixture {
-    ram: GuestRam,
-    mem: GuestMemoryMmap,
-}
 
 thread_local! {
-    static FIXTURE: Fixture = {
-        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), RAM as usize + GUARD)])
-            .expect("map guest RAM");
-        mem.write_slice(&[GUARD_BYTE; GUARD], GuestAddress(RAM))
-            .expect("fill the guard");
-        Fixture { ram: GuestRam::new(RAM).expect("8 MiB is a valid RAM size"), mem }
-    };
+    static FIXTURE: Fixture = Fixture::new(RAM);
 }
 
 /// One input.
@@ -69,13 +55,6 @@ pub fn run(data: &[u8]) {
         if let Ok(p) = plan(&f.ram, &config) {
             let _ = load(&f.mem, &p, &config);
         }
-        let mut guard = [0u8; GUARD];
-        f.mem
-            .read_slice(&mut guard, GuestAddress(RAM))
-            .expect("read the guard");
-        assert!(
-            guard.iter().all(|&b| b == GUARD_BYTE),
-            "write outside guest RAM"
-        );
+        f.assert_guard_untouched();
     });
 }

@@ -4,5 +4,7 @@
 
 #[path = "../bodies/elf.rs"]
 mod body;
+#[path = "../bodies/guest_ram.rs"]
+mod guest_ram;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));
