@@ -5,8 +5,8 @@
 //! Shared by the fuzz target and the stable corpus replay
 //! (`tests/tests/fuzz_corpus.rs`).
 
-use pvh_entry::SliceMemory;
 use pvh_entry::payload::{Layout, PAYLOAD_ADDR, Sizes, read_payload};
+use pvh_entry::{SliceMemory, SubarchPolicy};
 
 fn u64_at(data: &[u8], i: usize) -> u64 {
     let mut b = [0u8; 8];
@@ -47,8 +47,13 @@ pub fn run(data: &[u8]) {
         initrd: (flags & 1 != 0).then(|| u64_at(data, 3) % (1 << 33)),
         cmdline: (flags & 2 != 0).then(|| u64_at(data, 4) % (1 << 20)),
     };
+    let subarch = if flags & 4 != 0 {
+        SubarchPolicy::Xen
+    } else {
+        SubarchPolicy::Pc
+    };
     if let Ok(layout) = Layout::plan(PAYLOAD_ADDR, &sizes) {
-        let header = layout.header_for(&sizes);
+        let header = layout.header_for(&sizes, subarch);
         let p = header
             .check(PAYLOAD_ADDR)
             .expect("the reader accepts what the writer lays out");
@@ -56,6 +61,7 @@ pub fn run(data: &[u8]) {
         assert_eq!(p.initrd.map(|r| r.start), layout.initrd);
         assert_eq!(p.cmdline.map(|r| r.start), layout.cmdline);
         assert_eq!(p.whole.end, layout.end);
+        assert_eq!(p.subarch, subarch);
         assert_eq!((layout.kernel_code - layout.kernel), sizes.setup);
         assert_eq!(layout.kernel_code % sizes.kernel_align, 0);
         assert!(layout.end <= 1 << 32);

@@ -55,6 +55,14 @@ impl Exit {
     }
 }
 
+/// Compares the status a shell sees ([`Exit::code`]), so callers of
+/// [`crate::cli::main_with`] can check `== 0`.
+impl PartialEq<u8> for Exit {
+    fn eq(&self, other: &u8) -> bool {
+        self.code() == *other
+    }
+}
+
 impl From<u8> for Exit {
     fn from(status: u8) -> Self {
         Self::Status(status)
@@ -341,6 +349,8 @@ mod tests {
         assert_eq!(Exit::Status(42).code(), 42);
         assert_eq!(Exit::OutputClosed.code(), 141);
         assert_eq!(Exit::from(7), Exit::Status(7));
+        assert_eq!(Exit::Status(0), 0);
+        assert_ne!(Exit::OutputClosed, 0);
     }
 
     #[test]

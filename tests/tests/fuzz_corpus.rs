@@ -347,7 +347,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         cmdline: Some(5),
     };
     let layout = Layout::plan(PAYLOAD_ADDR, &sizes).unwrap();
-    let header = layout.header_for(&sizes);
+    let header = layout.header_for(&sizes, pvh_entry::SubarchPolicy::Pc);
     let mut mem = vec![0u8; (layout.end - PAYLOAD_ADDR) as usize];
     mem[..80].copy_from_slice(header.as_bytes());
     if let Some(c) = layout.cmdline {
@@ -380,7 +380,10 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     };
     let wl = Layout::plan(PAYLOAD_ADDR, &wsizes).unwrap();
     let mut wmem = vec![0u8; (wl.end - PAYLOAD_ADDR) as usize];
-    wmem[..80].copy_from_slice(wl.header_for(&wsizes).as_bytes());
+    wmem[..80].copy_from_slice(
+        wl.header_for(&wsizes, pvh_entry::SubarchPolicy::Pc)
+            .as_bytes(),
+    );
     let c = (wl.cmdline.unwrap() - PAYLOAD_ADDR) as usize;
     wmem[c..c + 5].copy_from_slice(b"quiet");
     let k = (wl.kernel - PAYLOAD_ADDR) as usize;
