@@ -301,8 +301,8 @@ fn decompression_shows_a_progress_line_on_a_terminal_only() {
     let script = dir.file(
         "run.sh",
         format!(
-            "cd '{}'\n'{}' boot --kernel '{}' --boot-protocol pvh-unpack --plan > plan 2> stderr.log\n\
-             '{}' boot --kernel '{}' --boot-protocol pvh-unpack --plan > plan.tty\n\
+            "cd '{}'\n'{}' boot --kernel '{}' --boot-protocol pvh-unpack --no-unpack-cache --plan > plan 2> stderr.log\n\
+             '{}' boot --kernel '{}' --boot-protocol pvh-unpack --no-unpack-cache --plan > plan.tty\n\
              echo $? > status\nexec sleep 600\n",
             dir.0.display(),
             env!("CARGO_BIN_EXE_pvh"),
