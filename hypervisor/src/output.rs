@@ -1,5 +1,5 @@
 //! Everything `pvh` prints goes through here: a subcommand's product on
-//! standard output ([`print`]), one-line diagnostics on standard error
+//! standard output ([`print()`]), one-line diagnostics on standard error
 //! ([`diag!`](crate::diag)), a progress line on a terminal ([`Progress`]),
 //! and the one policy for output that cannot be written ([`OutputError`],
 //! [`Exit`]).
