@@ -10,9 +10,11 @@
 #   --targets      a subset (names as listed by --list)
 #   --results FILE where the results table goes (default
 #                  target/fuzz/results.md); appended to, one table per run
-#   --minimize     afterwards, merge what each run found into the committed
-#                  corpus (fuzz/corpus/<t>, loader/fuzz/corpus/<t>) and
-#                  minimize it with `cargo fuzz cmin`
+#   --minimize     afterwards, rebuild the committed corpus (fuzz/corpus/<t>,
+#                  loader/fuzz/corpus/<t>) with libFuzzer's merge: the
+#                  seed-* and regression-* files, plus every input of the
+#                  old and new corpora that adds coverage to them
+#   --max-len N    longest input libFuzzer makes (default 4096)
 #   --list         print the targets and exit
 #
 # Installs what it needs when missing: the nightly toolchain, its
