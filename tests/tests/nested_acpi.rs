@@ -20,9 +20,10 @@
 //! PNP0B00 device with GSI 8 under ACPI, through the legacy platform device
 //! with IRQ 8 without) and registers rtc0, `hwclock` in L2 reads the host's
 //! time (within the test's run, give or take two minutes of TCG clock
-//! drift), and a wake alarm five seconds ahead arrives as an rtc0 interrupt
-//! (/proc/interrupts; L2 waits up to 60 s for the alarm to go off, so a
-//! loaded host only makes it slower).
+//! drift), and, under ACPI (where Linux makes the RTC wakeup-capable and
+//! offers `wakealarm`), a wake alarm five seconds ahead arrives as an rtc0
+//! interrupt (/proc/interrupts; L2 waits up to 60 s for the alarm to go
+//! off, so a loaded host only makes it slower).
 //!
 //! Every ACPI mode also checks that Linux took the RSDP at 0xe0000 (its
 //! `ACPI: RSDP` line) and kept ttyS0 (the init's lines arrive at all: the
@@ -65,9 +66,11 @@ echo "L2-ZP $(hexdump -v -e '1/1 "%02x"' /sys/kernel/boot_params/data)"
 mount -t devtmpfs dev /dev
 echo "L2-HWCLOCK $(hwclock -r -u -f /dev/rtc0 2>&1)"
 echo "L2-RTC-EPOCH $(cat /sys/class/rtc/rtc0/since_epoch 2>&1)"
-echo +5 > /sys/class/rtc/rtc0/wakealarm
-n=0
-while [ -n "$(cat /sys/class/rtc/rtc0/wakealarm)" ] && [ $n -lt 60 ]; do sleep 1; n=$((n+1)); done
+if [ -e /sys/class/rtc/rtc0/wakealarm ]; then
+  echo +5 > /sys/class/rtc/rtc0/wakealarm
+  n=0
+  while [ -n "$(cat /sys/class/rtc/rtc0/wakealarm)" ] && [ $n -lt 60 ]; do sleep 1; n=$((n+1)); done
+fi
 echo "L2-RTC-IRQ $(grep rtc0 /proc/interrupts)"
 dmesg | grep -i -E 'ACPI|smpboot|x86: Booting|Brought up|APIC|i8042|ttyS|clocksource|rtc' | sed 's/^/L2-DMESG /'
 case "$(cat /proc/cmdline)" in
@@ -200,8 +203,10 @@ fn linux_smp_acpi_and_poweroff_on_nested_kvm() {
             .skip(1)
             .map_while(|c| c.parse::<u64>().ok())
             .sum();
+        // Linux offers `wakealarm` only for a wakeup-capable RTC, which
+        // ACPI makes it; without ACPI the interrupt is not exercised.
         assert!(
-            irqs >= 1,
+            !mode.starts_with("acpi") || irqs >= 1,
             "{mode}: no rtc0 interrupt after the wake alarm: {irq_line:?}\n{all}"
         );
         let cmdline =
