@@ -277,7 +277,10 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
     drop(progress);
     open_console(&args.serial, &console).map_err(|e| e.exit())?;
     if args.verbose {
-        diag!("pvh: boot plan:\n{}", prepared.guest.plan.to_string().trim_end());
+        diag!(
+            "pvh: boot plan:\n{}",
+            prepared.guest.plan.to_string().trim_end()
+        );
     }
     let bus = Arc::clone(prepared.vm.bus());
     // The terminal goes back to how it was when `raw` drops: on return,

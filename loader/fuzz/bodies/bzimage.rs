@@ -48,6 +48,7 @@ pub fn run(data: &[u8]) {
             bytes: &initrd,
             cmdline: None,
             above_4g: false,
+            headroom: 0,
         }],
         ..Default::default()
     };
