@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bootinfo_util::{Node, Scratch, chosen, many_domains};
+use bootinfo_util::{Node, Scratch, chosen};
 use common::{Asm, artifact, kvm_available, pvh_elf};
 use pvh_hypervisor::status;
 
@@ -192,22 +192,32 @@ fn inspect_text_and_json_to_a_full_disk_or_a_closed_pipe() {
 
 #[test]
 fn launch_plan_to_a_full_disk_or_a_closed_pipe() {
+    // `--plan` builds every domain (the same check as `launch`), so the
+    // tree names a real kernel: two domains of the built-in probe.
     let dir = Scratch::new();
-    let dtb = dir.file("two.dtb", &many_domains(2));
-    let kernel = dir.file("kernel", b"\x7fELF kernel");
-    let ramdisk = dir.file("ramdisk", b"070701 initrd");
-    let args = [
-        "launch",
-        s(&dtb),
-        "--module",
-        s(&kernel),
-        "--module",
-        s(&ramdisk),
-        "--plan",
-    ];
+    let kernel = dir.file("probe.elf", pvh_guests::PROBE);
+    let dom = |name: &str| {
+        Node::new(name)
+            .prop("compatible", "xen,domain")
+            .prop("memory", [0, 0x1_0000])
+            .prop("cpus", 1u32)
+            .child(
+                Node::new("kernel")
+                    .prop("compatible", ["multiboot,kernel", "multiboot,module"])
+                    .prop("module-index", 0u32),
+            )
+    };
+    let dtb = dir.file("two.dtb", &chosen(vec![dom("dom1"), dom("dom2")]));
+    let args = ["launch", s(&dtb), "--module", s(&kernel), "--plan"];
     let ok = pvh(&args, Sink::Capture, Sink::Capture);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
-    assert_eq!(ok.stdout.lines().count(), 2, "{}", ok.stdout);
+    for d in ["d1 dom1:", "d2 dom2:"] {
+        assert!(
+            ok.stdout.lines().any(|l| l.starts_with(d)),
+            "no {d} line in {}",
+            ok.stdout
+        );
+    }
     pvh(&args, Sink::Full, Sink::Capture).assert_output_error("standard output");
     pvh(&args, Sink::Closed, Sink::Capture).assert_sigpipe();
 }
