@@ -171,6 +171,20 @@ pub enum LoadError {
         /// The limit.
         limit: u64,
     },
+    /// The image announces a decompressed size above the guest's RAM,
+    /// where the unpacked vmlinux could never be loaded; nothing was
+    /// decompressed.
+    #[error(
+        "the payload announces {announced:#x} bytes decompressed, more than the guest's \
+         {ram:#x} bytes of RAM; nothing was decompressed"
+    )]
+    AnnouncedOverRam {
+        /// The size in the payload's trailer (or of an uncompressed
+        /// payload).
+        announced: u64,
+        /// The guest's RAM.
+        ram: u64,
+    },
     /// Something must lie in usable RAM and does not.
     #[error("{purpose} ({start:#x}..{end:#x}) is not inside usable guest RAM")]
     NotInRam {

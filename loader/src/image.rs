@@ -60,6 +60,17 @@ pub fn unpack(bz: &BzImage<'_>) -> Result<Vec<u8>, LoadError> {
     decompress(bz.compression(), bz.payload())
 }
 
+/// [`unpack`] for a guest of `ram` bytes: the vmlinux must also fit in
+/// the guest's RAM, so decompression stops at the smaller of `ram` and the
+/// size the image announces (itself at most [`MAX_UNPACKED`]). An
+/// announcement above `ram` is refused before anything is decompressed
+/// ([`LoadError::AnnouncedOverRam`]); a stream that decodes to more than it
+/// announced is stopped one byte past the announcement. The planner
+/// unpacks through this, with the guest's RAM size.
+pub fn unpack_within(bz: &BzImage<'_>, ram: u64) -> Result<Vec<u8>, LoadError> {
+    decompress_within(bz.compression(), bz.payload(), ram)
+}
+
 /// Decompresses `payload`, a bzImage payload in `compression`: the
 /// compressed stream followed by the uncompressed size (le32), as Linux
 /// builds it. What [`unpack`] does with a bzImage's payload; public for
@@ -71,10 +82,23 @@ pub fn unpack(bz: &BzImage<'_>) -> Result<Vec<u8>, LoadError> {
 /// to C libzstd). docs/benchmarks.md compares each with the C tool on the
 /// same payload, and says why these.
 pub fn decompress(compression: Compression, payload: &[u8]) -> Result<Vec<u8>, LoadError> {
+    decompress_within(compression, payload, u64::MAX)
+}
+
+/// [`decompress`] into at most `ram` bytes (see [`unpack_within`]).
+pub fn decompress_within(
+    compression: Compression,
+    payload: &[u8],
+    ram: u64,
+) -> Result<Vec<u8>, LoadError> {
     let format = compression.name();
     let err = |reason: String| LoadError::Decompress { format, reason };
+    let over_ram = |announced| LoadError::AnnouncedOverRam { announced, ram };
     if compression == Compression::None {
         // CONFIG_KERNEL_UNCOMPRESSED: the payload is the ELF itself.
+        if payload.len() as u64 > ram {
+            return Err(over_ram(payload.len() as u64));
+        }
         return Ok(payload.to_vec());
     }
     if !matches!(
@@ -98,6 +122,9 @@ pub fn decompress(compression: Compression, payload: &[u8]) -> Result<Vec<u8>, L
             announced: size,
             limit: MAX_UNPACKED,
         });
+    }
+    if size > ram {
+        return Err(over_ram(size));
     }
     let reader: Box<dyn Read + '_> = match compression {
         // The gzip trailer holds the size too; the decoder stops at the end
@@ -124,7 +151,11 @@ pub fn decompress(compression: Compression, payload: &[u8]) -> Result<Vec<u8>, L
         }
         other => return Err(LoadError::UnsupportedCompression(other.name())),
     };
-    let mut out = Vec::with_capacity(size.min(1 << 27) as usize);
+    // The whole announced size (at most the guest's RAM, at most
+    // MAX_UNPACKED) at once: pages not yet written cost nothing, and the
+    // output is never copied to grow (a doubling `Vec` would peak at twice
+    // the output).
+    let mut out = Vec::with_capacity(usize::try_from(size + 1).unwrap_or(usize::MAX));
     // One byte more than announced, to notice a longer output.
     reader
         .take(size + 1)

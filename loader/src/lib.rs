@@ -49,7 +49,7 @@ pub mod unpack_cache;
 pub use cpu::{CpuState, DescriptorTable, EntryMode, Segment};
 pub use elf::{ElfClass, ElfImage, LoadSegment};
 pub use error::LoadError;
-pub use image::{KernelImage, MAX_UNPACKED, unpack};
+pub use image::{KernelImage, MAX_UNPACKED, unpack, unpack_within};
 pub use input::{Input, InputError};
 pub use layout::{ACPI_REGION, GuestRam, HYPERVISOR_RESERVED, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 pub use load::{LoadedGuest, load};

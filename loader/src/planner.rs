@@ -10,7 +10,7 @@
 use crate::cpu::EntryMode;
 use crate::elf::{ElfImage, LoadSegment};
 use crate::error::LoadError;
-use crate::image::{KernelImage, unpack};
+use crate::image::{KernelImage, unpack_within};
 use crate::layout::{
     ACPI_REGION, FIRST_ALLOC, GDT_ADDR, GuestRam, HYPERVISOR_RESERVED, IDT_ADDR, PAGE_SIZE,
     align_up, overlaps, range,
@@ -39,7 +39,7 @@ pub(crate) enum ElfSource {
     /// `BootConfig::stub`.
     Stub,
     /// The vmlinux unpacked from the bzImage at planning time.
-    Unpacked(Arc<[u8]>),
+    Unpacked(Arc<Vec<u8>>),
 }
 
 /// How the kernel is written.
@@ -510,7 +510,8 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
             (EntryMode::Protected32, k, e.entry, e.delta)
         }
         (BootProtocol::PvhUnpack, KernelImage::BzImage(bz), None) => {
-            let vmlinux: Arc<[u8]> = unpack(bz)?.into();
+            // In an `Arc<Vec>`: an `Arc<[u8]>` would copy the vmlinux once more.
+            let vmlinux = Arc::new(unpack_within(bz, ram.size())?);
             let elf = ElfImage::parse(&vmlinux)?;
             let e = place_elf(&mut p, &elf, config.relocation)?;
             let k = KernelLoad::Elf {

@@ -68,7 +68,7 @@ use pvh_bootparams::BzImage;
 use xxhash_rust::xxh64::xxh64;
 
 use crate::error::LoadError;
-use crate::image::{MAX_UNPACKED, unpack};
+use crate::image::{MAX_UNPACKED, unpack_within};
 
 /// The bound [`UnpackCache::in_user_cache_dir`] uses: 512 MiB, about six
 /// distribution kernels.
@@ -136,6 +136,15 @@ impl Unpacked {
     /// What the cache did.
     pub fn outcome(&self) -> &CacheOutcome {
         &self.outcome
+    }
+}
+
+impl Bytes {
+    fn len(&self) -> u64 {
+        match self {
+            Bytes::Mapped(_, range) => range.len() as u64,
+            Bytes::Owned(v) => v.len() as u64,
+        }
     }
 }
 
@@ -254,9 +263,24 @@ impl UnpackCache {
     /// decompressed with [`crate::unpack`] (same checks, same errors) and
     /// stored.
     pub fn unpack(&self, bz: &BzImage<'_>) -> Result<Unpacked, LoadError> {
+        self.unpack_within(bz, u64::MAX)
+    }
+
+    /// [`UnpackCache::unpack`] for a guest of `ram` bytes: a miss is
+    /// decompressed with [`crate::unpack_within`], which stops at the
+    /// smaller of `ram` and the image's announced size.
+    pub fn unpack_within(&self, bz: &BzImage<'_>, ram: u64) -> Result<Unpacked, LoadError> {
         let payload = bz.payload();
         let path = self.entry_path(payload);
         let rejected = match self.lookup(&path, payload) {
+            // The same verdict as without the cache: an entry the guest
+            // cannot hold is refused as its announcement would be.
+            Ok(Some(bytes)) if bytes.len() > ram => {
+                return Err(LoadError::AnnouncedOverRam {
+                    announced: bytes.len(),
+                    ram,
+                });
+            }
             Ok(Some(bytes)) => {
                 // Most recently used: eviction goes by modification time.
                 // (Failing to note it only makes the entry look older.)
@@ -276,7 +300,7 @@ impl UnpackCache {
                 Some(why)
             }
         };
-        let unpacked = unpack(bz)?;
+        let unpacked = unpack_within(bz, ram)?;
         let outcome = match self.store(&path, payload, &unpacked) {
             Ok(()) => {
                 self.evict(&path);

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use pvh_loader::image::{Compression, decompress};
+use pvh_loader::image::{Compression, decompress, decompress_within};
 use pvh_loader::{LoadError, unpack};
 
 /// A zstd frame holding `data` (at most 1 KiB) in one raw block, whose
@@ -81,4 +81,50 @@ fn every_format_through_unpack_and_decompress_alike() {
             "{compression:?} long"
         );
     }
+}
+
+#[test]
+fn decompression_stops_at_the_guest_ram() {
+    let elf = simple_elf().build();
+    let n = elf.len() as u64;
+    for (compression, packed) in [
+        (Compression::Gzip, gzip(&elf)),
+        (Compression::Xz, xz(&elf)),
+        (Compression::Zstd, zstd(&elf)),
+        (Compression::None, elf.clone()),
+    ] {
+        let payload = match compression {
+            Compression::None => packed,
+            _ => with_size(packed, elf.len()),
+        };
+        // Announced (or, uncompressed, actual) size above the guest's RAM:
+        // refused before decoding, naming both sizes.
+        let e = decompress_within(compression, &payload, n - 1).unwrap_err();
+        assert_eq!(
+            e,
+            LoadError::AnnouncedOverRam {
+                announced: n,
+                ram: n - 1
+            },
+            "{compression:?}"
+        );
+        assert!(e.to_string().contains("nothing was decompressed"), "{e}");
+        // Exactly the guest's RAM is enough.
+        assert_eq!(decompress_within(compression, &payload, n).unwrap(), elf);
+    }
+    // The planner unpacks within the guest's RAM: a bzImage whose payload
+    // announces 1 GiB is refused for a 512 MiB guest without decoding.
+    let image = Bz {
+        payload: with_size(gzip(&elf), 1 << 30),
+        ..Default::default()
+    }
+    .build();
+    let bz = pvh_bootparams::BzImage::parse(&image).unwrap();
+    assert_eq!(
+        pvh_loader::unpack_within(&bz, 512 << 20).unwrap_err(),
+        LoadError::AnnouncedOverRam {
+            announced: 1 << 30,
+            ram: 512 << 20
+        }
+    );
 }
