@@ -53,7 +53,7 @@ pub use reader::{Limits, Module, ReadError, StartInfoView, Which};
 pub use start_info::{
     MemmapEntry, MemmapType, ModlistEntry, START_INFO_MAGIC, SifFlags, StartInfo,
 };
-pub use writer::{ModuleSpec, Placement, StartInfoSpec, WriteError, write_start_info};
+pub use writer::{Limited, ModuleSpec, Placement, StartInfoSpec, WriteError, write_start_info};
 pub use zeropage::{
     InitrdChoice, SubarchPolicy, TranslateError, TranslateOptions, Translation, translate,
 };

@@ -6,6 +6,7 @@
 //! the modules, then writes tables and strings first and the header last, so
 //! a half-written block never carries the magic.
 
+use crate::reader::Limits;
 use crate::Which;
 use crate::memory::{OutOfRange, PhysWrite, write_obj};
 use crate::start_info::{
@@ -72,6 +73,17 @@ pub enum WriteError {
     /// A count or size does not fit the ABI's fields or the address space.
     #[error("{0} is too large for the start_info ABI")]
     TooLarge(&'static str),
+    /// A count or a string that pvh's own start_info reader would refuse
+    /// ([`Limits::DEFAULT`]): pvh never writes what it would not read.
+    #[error("{what} is {value}, more than the {max} the start_info reader accepts")]
+    OverReaderLimit {
+        /// What is counted.
+        what: Limited,
+        /// Its value (a string's length includes its NUL).
+        value: u64,
+        /// The reader's limit.
+        max: u32,
+    },
     /// Two parts of the placement overlap.
     #[error(
         "{first} ({first_start:#x}..{first_end:#x}) overlaps {second} ({second_start:#x}..{second_end:#x})"
@@ -98,6 +110,28 @@ pub enum WriteError {
         /// The failed access.
         source: OutOfRange,
     },
+}
+
+/// What a [`WriteError::OverReaderLimit`] counts: one field of
+/// [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// The module count ([`Limits::max_modules`]).
+    Modules,
+    /// The memory-map entry count ([`Limits::max_memmap_entries`]).
+    MemmapEntries,
+    /// A command line's length with its NUL ([`Limits::max_cmdline`]).
+    Cmdline(Which),
+}
+
+impl core::fmt::Display for Limited {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Limited::Modules => f.write_str("the module count"),
+            Limited::MemmapEntries => f.write_str("the memory-map entry count"),
+            Limited::Cmdline(which) => write!(f, "the length of the {which} (with its NUL)"),
+        }
+    }
 }
 
 /// A part of a start_info block, or a module, for error messages.
@@ -151,9 +185,27 @@ impl Sizes {
         if spec.version == 0 && !spec.memmap.is_empty() {
             return Err(WriteError::MemmapInVersion0(spec.memmap.len()));
         }
-        u32::try_from(spec.modules.len()).map_err(|_| WriteError::TooLarge("module count"))?;
-        u32::try_from(spec.memmap.len())
-            .map_err(|_| WriteError::TooLarge("memory-map entry count"))?;
+        // The reader's limits, so that nothing is written that pvh's own
+        // reader (the stub's, the probe's, the conformance checker's)
+        // would refuse.
+        let limits = Limits::DEFAULT;
+        let over = |what, value: usize, max: u32| {
+            (value as u64 > u64::from(max)).then_some(WriteError::OverReaderLimit {
+                what,
+                value: value as u64,
+                max,
+            })
+        };
+        if let Some(e) = over(Limited::Modules, spec.modules.len(), limits.max_modules) {
+            return Err(e);
+        }
+        if let Some(e) = over(
+            Limited::MemmapEntries,
+            spec.memmap.len(),
+            limits.max_memmap_entries,
+        ) {
+            return Err(e);
+        }
         let table = |n: usize, size: usize| (n as u64).checked_mul(size as u64);
         let modlist = table(spec.modules.len(), size_of::<ModlistEntry>())
             .ok_or(WriteError::TooLarge("module list"))?;
@@ -164,6 +216,9 @@ impl Sizes {
             if let Some(s) = s {
                 if s.contains(&0) {
                     return Err(WriteError::NulInCmdline(which));
+                }
+                if let Some(e) = over(Limited::Cmdline(which), s.len() + 1, limits.max_cmdline) {
+                    return Err(e);
                 }
                 strings = strings
                     .checked_add(s.len() as u64 + 1)

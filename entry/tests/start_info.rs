@@ -510,3 +510,96 @@ proptest! {
         let _ = StartInfoView::read(&mem, addrs[3] & !7).map(|v| v.to_owned());
     }
 }
+
+/// The writer refuses exactly what the reader would: at each of
+/// `Limits::DEFAULT`'s limits a written start_info reads back; one past
+/// it, nothing is written (issue 14: 4,097 modules and 64 KiB command lines
+/// were written and then refused by pvh's own reader).
+#[test]
+fn writer_and_reader_share_the_limits() {
+    let limits = Limits::DEFAULT;
+    let max_mods = limits.max_modules as usize;
+    let max_map = limits.max_memmap_entries as usize;
+    let max_cmd = limits.max_cmdline as usize;
+    let long = vec![b'x'; max_cmd - 1];
+    let too_long = vec![b'x'; max_cmd];
+    let module = |cmdline: Option<&'static [u8]>| ModuleSpec {
+        paddr: 0x200_0000,
+        size: 1,
+        cmdline,
+    };
+    let mods = vec![module(None); max_mods];
+    let map = vec![MemmapEntry::new(0x200_0000, 0x1000, MemmapType::RAM); max_map];
+    // At the limits: written, and read back by the default reader.
+    let spec = StartInfoSpec {
+        version: 1,
+        cmdline: Some(&long),
+        modules: &mods,
+        memmap: &map,
+        ..Default::default()
+    };
+    let mut mem = SliceMemory::new(0, vec![0u8; 0x200_1000]);
+    let (placement, _) = Placement::packed(0x1000, &spec).unwrap();
+    write_start_info(&mut mem, &spec, &placement).unwrap();
+    let view = StartInfoView::read(&mem, 0x1000).unwrap();
+    assert_eq!(view.module_count() as usize, max_mods);
+    assert_eq!(view.memmap_len() as usize, max_map);
+    assert_eq!(view.cmdline().unwrap().1 as usize, max_cmd - 1);
+
+    // One past each limit: refused by the writer with the reader's limit.
+    let over = |spec: &StartInfoSpec<'_>| Placement::packed(0x1000, spec).unwrap_err();
+    let mods_over = vec![module(None); max_mods + 1];
+    let e = over(&StartInfoSpec {
+        modules: &mods_over,
+        ..spec
+    });
+    assert_eq!(
+        e,
+        WriteError::OverReaderLimit {
+            what: Limited::Modules,
+            value: max_mods as u64 + 1,
+            max: limits.max_modules
+        }
+    );
+    assert!(
+        e.to_string()
+            .contains("the module count is 4097, more than the 4096 the start_info reader accepts"),
+        "{e}"
+    );
+    let map_over = vec![map[0]; max_map + 1];
+    assert_eq!(
+        over(&StartInfoSpec {
+            memmap: &map_over,
+            ..spec
+        }),
+        WriteError::OverReaderLimit {
+            what: Limited::MemmapEntries,
+            value: max_map as u64 + 1,
+            max: limits.max_memmap_entries
+        }
+    );
+    assert_eq!(
+        over(&StartInfoSpec {
+            cmdline: Some(&too_long),
+            ..spec
+        }),
+        WriteError::OverReaderLimit {
+            what: Limited::Cmdline(Which::Main),
+            value: max_cmd as u64 + 1,
+            max: limits.max_cmdline
+        }
+    );
+    let leaked: &'static [u8] = Box::leak(too_long.clone().into_boxed_slice());
+    let one = [module(None), module(Some(leaked))];
+    assert_eq!(
+        over(&StartInfoSpec {
+            modules: &one,
+            ..spec
+        }),
+        WriteError::OverReaderLimit {
+            what: Limited::Cmdline(Which::Module(1)),
+            value: max_cmd as u64 + 1,
+            max: limits.max_cmdline
+        }
+    );
+}
