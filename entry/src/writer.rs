@@ -6,9 +6,9 @@
 //! the modules, then writes tables and strings first and the header last, so
 //! a half-written block never carries the magic.
 
-use crate::reader::Limits;
 use crate::Which;
 use crate::memory::{OutOfRange, PhysWrite, write_obj};
+use crate::reader::Limits;
 use crate::start_info::{
     MemmapEntry, ModlistEntry, START_INFO_MAGIC, START_INFO_V0_SIZE, START_INFO_V1_SIZE, SifFlags,
     StartInfo,

@@ -50,6 +50,10 @@ pub enum InspectError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is larger than [`crate::wrap::MAX_IMAGE_FILE`]; it was not
+    /// read.
+    #[error(transparent)]
+    Input(pvh_loader::InputError),
 }
 
 /// The kind of image.
@@ -194,9 +198,9 @@ pub struct WrapInfo {
 
 /// Inspects the file at `path`.
 pub fn inspect_file(path: &std::path::Path) -> Result<Report, InspectError> {
-    let bytes = std::fs::read(path).map_err(|source| InspectError::Read {
-        path: path.to_owned(),
-        source,
+    let bytes = crate::wrap::open_image(path).map_err(|e| match e {
+        pvh_loader::InputError::Io { path, source } => InspectError::Read { path, source },
+        e => InspectError::Input(e),
     })?;
     Ok(inspect(&bytes))
 }

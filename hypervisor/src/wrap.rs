@@ -30,6 +30,7 @@ use pvh_entry::linux::{KernelNeeds, LinuxBootError};
 use pvh_entry::payload::{Layout, LayoutError, PAYLOAD_ADDR, PayloadError, Sizes, read_payload};
 use pvh_entry::zeropage::SubarchPolicy;
 use pvh_loader::elf::{ElfClass, Mode, Phdr, scan};
+use pvh_loader::input::{Input, InputError};
 use pvh_loader::{ElfImage, LoadError};
 use std::path::PathBuf;
 use zerocopy::IntoBytes;
@@ -62,6 +63,9 @@ pub struct WrapArgs {
 /// Why wrapping failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WrapError {
+    /// An input is larger than [`MAX_IMAGE_FILE`]; it was not read.
+    #[error(transparent)]
+    Input(InputError),
     /// An input file could not be read.
     #[error("{path}: {source}")]
     Io {
@@ -391,10 +395,26 @@ fn read_back(elf: &[u8], layout: &Layout) -> Result<(), WrapError> {
     Ok(())
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, WrapError> {
-    std::fs::read(path).map_err(|source| WrapError::Io {
-        path: path.clone(),
-        source,
+/// Largest input file `wrap` and `inspect` take: a wrapped image's payload
+/// lies below 4 GiB ([`pvh_entry::payload::Layout::plan`]), and a kernel
+/// image any PVH loader places is far smaller. Regular files are mapped
+/// (nothing is read that is not used); anything else is read up to this.
+pub const MAX_IMAGE_FILE: u64 = 1 << 32;
+
+/// Opens an input of `wrap` or `inspect` through [`Input`] (mapped, or
+/// read with [`MAX_IMAGE_FILE`] as the limit).
+pub(crate) fn open_image(path: &std::path::Path) -> Result<Input, InputError> {
+    Input::open_within(
+        path,
+        MAX_IMAGE_FILE,
+        "an input of pvh wrap or inspect may have",
+    )
+}
+
+fn read(path: &PathBuf) -> Result<Input, WrapError> {
+    open_image(path).map_err(|e| match e {
+        InputError::Io { path, source } => WrapError::Io { path, source },
+        e => WrapError::Input(e),
     })
 }
 

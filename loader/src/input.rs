@@ -349,7 +349,9 @@ mod tests {
         }
         let msg = Input::open(&p, 512 << 20).unwrap_err().to_string();
         assert!(
-            msg.contains("4294967296 bytes (4.0 GiB), more than the 536870912 bytes (512.0 MiB) of guest RAM"),
+            msg.contains(
+                "4294967296 bytes (4.0 GiB), more than the 536870912 bytes (512.0 MiB) of guest RAM"
+            ),
             "{msg}"
         );
         std::fs::remove_file(&p).unwrap();

@@ -23,6 +23,13 @@ pub const HEADER_LEN: usize = 40;
 /// node skipping off a deep stack.
 pub const MAX_DEPTH: usize = 16;
 
+/// Largest boot device tree read or parsed: 2 MiB, Linux's `MAX_FDT_SIZE`
+/// on arm64. A boot-domain tree describes domains and names their modules
+/// (it does not hold them), so real ones are a few KiB; the limit is what
+/// `pvh launch --config` reads of a file, and what [`check`] accepts as
+/// `totalsize`, so a huge tree costs neither memory nor parse time.
+pub const MAX_TREE_SIZE: u64 = 2 << 20;
+
 const FDT_BEGIN_NODE: u32 = 1;
 const FDT_END_NODE: u32 = 2;
 const FDT_PROP: u32 = 3;
@@ -59,6 +66,12 @@ pub fn check(blob: &[u8]) -> Result<(&[u8], BlobShape), BlobError> {
     let total = usize::try_from(totalsize).unwrap_or(usize::MAX);
     if total > len || total < HEADER_LEN {
         return Err(BlobError::TotalSize { totalsize, len });
+    }
+    if u64::from(totalsize) > MAX_TREE_SIZE {
+        return Err(BlobError::TooLarge {
+            totalsize,
+            max: MAX_TREE_SIZE,
+        });
     }
     let (off_struct, off_strings, off_rsvmap) = (field(2), field(3), field(4));
     let (version, last_comp) = (field(5), field(6));

@@ -33,6 +33,16 @@ pub enum BlobError {
         /// The blob length.
         len: usize,
     },
+    /// `totalsize` is above [`super::blob::MAX_TREE_SIZE`].
+    #[error(
+        "device tree totalsize {totalsize:#x} is more than the {max:#x} bytes a boot tree may have"
+    )]
+    TooLarge {
+        /// The header's `totalsize`.
+        totalsize: u32,
+        /// The limit.
+        max: u64,
+    },
     /// The header does not start with 0xd00dfeed.
     #[error("device tree magic is {magic:#010x}, expected 0xd00dfeed")]
     BadMagic {
@@ -417,6 +427,16 @@ pub enum BootInfoError {
         #[source]
         source: std::io::Error,
     },
+    /// A module file is larger than it may be (see
+    /// [`super::source::open_input`]); it was not read.
+    #[error("{}: {source}", esc(.node))]
+    InputTooLarge {
+        /// Module node path (or the command-line option).
+        node: String,
+        /// The sizes.
+        #[source]
+        source: pvh_loader::InputError,
+    },
     /// The cell count that applies to a module's `reg` / `module-addr` is
     /// not 1 or 2.
     #[error(
@@ -570,6 +590,7 @@ impl BootInfoError {
             | NoModuleDir { node, .. }
             | BadFileName { node, .. }
             | FileMissing { node, .. }
+            | InputTooLarge { node, .. }
             | InvalidCells { node, .. }
             | RegLength { node, .. }
             | RegNowhere { node, .. }

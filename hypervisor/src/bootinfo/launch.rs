@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use clap::Args;
+use pvh_loader::input::{Input, InputError};
 
+use super::blob::MAX_TREE_SIZE;
 use super::error::{BootInfoError, esc, esc_path};
 use super::host;
 use super::plan::{DomainError, LaunchPlan};
@@ -115,6 +117,10 @@ pub enum LaunchError {
         #[source]
         source: io::Error,
     },
+    /// The tree file is larger than a boot tree may be
+    /// ([`super::blob::MAX_TREE_SIZE`]); it was not read.
+    #[error(transparent)]
+    ConfigTooLarge(InputError),
     /// The tree or a module is unusable.
     #[error(transparent)]
     BootInfo(#[from] BootInfoError),
@@ -139,7 +145,9 @@ impl LaunchError {
     /// (66); a host failure has the status `pvh boot` gives it.
     pub fn status(&self) -> u8 {
         match self {
-            Self::Config { .. } | Self::BootInfo(_) | Self::Domain(_) => status::BAD_INPUT,
+            Self::Config { .. } | Self::ConfigTooLarge(_) | Self::BootInfo(_) | Self::Domain(_) => {
+                status::BAD_INPUT
+            }
             Self::Build { source, .. } => source.status(),
         }
     }
@@ -345,16 +353,18 @@ pub fn launch(info: &BootInfo, opts: &LaunchOptions) -> Result<Vec<DomainOutcome
 
 /// Reads the tree and the modules and parses them into a [`BootInfo`].
 pub fn load(args: &LaunchArgs) -> Result<BootInfo, LaunchError> {
-    let dtb = std::fs::read(&args.config).map_err(|source| LaunchError::Config {
-        path: args.config.clone(),
-        source,
-    })?;
+    let dtb = Input::open_within(&args.config, MAX_TREE_SIZE, "a boot device tree may have")
+        .map_err(|e| match e {
+            InputError::Io { path, source } => LaunchError::Config { path, source },
+            e => LaunchError::ConfigTooLarge(e),
+        })?;
+    let host_memory_limit = args.host_memory.unwrap_or_else(crate::host::memory_limit);
     let modules = args
         .domain
         .modules
         .iter()
         .enumerate()
-        .map(|(i, m)| m.load(i))
+        .map(|(i, m)| m.load(i, host_memory_limit))
         .collect::<Result<Vec<LoaderModule>, _>>()?;
     let host_memmap = host::memory_map();
     let cmdline = crate::cli::invocation();
@@ -368,7 +378,7 @@ pub fn load(args: &LaunchArgs) -> Result<BootInfo, LaunchError> {
                 ModuleNumbering::FromZero
             },
             dir: args.dir.as_deref(),
-            host_memory_limit: args.host_memory.unwrap_or_else(crate::host::memory_limit),
+            host_memory_limit,
             defaults: args.domain.defaults(),
             loader_name: host::LOADER_NAME,
             cmdline: &cmdline,

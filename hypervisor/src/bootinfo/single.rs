@@ -1,8 +1,8 @@
 //! The `pvh boot` options as a [`BootInfo`] with one domain, so a single
 //! guest and a tree of them are built from the same structures.
 
+use pvh_loader::input::Input;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use super::compression;
 use super::error::BootInfoError;
@@ -28,7 +28,7 @@ pub struct CliModule {
     /// The file, if any.
     pub path: Option<PathBuf>,
     /// The bytes.
-    pub bytes: Arc<[u8]>,
+    pub bytes: Input,
     /// Its command line (the part after the comma of `--module`).
     pub cmdline: String,
 }
@@ -40,15 +40,13 @@ impl CliModule {
         path: PathBuf,
         cmdline: impl Into<String>,
     ) -> Result<Self, BootInfoError> {
-        let bytes = std::fs::read(&path).map_err(|source| BootInfoError::FileMissing {
-            node: option.to_owned(),
-            path: path.clone(),
-            source,
-        })?;
+        // No limit: the CLI reads its inputs through `Input` with the
+        // guest's RAM as the limit and builds `CliModule`s itself.
+        let bytes = super::source::open_input(option, &path, u64::MAX)?;
         Ok(Self {
             option,
             path: Some(path),
-            bytes: bytes.into(),
+            bytes,
             cmdline: cmdline.into(),
         })
     }

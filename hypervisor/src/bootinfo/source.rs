@@ -2,11 +2,11 @@
 //! `--module FILE[@ADDR][,CMDLINE]` gives) and a directory for
 //! `xen,uefi-binary` file names.
 
+use pvh_loader::input::{Input, InputError};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use pvh_entry::text::Escaped;
 
@@ -18,7 +18,7 @@ use super::types::{DomainBoot, HostMemoryRange};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoaderModule {
     /// The module's bytes.
-    pub bytes: Arc<[u8]>,
+    pub bytes: Input,
     /// The load address (`FILE@ADDR`), matched against `reg`.
     pub addr: Option<u64>,
     /// The loader's module string (after the comma); wins over `bootargs`
@@ -120,21 +120,37 @@ impl ModuleSpec {
         })
     }
 
-    /// Reads the file into a [`LoaderModule`]; `index` names the argument
-    /// in errors.
-    pub fn load(&self, index: usize) -> Result<LoaderModule, BootInfoError> {
-        let bytes = std::fs::read(&self.path).map_err(|source| BootInfoError::FileMissing {
-            node: format!("--module {index}"),
-            path: self.path.clone(),
-            source,
-        })?;
+    /// Opens the file as a [`LoaderModule`] of at most `limit` bytes (see
+    /// [`open_input`]); `index` names the argument in errors.
+    pub fn load(&self, index: usize, limit: u64) -> Result<LoaderModule, BootInfoError> {
+        let bytes = open_input(&format!("--module {index}"), &self.path, limit)?;
         Ok(LoaderModule {
-            bytes: bytes.into(),
+            bytes,
             addr: self.addr,
             cmdline: self.cmdline.clone(),
             path: Some(self.path.clone()),
         })
     }
+}
+
+/// Opens a module file for `node` through [`Input`]: a regular file is
+/// mapped, anything else read, and a file over `limit` (for `pvh launch`,
+/// what the host can give: a module may go to any domain, and the tree
+/// that says which is read with the modules) refused before either.
+pub fn open_input(node: &str, path: &Path, limit: u64) -> Result<Input, BootInfoError> {
+    Input::open_within(path, limit, "of memory this host can give (RAM + swap)").map_err(
+        |e| match e {
+            InputError::Io { path, source } => BootInfoError::FileMissing {
+                node: node.to_owned(),
+                path,
+                source,
+            },
+            e => BootInfoError::InputTooLarge {
+                node: node.to_owned(),
+                source: e,
+            },
+        },
+    )
 }
 
 fn parse_addr(a: &str) -> Option<u64> {
@@ -229,12 +245,12 @@ impl Default for BootSources<'_> {
 pub(crate) struct Locator<'a> {
     sources: BootSources<'a>,
     by_addr: HashMap<u64, usize>,
-    files: HashMap<String, (PathBuf, Arc<[u8]>)>,
+    files: HashMap<String, (PathBuf, Input)>,
 }
 
 /// Where a located module's bytes and loader string came from.
 pub(crate) struct Located {
-    pub(crate) bytes: Arc<[u8]>,
+    pub(crate) bytes: Input,
     pub(crate) loader_cmdline: String,
     /// The region `reg` / `module-addr` gave (at least the module's size).
     pub(crate) region: Option<u64>,
@@ -290,7 +306,7 @@ impl<'a> Locator<'a> {
                 count: self.sources.modules.len(),
             })?;
         Ok(Located {
-            bytes: Arc::clone(&m.bytes),
+            bytes: m.bytes.clone(),
             loader_cmdline: m.cmdline.clone(),
             region: None,
         })
@@ -326,7 +342,7 @@ impl<'a> Locator<'a> {
             });
         }
         Ok(Located {
-            bytes: Arc::clone(&m.bytes),
+            bytes: m.bytes.clone(),
             loader_cmdline: m.cmdline.clone(),
             region: Some(size),
         })
@@ -354,22 +370,16 @@ impl<'a> Locator<'a> {
             return Ok((
                 path.clone(),
                 Located {
-                    bytes: Arc::clone(bytes),
+                    bytes: bytes.clone(),
                     loader_cmdline: String::new(),
                     region: None,
                 },
             ));
         }
         let path = dir.join(name);
-        let bytes: Arc<[u8]> = std::fs::read(&path)
-            .map_err(|source| BootInfoError::FileMissing {
-                node: node.to_owned(),
-                path: path.clone(),
-                source,
-            })?
-            .into();
+        let bytes = open_input(node, &path, self.sources.host_memory_limit)?;
         self.files
-            .insert(name.to_owned(), (path.clone(), Arc::clone(&bytes)));
+            .insert(name.to_owned(), (path.clone(), bytes.clone()));
         Ok((
             path,
             Located {

@@ -5,8 +5,8 @@
 //! refers to its modules by index into [`BootInfo::modules`], so a module
 //! is described once however it was found.
 
+use pvh_loader::input::Input;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use pvh_bootparams::Compression;
 use pvh_loader::{BootProtocol, SubarchPolicy};
@@ -78,7 +78,7 @@ pub struct BootModule {
     pub origin: ModuleOrigin,
     /// Its bytes, shared: two domains using the same loader module share
     /// one copy.
-    pub bytes: Arc<[u8]>,
+    pub bytes: Input,
     /// Its command line: the loader's module string if non-empty, else the
     /// node's `bootargs`, else empty.
     pub cmdline: String,

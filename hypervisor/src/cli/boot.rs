@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::TypedValueParser as _;
 use pvh_loader::BootProtocol;
+use pvh_loader::input::Input;
 
 use super::size::{format_size, parse_memory, parse_timeout};
 use super::terminal::{self, RawMode};
@@ -126,14 +127,39 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> Exit {
     Exit::Status(code)
 }
 
-fn read(what: &str, path: &Path, progress: &Progress) -> Result<Vec<u8>, Exit> {
-    progress.stage(format!("reading the {what}"));
-    std::fs::read(path).map_err(|e| {
-        fail(
-            status::BAD_INPUT,
-            format_args!("cannot read {what} {}: {e}", path.display()),
-        )
-    })
+/// The guest's RAM as a budget for its inputs: each is opened through
+/// [`Input`] (a regular file mapped, anything else read with a limit), and
+/// refused before it is mapped or read past the limit when it is larger
+/// than the RAM the inputs before it left. Nothing bigger than the guest
+/// is ever held, and every input is read once.
+struct InputBudget {
+    memory: u64,
+    left: u64,
+}
+
+impl InputBudget {
+    fn new(memory: u64) -> Self {
+        Self {
+            memory,
+            left: memory,
+        }
+    }
+
+    fn open(&mut self, option: &str, path: &Path, progress: &Progress) -> Result<Input, Exit> {
+        progress.stage(format!("reading {option}"));
+        let what = if self.left == self.memory {
+            format!("of guest RAM (--memory {})", format_size(self.memory))
+        } else {
+            format!(
+                "of guest RAM the inputs before it leave (--memory {})",
+                format_size(self.memory)
+            )
+        };
+        let input = Input::open_within(path, self.left, what)
+            .map_err(|e| fail(status::BAD_INPUT, format_args!("{option}: {e}")))?;
+        self.left -= input.len() as u64;
+        Ok(input)
+    }
 }
 
 /// Refuses a guest larger than this host can ever back (RAM plus swap, see
@@ -185,10 +211,11 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
     }
     let host_memory_limit = check_host_memory(args.memory)?;
     let progress = Progress::start("reading the inputs");
-    let kernel: Vec<u8> = match &args.kernel {
-        Some(path) => read("kernel", path, &progress)?,
+    let mut budget = InputBudget::new(args.memory);
+    let kernel = match &args.kernel {
+        Some(path) => budget.open("--kernel", path, &progress)?,
         None => match probe::PROBE {
-            Some(bytes) => bytes.to_vec(),
+            Some(bytes) => Input::built_in(bytes),
             None => {
                 return Err(fail(
                     status::NO_PROBE,
@@ -200,22 +227,22 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
     let initrd = args
         .initrd
         .as_deref()
-        .map(|p| read("initrd", p, &progress))
+        .map(|p| budget.open("--initrd", p, &progress))
         .transpose()?;
     let module_bytes = args
         .domain
         .modules
         .iter()
-        .map(|m| read("module", &m.path, &progress))
+        .map(|m| budget.open("--module", &m.path, &progress))
         .collect::<Result<Vec<_>, _>>()?;
 
     // The options become a one-domain BootInfo, built into a BootConfig by
     // the same builder (and checked by the same check) `pvh launch` uses
     // for every domain of a tree.
-    let cli_module = |option, path: Option<&Path>, bytes: Vec<u8>, cmdline: &str| CliModule {
+    let cli_module = |option, path: Option<&Path>, bytes: Input, cmdline: &str| CliModule {
         option,
         path: path.map(Path::to_path_buf),
-        bytes: bytes.into(),
+        bytes,
         cmdline: cmdline.to_owned(),
     };
     let info = BootInfo::single_domain(SingleDomain {
@@ -247,7 +274,9 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
     // exactly what the loader's PvhUnpack plans (the unpack cache's tests
     // compare the plans), without decompressing again.
     let unpacked = match (domain.boot.protocol, args.no_unpack_cache) {
-        (BootProtocol::PvhUnpack, false) => cached_unpack(config.kernel, args.verbose)?,
+        (BootProtocol::PvhUnpack, false) => {
+            cached_unpack(config.kernel, args.memory, args.verbose)?
+        }
         _ => None,
     };
     if let Some(vmlinux) = &unpacked {
@@ -364,7 +393,11 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
 /// `kernel` unpacked through the per-user unpack cache, if it is a bzImage
 /// and there is a cache directory; `None` leaves the unpacking to the loader
 /// (which also reports a kernel that is not a bzImage).
-fn cached_unpack(kernel: &[u8], verbose: bool) -> Result<Option<pvh_loader::Unpacked>, Exit> {
+fn cached_unpack(
+    kernel: &[u8],
+    memory: u64,
+    verbose: bool,
+) -> Result<Option<pvh_loader::Unpacked>, Exit> {
     let Ok(bz) = pvh_bootparams::BzImage::parse(kernel) else {
         return Ok(None);
     };
@@ -374,7 +407,9 @@ fn cached_unpack(kernel: &[u8], verbose: bool) -> Result<Option<pvh_loader::Unpa
         }
         return Ok(None);
     };
-    let unpacked = cache.unpack(&bz).map_err(|e| {
+    // Decompression stops at the smaller of the guest's RAM and the
+    // image's announced size, as the loader's own pvh-unpack does.
+    let unpacked = cache.unpack_within(&bz, memory).map_err(|e| {
         fail(
             status::BAD_INPUT,
             format_args!("loading the guest failed: {e}"),
