@@ -4,7 +4,6 @@
 mod bootinfo_util;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use bootinfo_util::*;
 use pvh_bootparams::Compression;
@@ -35,7 +34,7 @@ fn module(
     BootModule {
         kind,
         origin,
-        bytes: Arc::from(bytes),
+        bytes: bytes.into(),
         cmdline: cmdline.into(),
         compression: None,
         headroom: 0,
@@ -468,7 +467,11 @@ fn design_document_style_with_config_node() {
     };
     assert_eq!(info, expected);
     // The two domains share one copy of the kernel.
-    assert!(Arc::ptr_eq(&info.modules[2].bytes, &info.modules[4].bytes));
+    assert!(
+        info.modules[2]
+            .bytes
+            .shares_bytes_with(&info.modules[4].bytes)
+    );
 }
 
 #[test]
@@ -595,7 +598,7 @@ fn single_domain_checks_memory_and_cpus() {
     let probe = CliModule {
         option: "--kernel",
         path: None,
-        bytes: Arc::from(PROBE),
+        bytes: pvh_loader::input::Input::built_in(PROBE),
         cmdline: String::new(),
     };
     let spec = |memory, cpus| SingleDomain {

@@ -250,6 +250,12 @@ impl Input {
         }
     }
 
+    /// Whether `self` and `other` share one copy of their bytes (one is a
+    /// clone of the other): a file named twice is read once.
+    pub fn shares_bytes_with(&self, other: &Self) -> bool {
+        core::ptr::eq(self.as_slice(), other.as_slice())
+    }
+
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
         match &self.bytes {

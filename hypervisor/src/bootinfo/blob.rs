@@ -23,12 +23,14 @@ pub const HEADER_LEN: usize = 40;
 /// node skipping off a deep stack.
 pub const MAX_DEPTH: usize = 16;
 
-/// Largest boot device tree read or parsed: 2 MiB, Linux's `MAX_FDT_SIZE`
-/// on arm64. A boot-domain tree describes domains and names their modules
-/// (it does not hold them), so real ones are a few KiB; the limit is what
-/// `pvh launch --config` reads of a file, and what [`check`] accepts as
+/// Largest boot device tree read or parsed: 16 MiB. A boot-domain tree
+/// describes domains and names their modules (it does not hold them), so
+/// real ones are a few KiB; the limit leaves room for a tree describing
+/// every domain the builder can give an id (0x7fef domains of up to about
+/// 500 bytes each; the parser's own test of that limit is 5 MB), and is
+/// what `pvh launch` reads of a file and what [`check`] accepts as
 /// `totalsize`, so a huge tree costs neither memory nor parse time.
-pub const MAX_TREE_SIZE: u64 = 2 << 20;
+pub const MAX_TREE_SIZE: u64 = 16 << 20;
 
 const FDT_BEGIN_NODE: u32 = 1;
 const FDT_END_NODE: u32 = 2;

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pvh_hypervisor::bootinfo::{BootSources, LoaderModule};
@@ -200,7 +199,7 @@ impl Drop for Scratch {
 /// A loader module without an address.
 pub fn lm(bytes: &[u8], cmdline: &str) -> LoaderModule {
     LoaderModule {
-        bytes: Arc::from(bytes),
+        bytes: bytes.into(),
         addr: None,
         cmdline: cmdline.to_owned(),
         path: None,
