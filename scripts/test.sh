@@ -31,6 +31,10 @@ echo "test: cargo test (includes the fuzz corpora, replayed: tests/tests/fuzz_co
 cargo test --workspace
 # Every case of the nested side-by-side benchmark boots (pvh, Firecracker,
 # Cloud Hypervisor and QEMU in one L1; one run each, no timing claims).
+# Every hostile input of issue 14 (sparse files, FIFOs, /dev/zero, bombs,
+# huge trees, too many modules) ends with its typed status and message.
+echo "test: scripts/bench-rss.sh --short"
+bash scripts/bench-rss.sh --short
 echo "test: scripts/bench-nested.sh --short"
 bash scripts/bench-nested.sh --short
 

@@ -185,7 +185,10 @@ pub fn cases(dir: &Path, kernel: &[u8], sparse_gib: u64, bomb_mib: usize) -> Vec
 
     // pvh-unpack: an announcement above the guest's RAM, and bombs.
     let announces_1g = dir.join("bzimage-announces-1g");
-    std::fs::write(&announces_1g, bzimage(bomb("gzip", 1), 1 << 30)).unwrap();
+    // It holds what it announces up to `bomb_mib` MiB: before the guest's
+    // RAM bounded decompression, all of that was decoded (into a doubling
+    // buffer).
+    std::fs::write(&announces_1g, bzimage(bomb("gzip", bomb_mib), 1 << 30)).unwrap();
     let unpack = |path: &Path| {
         boot(&[
             os("--boot-protocol"),
