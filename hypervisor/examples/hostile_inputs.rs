@@ -14,7 +14,10 @@ use std::path::PathBuf;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().expect("usage: hostile_inputs DIR [SPARSE_GIB [BOMB_MIB]]"));
+    let dir = PathBuf::from(
+        args.next()
+            .expect("usage: hostile_inputs DIR [SPARSE_GIB [BOMB_MIB]]"),
+    );
     let sparse_gib = args.next().map_or(3, |a| a.parse().expect("SPARSE_GIB"));
     let bomb_mib = args.next().map_or(64, |a| a.parse().expect("BOMB_MIB"));
     std::fs::create_dir_all(&dir).expect("create DIR");

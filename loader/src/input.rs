@@ -353,7 +353,11 @@ mod tests {
         // The limit holds for small files too.
         assert!(matches!(
             Input::open(&p, 11),
-            Err(InputError::TooLarge { size: 12, exact: true, .. })
+            Err(InputError::TooLarge {
+                size: 12,
+                exact: true,
+                ..
+            })
         ));
     }
 

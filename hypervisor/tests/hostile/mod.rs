@@ -261,7 +261,7 @@ pub fn cases(dir: &Path, kernel: &[u8], sparse_gib: u64, bomb_mib: usize) -> Vec
         message: "the module count is 4097, more than the 4096 the start_info reader accepts"
             .into(),
         fifo: None,
-        bound: "one mapping per module",
+        bound: "one small read per module",
     });
     let mut long = k().to_vec();
     long.extend([os("--cmdline"), os("x".repeat(64 << 10))]);
