@@ -9,7 +9,6 @@
 //! (`tests/tests/fuzz_corpus.rs`).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use pvh_hypervisor::bootinfo::{
     self, BootInfoError, BootSources, Capabilities, LaunchPlan, LoaderModule, ModuleKind,
@@ -35,19 +34,19 @@ pub fn run(data: &[u8]) {
     // kernel (the probe), a gzip stream, an XSM policy.
     let modules = [
         LoaderModule {
-            bytes: Arc::from(pvh_hypervisor::probe::PROBE.unwrap_or(b"\x7fELF kernel")),
+            bytes: pvh_hypervisor::probe::PROBE.unwrap_or(b"\x7fELF kernel").into(),
             addr: Some(0x10_0000),
             cmdline: String::new(),
             path: None,
         },
         LoaderModule {
-            bytes: Arc::from(&[0x1f, 0x8b, 8, 0, 0, 0, 1, 0][..]),
+            bytes: (&[0x1f, 0x8b, 8, 0, 0, 0, 1, 0][..]).into(),
             addr: None,
             cmdline: "initrd".into(),
             path: None,
         },
         LoaderModule {
-            bytes: Arc::from(&policy[..]),
+            bytes: (&policy[..]).into(),
             addr: Some(0x20_0000),
             cmdline: String::new(),
             path: None,

@@ -411,7 +411,7 @@ pub(crate) fn open_image(path: &std::path::Path) -> Result<Input, InputError> {
     )
 }
 
-fn read(path: &PathBuf) -> Result<Input, WrapError> {
+fn read(path: &std::path::Path) -> Result<Input, WrapError> {
     open_image(path).map_err(|e| match e {
         InputError::Io { path, source } => WrapError::Io { path, source },
         e => WrapError::Input(e),
@@ -460,7 +460,7 @@ fn run_inner(args: &WrapArgs) -> Result<Wrapped, WrapError> {
         None => builtin_stub().ok_or(WrapError::NoStub)?,
     };
     let kernel = read(&args.bzimage)?;
-    let initrd = args.initrd.as_ref().map(read).transpose()?;
+    let initrd = args.initrd.as_deref().map(read).transpose()?;
     let options = WrapOptions {
         initrd: initrd.as_deref(),
         cmdline: args.cmdline.as_deref(),
