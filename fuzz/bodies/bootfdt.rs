@@ -34,7 +34,9 @@ pub fn run(data: &[u8]) {
     // kernel (the probe), a gzip stream, an XSM policy.
     let modules = [
         LoaderModule {
-            bytes: pvh_hypervisor::probe::PROBE.unwrap_or(b"\x7fELF kernel").into(),
+            bytes: pvh_hypervisor::probe::PROBE
+                .unwrap_or(b"\x7fELF kernel")
+                .into(),
             addr: Some(0x10_0000),
             cmdline: String::new(),
             path: None,
