@@ -138,19 +138,22 @@ impl ModuleSpec {
 /// what the host can give: a module may go to any domain, and the tree
 /// that says which is read with the modules) refused before either.
 pub fn open_input(node: &str, path: &Path, limit: u64) -> Result<Input, BootInfoError> {
-    Input::open_within(path, limit, "of memory this host can give (RAM + swap)").map_err(
-        |e| match e {
-            InputError::Io { path, source } => BootInfoError::FileMissing {
-                node: node.to_owned(),
-                path,
-                source,
-            },
-            e => BootInfoError::InputTooLarge {
-                node: node.to_owned(),
-                source: e,
-            },
-        },
+    Input::open_within(
+        path,
+        limit,
+        "of memory the host may give its guests (--host-memory, else RAM + swap)",
     )
+    .map_err(|e| match e {
+        InputError::Io { path, source } => BootInfoError::FileMissing {
+            node: node.to_owned(),
+            path,
+            source,
+        },
+        e => BootInfoError::InputTooLarge {
+            node: node.to_owned(),
+            source: e,
+        },
+    })
 }
 
 fn parse_addr(a: &str) -> Option<u64> {

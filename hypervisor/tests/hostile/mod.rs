@@ -183,6 +183,28 @@ pub fn cases(dir: &Path, kernel: &[u8], sparse_gib: u64, bomb_mib: usize) -> Vec
         });
     }
 
+    // launch reads its modules against what the host may give.
+    let tree = dir.join("small.dtb");
+    std::fs::write(&tree, b"any tree").unwrap();
+    v.push(Case {
+        name: "/dev/zero as module (launch)",
+        args: vec![
+            os("launch"),
+            os("--plan"),
+            os("--host-memory"),
+            os(MEMORY),
+            os("--module"),
+            os("/dev/zero"),
+            tree.into(),
+        ],
+        status: 66,
+        message: "--module 0: /dev/zero is at least 67108865 bytes (64.0 MiB), more than the \
+                  67108864 bytes (64.0 MiB) of memory the host may give its guests"
+            .into(),
+        fifo: None,
+        bound: "read to --host-memory + 1 byte",
+    });
+
     // pvh-unpack: an announcement above the guest's RAM, and bombs.
     let announces_1g = dir.join("bzimage-announces-1g");
     // It holds what it announces up to `bomb_mib` MiB: before the guest's
