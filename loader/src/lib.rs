@@ -41,6 +41,8 @@ pub mod gdt;
 pub mod image;
 pub mod input;
 pub mod layout;
+#[cfg(feature = "linux-loader")]
+pub mod linux_loader;
 mod load;
 pub mod plan;
 mod planner;
@@ -57,19 +59,6 @@ pub use plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, R
 pub use planner::{check_disjoint, plan};
 pub use pvh_entry::{MemmapEntry, SubarchPolicy};
 pub use unpack_cache::{CacheOutcome, UnpackCache, Unpacked};
-
-/// A rust-vmm `linux_loader` command line, re-exported for callers that
-/// build their command line with it.
-pub use linux_loader::cmdline::Cmdline;
-
-/// The bytes (without NUL) of a `linux_loader` command line, for
-/// [`BootConfig::cmdline`].
-pub fn cmdline_bytes(cmdline: &Cmdline) -> Result<Vec<u8>, LoadError> {
-    let c = cmdline
-        .as_cstring()
-        .map_err(|e| LoadError::Cmdline(e.to_string()))?;
-    Ok(c.into_bytes())
-}
 
 /// The example in `docs/loader.md`, compiled as a doctest so it cannot rot.
 #[cfg(doctest)]

@@ -650,6 +650,7 @@ fn kvm_reserved_range_is_exposed_and_reserved() {
 
 #[test]
 fn linux_loader_cmdline_is_accepted() {
+    use pvh_loader::linux_loader::{Cmdline, cmdline_bytes};
     let mut c = Cmdline::new(64).unwrap();
     c.insert("console", "ttyS0").unwrap();
     c.insert_str("panic=-1").unwrap();
