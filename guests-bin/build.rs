@@ -1,8 +1,20 @@
-//! Builds the `guests/` workspace (a separate workspace: its target is
-//! `x86_64-unknown-none` and it has its own flags in
-//! `guests/.cargo/config.toml`) with `cargo build --release`, into a target
-//! directory under `OUT_DIR`, and hands the images to the crate through
-//! `PVH_<NAME>_PATH` environment variables.
+//! Hands the guest images to the crate through `PVH_<NAME>_PATH`
+//! environment variables, from one of two places:
+//!
+//! - in the pvh repository (`../guests/Cargo.toml` exists): builds the
+//!   `guests/` workspace (a separate workspace: its target is
+//!   `x86_64-unknown-none` and it has its own flags in
+//!   `guests/.cargo/config.toml`) with `cargo build --release`, into a
+//!   target directory under `OUT_DIR`, with the checkout's and cargo's
+//!   home paths remapped so the images do not depend on where they were
+//!   built (`scripts/update-guests.sh` relies on it);
+//! - in the published crate (no `../guests`), or with
+//!   `PVH_GUESTS_PREBUILT=1`: the images shipped in `prebuilt/`, built
+//!   from the same sources by `scripts/update-guests.sh` with the toolchain
+//!   named in `prebuilt/TOOLCHAIN`. So `cargo install pvh-hypervisor`
+//!   needs neither the guest target nor a nested cargo build; the test
+//!   `prebuilt_guests_are_the_sources_rebuilt` holds the bytes to the
+//!   sources.
 
 use std::env;
 use std::ffi::OsString;
@@ -19,10 +31,22 @@ const GUESTS: &[(&str, &str)] = &[
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    println!("cargo:rustc-check-cfg=cfg(pvh_guests_from_source)");
+    println!("cargo:rerun-if-env-changed=PVH_GUESTS_PREBUILT");
     let root = manifest
         .parent()
         .expect("guests-bin lives in the workspace root");
     let guests = root.join("guests");
+    let prebuilt = env::var_os("PVH_GUESTS_PREBUILT").is_some_and(|v| v == "1");
+    if prebuilt || !guests.join("Cargo.toml").is_file() {
+        for (bin, var) in GUESTS {
+            let path = manifest.join("prebuilt").join(bin);
+            println!("cargo:rerun-if-changed={}", path.display());
+            println!("cargo:rustc-env={var}={}", path.display());
+        }
+        return;
+    }
+    println!("cargo:rustc-cfg=pvh_guests_from_source");
     for p in [
         "guests/Cargo.toml",
         "guests/Cargo.lock",
@@ -40,6 +64,15 @@ fn main() {
 
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
     check_target(&rustc);
+    // Which toolchain built the images, for the comparison with prebuilt/.
+    let version = Command::new(&rustc)
+        .arg("-V")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    println!("cargo:rustc-env=PVH_GUESTS_RUSTC={version}");
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     let target_dir = out.join("guests-target");
@@ -51,6 +84,22 @@ fn main() {
     cmd.current_dir(&guests)
         .args(["build", "--release", "--target-dir"])
         .arg(&target_dir);
+    // Paths the images would otherwise carry (panic locations): the
+    // checkout and cargo's home. Joined to guests/.cargo/config.toml's
+    // rustflags (cargo joins arrays from --config and config files).
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut remaps = vec![format!("{}=/pvh", root.display())];
+    if let Some(home) = cargo_home {
+        remaps.push(format!("{}=/cargo", home.display()));
+    }
+    let flags: Vec<String> = remaps
+        .iter()
+        .map(|r| format!("\"--remap-path-prefix={r}\""))
+        .collect();
+    cmd.arg("--config")
+        .arg(format!("target.{TARGET}.rustflags=[{}]", flags.join(", ")));
     for (bin, _) in GUESTS {
         cmd.args(["-p", bin]);
     }

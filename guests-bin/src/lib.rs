@@ -7,6 +7,11 @@
 //!   and exits through QEMU's isa-debug-exit with an [`ExitCode`].
 //! - [`STUB`] / [`stub_path`]: `pvh-stub`, the zero-page stub that boots
 //!   an unmodified bzImage (embedded by `pvh wrap`, or passed as a module).
+//!
+//! In the pvh repository the images are built from `guests/`; in the
+//! published crate they are the bytes in `prebuilt/` (see `build.rs`),
+//! which a test holds equal to a rebuild of the sources.
+//!
 //! - [`report`]: reading such output back; [`harness`]: running an
 //!   emulator under a deadline, and the skip-or-fail rule for missing
 //!   resources.
@@ -39,6 +44,35 @@ pub fn stub_path() -> &'static Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The images shipped in `prebuilt/` (what the published crate
+    /// embeds) are the sources rebuilt: compared byte for byte with the
+    /// images this build made from `guests/` when it used the toolchain
+    /// that made `prebuilt/` (`prebuilt/TOOLCHAIN`); with another
+    /// toolchain, `scripts/update-guests.sh --check` rebuilds them with
+    /// that one (scripts/setup.sh installs it).
+    #[cfg(pvh_guests_from_source)]
+    #[test]
+    fn prebuilt_guests_are_the_sources_rebuilt() {
+        const PINNED: &str = include_str!("../prebuilt/TOOLCHAIN");
+        let pinned = PINNED.lines().find(|l| l.starts_with("rustc ")).unwrap();
+        if pinned == env!("PVH_GUESTS_RUSTC") {
+            let stale = "guests-bin/prebuilt/ is stale: run scripts/update-guests.sh";
+            assert!(PROBE == include_bytes!("../prebuilt/pvh-probe"), "{stale}");
+            assert!(STUB == include_bytes!("../prebuilt/pvh-stub"), "{stale}");
+        } else {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let status = std::process::Command::new("bash")
+                .arg(root.join("scripts/update-guests.sh"))
+                .arg("--check")
+                .status()
+                .unwrap();
+            assert!(
+                status.success(),
+                "scripts/update-guests.sh --check: {status}"
+            );
+        }
+    }
 
     #[test]
     fn probe_is_a_pvh_elf_and_the_file_matches_the_bytes() {

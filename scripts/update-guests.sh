@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# update-guests.sh - rebuild the guest images that the published pvh-guests
+# crate ships (guests-bin/prebuilt/), or check that they are up to date.
+#
+#   bash scripts/update-guests.sh            rebuild prebuilt/ with the pinned toolchain
+#   bash scripts/update-guests.sh --check    rebuild into a scratch directory, compare
+#                                            byte for byte, exit 1 if they differ
+#   bash scripts/update-guests.sh --toolchain 1.96.0
+#                                            pin another toolchain, then rebuild
+#
+# The images come from pvh-guests' own build script (the one definition of
+# how guests/ is built; it remaps the checkout and cargo home paths, so the
+# bytes do not depend on where the repository is). The toolchain is pinned
+# (first line of prebuilt/TOOLCHAIN) because rustc's output differs between
+# versions; scripts/setup.sh installs it with the x86_64-unknown-none target.
+# Run this after changing guests/, entry/ or bootparams/ sources the guests
+# use; the test prebuilt_guests_are_the_sources_rebuilt fails until then.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+prebuilt=guests-bin/prebuilt
+check=0
+toolchain=$(sed -n '/^[0-9]/{p;q}' "$prebuilt/TOOLCHAIN" 2>/dev/null || true)
+while (($#)); do
+    case $1 in
+    --check) check=1 ;;
+    --toolchain)
+        toolchain=${2:?--toolchain needs a rustup toolchain name}
+        shift
+        ;;
+    -h | --help)
+        sed -n '2,17s/^# \{0,1\}//p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "update-guests: unknown argument: $1" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+[[ -n $toolchain ]] || {
+    echo "update-guests: no toolchain pinned in $prebuilt/TOOLCHAIN; pass --toolchain" >&2
+    exit 2
+}
+
+# The outer environment must not redirect or reconfigure this build.
+unset PVH_GUESTS_PREBUILT RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTC RUSTC_WRAPPER CARGO_BUILD_TARGET
+export CARGO_TARGET_DIR=$PWD/target/update-guests
+out_dir=$(cargo "+$toolchain" build -p pvh-guests --lib --message-format=json |
+    sed -n 's/.*"reason":"build-script-executed","package_id":"[^"]*pvh-guests[^"]*".*"out_dir":"\([^"]*\)".*/\1/p' |
+    tail -n 1)
+[[ -n $out_dir && -f $out_dir/pvh-probe ]] || {
+    echo "update-guests: no guest images from the pvh-guests build" >&2
+    exit 1
+}
+version=$(rustup run "$toolchain" rustc -V)
+
+if ((check)); then
+    pinned=$(sed -n '/^rustc /{p;q}' "$prebuilt/TOOLCHAIN")
+    [[ $version == "$pinned" ]] || {
+        echo "update-guests: toolchain $toolchain is '$version', prebuilt/ was made by '$pinned'" >&2
+        exit 1
+    }
+    status=0
+    for bin in pvh-probe pvh-stub; do
+        if cmp -s "$out_dir/$bin" "$prebuilt/$bin"; then
+            echo "update-guests: $bin matches the sources"
+        else
+            echo "update-guests: $prebuilt/$bin differs from the sources rebuilt: run scripts/update-guests.sh" >&2
+            status=1
+        fi
+    done
+    exit "$status"
+fi
+
+mkdir -p "$prebuilt"
+for bin in pvh-probe pvh-stub; do
+    cp "$out_dir/$bin" "$prebuilt/$bin"
+done
+{
+    echo "$toolchain"
+    echo "$version"
+} >"$prebuilt/TOOLCHAIN"
+echo "update-guests: $prebuilt/ rebuilt with $version"
+ls -l "$prebuilt"
