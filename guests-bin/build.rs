@@ -6,12 +6,12 @@
 //!   `x86_64-unknown-none` and it has its own flags in
 //!   `guests/.cargo/config.toml`) with `cargo build --release`, into a
 //!   target directory under `OUT_DIR`, with the checkout's and cargo's
-//!   home paths remapped so the images do not depend on where they were
-//!   built (`scripts/update-guests.sh` relies on it);
+//!   home paths remapped out of the images (panic messages);
 //! - in the published crate (no `../guests`), or with
 //!   `PVH_GUESTS_PREBUILT=1`: the images shipped in `prebuilt/`, built
-//!   from the same sources by `scripts/update-guests.sh` with the toolchain
-//!   named in `prebuilt/TOOLCHAIN`. So `cargo install pvh-hypervisor`
+//!   from the same sources by this script, run by
+//!   `scripts/update-guests.sh` at a fixed path with the toolchain named in
+//!   `prebuilt/TOOLCHAIN`. So `cargo install pvh-hypervisor`
 //!   needs neither the guest target nor a nested cargo build; the test
 //!   `prebuilt_guests_are_the_sources_rebuilt` holds the bytes to the
 //!   sources.
@@ -64,15 +64,6 @@ fn main() {
 
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
     check_target(&rustc);
-    // Which toolchain built the images, for the comparison with prebuilt/.
-    let version = Command::new(&rustc)
-        .arg("-V")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    println!("cargo:rustc-env=PVH_GUESTS_RUSTC={version}");
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     let target_dir = out.join("guests-target");

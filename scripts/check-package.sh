@@ -3,8 +3,13 @@
 # `pvh` binary works from the packages alone, as on a machine that has only
 # the .crate files (nothing on crates.io yet) and crates.io for the rest.
 #
-#   1. `cargo package` of every workspace member not marked `publish = false`
-#      (found with `cargo metadata`, so a new crate is covered by default);
+#   0. those crates (every workspace member not marked `publish = false`,
+#      found with `cargo metadata`, so a new crate is covered by default)
+#      build, every feature on, with the toolchain of their declared
+#      `rust-version` (installed with rustup's minimal profile if missing;
+#      the guest images come from pvh-guests' prebuilt/, so that toolchain
+#      needs no guest target);
+#   1. `cargo package` of them;
 #   2. every .crate unpacked into a scratch directory outside the repository
 #      (no workspace, no ../guests: pvh-guests uses its shipped images);
 #   3. `cargo install --path <unpacked pvh-hypervisor>` with each unpacked
@@ -24,7 +29,7 @@ target=$root/target/check-package
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/pvh-check-package.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-# --- 1. package ------------------------------------------------------------
+# --- the published crates -------------------------------------------------
 crates=()
 while read -r manifest; do
     if grep -Eq '^publish *= *false' "$manifest"; then
@@ -37,11 +42,23 @@ done < <(cargo metadata --no-deps --format-version 1 |
     log "no publishable crates found"
     exit 1
 }
+# --- 0. minimum Rust version -------------------------------------------------
+msrv=$(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
+log "cargo +$msrv check --all-features (rust-version)"
+rustup toolchain list | grep -q "^$msrv-" ||
+    rustup toolchain install "$msrv" --profile minimal
+PVH_GUESTS_PREBUILT=1 cargo "+$msrv" check --all-features --target-dir "$target/msrv" \
+    $(printf -- '-p %s ' "${crates[@]}")
+log "rust-version $msrv: ok (${SECONDS}s so far)"
+
+# --- 1. package ------------------------------------------------------------
 log "packaging ${crates[*]}"
 rm -rf "$target/package"
 # No --verify build here: step 3 builds every package from its .crate.
 cargo package --no-verify --allow-dirty --target-dir "$target" \
     $(printf -- '-p %s ' "${crates[@]}")
+
+log "packaged (${SECONDS}s so far)"
 
 # --- 2. unpack -------------------------------------------------------------
 mkdir -p "$scratch/src"
@@ -53,8 +70,10 @@ for crate in "${crates[@]}"; do
     patches+=(--config "patch.crates-io.$crate.path=\"$scratch/src/$dir\"")
 done
 hypervisor=$(ls -d "$scratch/src"/pvh-hypervisor-[0-9]*)
-# What the package must ship (and not): the guest images, no ../guests.
-test -s "$scratch/src/$(basename "$(ls -d "$scratch/src"/pvh-guests-[0-9]*)")/prebuilt/pvh-probe"
+# pvh-guests ships its images (and the build sees no ../guests beside it).
+guests=$(ls -d "$scratch/src"/pvh-guests-[0-9]*)
+test -s "$guests/prebuilt/pvh-probe" && test -s "$guests/prebuilt/pvh-stub"
+test ! -e "$scratch/src/guests"
 
 # --- 3. install ------------------------------------------------------------
 log "cargo install --path ${hypervisor#"$scratch/"} (debug profile)"
@@ -67,6 +86,8 @@ if grep -q 'was not used in the crate graph' "$scratch/install.log"; then
     log "a packaged crate is not in pvh's dependency tree: check it here too"
     exit 1
 fi
+
+log "installed (${SECONDS}s so far)"
 
 # --- 4. run ----------------------------------------------------------------
 pvh=$scratch/root/bin/pvh
@@ -84,4 +105,4 @@ grep -qx 'format: PVH ELF' <<<"$inspect" &&
     printf '%s\n' "$inspect"
     exit 1
 }
-log "ok: ${#crates[@]} crates packaged, pvh installed from them and runs"
+log "ok in ${SECONDS}s: ${#crates[@]} crates build at $msrv, package, pvh installs from them and runs"

@@ -80,4 +80,19 @@ for comp in "${RUST_COMPONENTS[@]}"; do
     fi
 done
 
+# The toolchain that made pvh-guests' shipped images (guests-bin/prebuilt/):
+# the test that rebuilds and compares them needs it, with the guest target,
+# when the default toolchain is another version.
+pinned=$(sed -n '1p' "$(dirname "${BASH_SOURCE[0]}")/../guests-bin/prebuilt/TOOLCHAIN" 2>/dev/null || true)
+pinned_version=$(sed -n '2p' "$(dirname "${BASH_SOURCE[0]}")/../guests-bin/prebuilt/TOOLCHAIN" 2>/dev/null || true)
+if [[ -n $pinned && $(rustc -V) != "$pinned_version" ]]; then
+    if rustup run "$pinned" rustc -V >/dev/null 2>&1 &&
+        rustup target list --installed --toolchain "$pinned" | grep -qx "$RUST_TARGET"; then
+        log "guest images' toolchain $pinned already installed"
+    else
+        log "installing the guest images' toolchain $pinned (guests-bin/prebuilt/TOOLCHAIN)"
+        rustup toolchain install "$pinned" --profile minimal --target "$RUST_TARGET"
+    fi
+fi
+
 log "done"

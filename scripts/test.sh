@@ -27,6 +27,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 echo "test: fuzz targets type-check on stable"
 cargo check --manifest-path fuzz/Cargo.toml --bins
 cargo check --manifest-path loader/fuzz/Cargo.toml --bins
+# The no_std crates build for a bare-metal target (what a guest links).
+echo "test: no_std crates for x86_64-unknown-none"
+cargo build --target x86_64-unknown-none -p pvh-bootparams -p pvh-entry
+echo "test: published crates at their rust-version, packaging, cargo install of pvh from the packages (scripts/check-package.sh)"
+bash scripts/check-package.sh
 echo "test: cargo test (includes the fuzz corpora, replayed: tests/tests/fuzz_corpus.rs)"
 cargo test --workspace
 # Every case of the nested side-by-side benchmark boots (pvh, Firecracker,

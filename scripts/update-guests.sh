@@ -9,10 +9,14 @@
 #                                            pin another toolchain, then rebuild
 #
 # The images come from pvh-guests' own build script (the one definition of
-# how guests/ is built; it remaps the checkout and cargo home paths, so the
-# bytes do not depend on where the repository is). The toolchain is pinned
-# (first line of prebuilt/TOOLCHAIN) because rustc's output differs between
-# versions; scripts/setup.sh installs it with the x86_64-unknown-none target.
+# how guests/ is built), run on a copy of this checkout's files at a fixed
+# path, $FIXED below: cargo hashes the absolute path of a path dependency
+# outside the guests workspace (../entry) into symbol names, which changes
+# the code layout, so the same sources build the same bytes only at the
+# same path (the build script remaps the path out of panic messages). The
+# toolchain is pinned (first line of prebuilt/TOOLCHAIN) because rustc's
+# output differs between versions; scripts/setup.sh installs it with the
+# x86_64-unknown-none target when the default toolchain is another one.
 # Run this after changing guests/, entry/ or bootparams/ sources the guests
 # use; the test prebuilt_guests_are_the_sources_rebuilt fails until then.
 set -euo pipefail
@@ -29,7 +33,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,17s/^# \{0,1\}//p' "$0"
+        sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"
         exit 0
         ;;
     *)
@@ -44,10 +48,22 @@ done
     exit 2
 }
 
+# The copy: every file git tracks or would track (uncommitted edits
+# included), at the one path every machine uses; one run at a time.
+FIXED=/tmp/pvh-guests-reproducible
+repo=$PWD
+exec 9>"$FIXED.lock"
+flock 9
+rm -rf "$FIXED/src"
+mkdir -p "$FIXED/src"
+git ls-files -z --cached --others --exclude-standard |
+    (while IFS= read -r -d '' f; do [[ -e $f ]] && printf '%s\0' "$f"; done) |
+    tar -c --null -T - -f - | tar -x -C "$FIXED/src"
+
 # The outer environment must not redirect or reconfigure this build.
 unset PVH_GUESTS_PREBUILT RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTC RUSTC_WRAPPER CARGO_BUILD_TARGET
-export CARGO_TARGET_DIR=$PWD/target/update-guests
-out_dir=$(cargo "+$toolchain" build -p pvh-guests --lib --message-format=json |
+export CARGO_TARGET_DIR=$FIXED/target
+out_dir=$(cd "$FIXED/src" && cargo "+$toolchain" build -p pvh-guests --lib --message-format=json |
     sed -n 's/.*"reason":"build-script-executed","package_id":"[^"]*pvh-guests[^"]*".*"out_dir":"\([^"]*\)".*/\1/p' |
     tail -n 1)
 [[ -n $out_dir && -f $out_dir/pvh-probe ]] || {
@@ -74,6 +90,7 @@ if ((check)); then
     exit "$status"
 fi
 
+cd "$repo"
 mkdir -p "$prebuilt"
 for bin in pvh-probe pvh-stub; do
     cp "$out_dir/$bin" "$prebuilt/$bin"

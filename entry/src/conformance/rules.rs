@@ -806,14 +806,20 @@ fn map_rules<M: PhysRead + ?Sized>(b: &BootData<'_, M>, o: &mut Out<'_>) {
     } else {
         ""
     };
-    let all = format_args!("{readable} entries{capped}");
+    // A macro, not a `let`: a `format_args!` value cannot outlive its
+    // statement before Rust 1.89 (rust-version is lower).
+    macro_rules! all {
+        () => {
+            format_args!("{readable} entries{capped}")
+        };
+    }
 
     match map.iter().find(|(_, e)| e.reserved != 0) {
         Some((i, e)) => o.fail(
             &MAP_RESERVED,
             format_args!("entry {i}: reserved={:#x}", { e.reserved }),
         ),
-        None => o.pass(&MAP_RESERVED, all),
+        None => o.pass(&MAP_RESERVED, all!()),
     }
     // An empty entry describes nothing (qboot ends its map with an
     // all-zero one): `memmap.no_empty` reports it, the others skip it.
@@ -823,7 +829,7 @@ fn map_rules<M: PhysRead + ?Sized>(b: &BootData<'_, M>, o: &mut Out<'_>) {
             &MAP_TYPES,
             format_args!("entry {i}: type {:#x}", { e.type_ }.0),
         ),
-        None => o.pass(&MAP_TYPES, all),
+        None => o.pass(&MAP_TYPES, all!()),
     }
     let unsorted = described()
         .zip(described().skip(1))
@@ -833,7 +839,7 @@ fn map_rules<M: PhysRead + ?Sized>(b: &BootData<'_, M>, o: &mut Out<'_>) {
             &MAP_SORTED,
             format_args!("entry {j} at {:#x} follows one at {:#x}", e.addr, a.addr),
         ),
-        None => o.pass(&MAP_SORTED, all),
+        None => o.pass(&MAP_SORTED, all!()),
     }
     let overlap = map.iter().find_map(|(i, a)| {
         let a_end = a.end().unwrap_or(u64::MAX);
@@ -850,7 +856,7 @@ fn map_rules<M: PhysRead + ?Sized>(b: &BootData<'_, M>, o: &mut Out<'_>) {
                 a.addr, e.addr
             ),
         ),
-        None => o.pass(&MAP_DISJOINT, all),
+        None => o.pass(&MAP_DISJOINT, all!()),
     }
     match map.iter().find(|(_, e)| e.size == 0) {
         Some((i, e)) => o.fail(
@@ -861,7 +867,7 @@ fn map_rules<M: PhysRead + ?Sized>(b: &BootData<'_, M>, o: &mut Out<'_>) {
                 { e.type_ }.0
             ),
         ),
-        None => o.pass(&MAP_NO_EMPTY, all),
+        None => o.pass(&MAP_NO_EMPTY, all!()),
     }
 }
 
