@@ -189,7 +189,7 @@ same_abi!(
 
 /// The largest kernel image [`PvhElfLoader`] reads (the same bound as a
 /// decompressed payload, [`crate::MAX_UNPACKED`]).
-pub const MAX_KERNEL_IMAGE: u64 = crate::MAX_UNPACKED as u64;
+pub const MAX_KERNEL_IMAGE: u64 = crate::MAX_UNPACKED;
 
 /// linux-loader's [`KernelLoader`] for PVH ELF kernels, checked by pvh.
 ///
