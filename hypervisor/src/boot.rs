@@ -119,7 +119,8 @@ pub fn build(
         })
         .collect::<Result<_, _>>()?;
     let mem = memory::allocate(&ranges)?;
-    let guest = pvh_loader::load(&mem, &plan, config)?;
+    // `mem` is fresh anonymous memory: all zeros, so the loader writes none.
+    let guest = pvh_loader::load_into_zeroed(&mem, &plan, config)?;
     if let (Some(tables), Some(region)) = (&tables, &plan.acpi) {
         tables.write_to(&mem, region, plan.rsdp)?;
     }

@@ -54,7 +54,7 @@ pub use error::LoadError;
 pub use image::{KernelImage, MAX_UNPACKED, unpack, unpack_within};
 pub use input::{Input, InputError};
 pub use layout::{ACPI_REGION, GuestRam, HYPERVISOR_RESERVED, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
-pub use load::{LoadedGuest, load};
+pub use load::{LoadedGuest, load, load_into_zeroed};
 pub use plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, Relocation};
 pub use planner::{check_disjoint, plan};
 pub use pvh_entry::{MemmapEntry, SubarchPolicy};

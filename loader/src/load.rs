@@ -34,7 +34,14 @@ pub struct LoadedGuest {
 struct Guarded<'m, M> {
     mem: VmMemory<'m, M>,
     ram: &'m GuestRam,
+    /// The planned RAM is known to read as zero (see [`load_into_zeroed`]):
+    /// [`Guarded::zero`] only checks its range.
+    zeroed: bool,
 }
+
+/// The source of [`Guarded::zero`]'s writes: one page of zeros in the
+/// binary's read-only data, so that zeroing needs no buffer of its own.
+static ZERO_PAGE: [u8; 4096] = [0; 4096];
 
 impl<M: vm_memory::GuestMemory> Guarded<'_, M> {
     fn check(&self, addr: u64, len: usize) -> Result<(), OutOfRange> {
@@ -49,20 +56,23 @@ impl<M: vm_memory::GuestMemory> Guarded<'_, M> {
         Ok(())
     }
 
-    /// Writes `len` zero bytes at `addr`.
+    /// Makes `len` bytes at `addr` zero: writes them, unless the memory is
+    /// known to be zero already (the range is checked either way).
     fn zero(&mut self, addr: u64, len: u64) -> Result<(), OutOfRange> {
-        const CHUNK: u64 = 1 << 16;
-        let zeros = [0u8; CHUNK as usize];
+        let chunk = ZERO_PAGE.len() as u64;
         self.check(addr, 0)?;
         let end = addr.checked_add(len).ok_or(OutOfRange { addr, len })?;
         self.check(
             addr,
             usize::try_from(len).map_err(|_| OutOfRange { addr, len })?,
         )?;
+        if self.zeroed {
+            return Ok(());
+        }
         let mut at = addr;
         while at < end {
-            let n = (end - at).min(CHUNK);
-            self.write(at, &zeros[..n as usize])?;
+            let n = (end - at).min(chunk);
+            self.write(at, &ZERO_PAGE[..n as usize])?;
             at += n;
         }
         Ok(())
@@ -115,6 +125,29 @@ pub fn load<M: vm_memory::GuestMemory>(
     plan: &BootPlan,
     config: &BootConfig<'_>,
 ) -> Result<LoadedGuest, LoadError> {
+    load_with(mem, plan, config, false)
+}
+
+/// [`load`] into guest RAM that is known to read as zero, such as a fresh
+/// anonymous mapping (what a VMM allocates for a new guest): the loader
+/// then writes no zeros (a segment's BSS, the ACPI region), which would
+/// only fault in and clear pages the kernel has already cleared. The
+/// result is the same as [`load`]'s on such memory; on memory that holds
+/// anything else, the BSS and ACPI region keep it.
+pub fn load_into_zeroed<M: vm_memory::GuestMemory>(
+    mem: &M,
+    plan: &BootPlan,
+    config: &BootConfig<'_>,
+) -> Result<LoadedGuest, LoadError> {
+    load_with(mem, plan, config, true)
+}
+
+fn load_with<M: vm_memory::GuestMemory>(
+    mem: &M,
+    plan: &BootPlan,
+    config: &BootConfig<'_>,
+    zeroed: bool,
+) -> Result<LoadedGuest, LoadError> {
     let d = &plan.detail;
     let modules = module_list(config);
     same("kernel length", d.kernel_len, config.kernel.len())?;
@@ -131,6 +164,7 @@ pub fn load<M: vm_memory::GuestMemory>(
     let mut w = Guarded {
         mem: VmMemory(mem),
         ram: &d.ram,
+        zeroed,
     };
 
     let mut linux = None;
