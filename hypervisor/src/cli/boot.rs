@@ -18,7 +18,7 @@ use super::terminal::{self, RawMode};
 use crate::boot::{BootError, BootOptions};
 use crate::bootinfo::build;
 use crate::bootinfo::error::esc_path;
-use crate::bootinfo::{BootInfo, CliModule, SingleDomain, host};
+use crate::bootinfo::{BootInfo, CliModule, SingleDomain};
 use crate::devices::ConsoleOut;
 use crate::devices::input::{ESCAPE_HELP, EscapeCommand, EscapeHandler};
 use crate::diag;
@@ -261,7 +261,9 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
         boot: args.domain.boot(),
         host_memory_limit,
         hypervisor_cmdline: super::invocation(),
-        host_memmap: host::memory_map(),
+        // Only `pvh launch --plan` prints the host's memory map; `pvh boot`
+        // has no use for it, and reading it costs three files per range.
+        host_memmap: Vec::new(),
     })
     .map_err(|e| fail(status::BAD_INPUT, e))?;
     let domain = info

@@ -37,6 +37,37 @@ pub enum Command {
     Launch(crate::bootinfo::launch::LaunchArgs),
 }
 
+/// `pvh boot ...` alone: the same program ([`Cli`]'s name, version and
+/// about) with the `boot` subcommand only. Building clap's command is most
+/// of the work of parsing; a boot, the command whose start-up time counts,
+/// skips building the other subcommands' arguments. The help, the errors
+/// and the parsed arguments are [`Cli`]'s (a test compares them).
+#[derive(Debug, Parser)]
+#[command(name = "pvh", version, about, long_about = None)]
+struct BootCli {
+    #[command(subcommand)]
+    command: BootOnly,
+}
+
+/// [`Command`] with `boot` only (its doc comment is `boot`'s help line:
+/// the same words as [`Command::Boot`]'s).
+#[derive(Debug, Subcommand)]
+enum BootOnly {
+    /// Boot a guest on KVM (default: the built-in probe guest).
+    Boot(boot::BootArgs),
+}
+
+/// Parses `pvh`'s arguments (the first is the program name) into the
+/// subcommand to run; `pvh boot ...` through [`BootCli`].
+pub fn parse(args: Vec<OsString>) -> Result<Option<Command>, clap::Error> {
+    if args.get(1).is_some_and(|a| a == "boot") {
+        return BootCli::try_parse_from(args).map(|cli| match cli.command {
+            BootOnly::Boot(args) => Some(Command::Boot(args)),
+        });
+    }
+    Cli::try_parse_from(args).map(|cli| cli.command)
+}
+
 /// pvh's own command line (the arguments after the program name, joined
 /// by spaces), as [`main_with`] got it.
 static INVOCATION: OnceLock<String> = OnceLock::new();
@@ -69,8 +100,8 @@ where
             .collect::<Vec<_>>()
             .join(" "),
     );
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    let command = match parse(args) {
+        Ok(command) => command,
         Err(e) if e.use_stderr() => {
             // A diagnostic: best effort, like every write to stderr.
             let _ = e.print();
@@ -84,11 +115,69 @@ where
             };
         }
     };
-    match cli.command {
+    match command {
         Some(Command::Boot(args)) => boot::run(&args),
         Some(Command::Inspect(args)) => crate::inspect::run(&args),
         Some(Command::Wrap(args)) => crate::wrap::run(&args),
         Some(Command::Launch(args)) => crate::bootinfo::launch::run(&args),
         None => boot::run(&boot::BootArgs::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `pvh boot ...` parsed through [`BootCli`] and through the whole
+    /// [`Cli`]: the same arguments, or the same error, word for word.
+    #[test]
+    fn boot_parses_alone_as_in_the_whole_command() {
+        let cases: &[&[&str]] = &[
+            &["boot"],
+            &[
+                "boot",
+                "--kernel",
+                "k.elf",
+                "--memory",
+                "64M",
+                "--cmdline",
+                "a b",
+            ],
+            &[
+                "boot",
+                "--initrd",
+                "i",
+                "--timeout",
+                "3",
+                "-v",
+                "--serial",
+                "out.txt",
+            ],
+            &["boot", "--help"],
+            &["boot", "-h"],
+            &["boot", "--version"],
+            &["boot", "--bogus"],
+            &["boot", "--kernl", "k"],
+            &["boot", "--memory", "lots"],
+            &["boot", "--kernel"],
+            &["boot", "stray"],
+            &["boot", "help"],
+        ];
+        for case in cases {
+            let argv: Vec<OsString> = std::iter::once("pvh")
+                .chain(case.iter().copied())
+                .map(OsString::from)
+                .collect();
+            let whole = Cli::try_parse_from(argv.clone()).map(|c| c.command);
+            let alone = parse(argv);
+            match (whole, alone) {
+                (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{case:?}"),
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.kind(), b.kind(), "{case:?}");
+                    assert_eq!(a.to_string(), b.to_string(), "{case:?}");
+                }
+                (a, b) => panic!("{case:?}: whole {a:?}, alone {b:?}"),
+            }
+        }
     }
 }
