@@ -93,10 +93,7 @@ impl Vm {
         })?;
         fd.register_irqfd(rtc_irq.eventfd(), RTC_GSI)
             .map_err(kvm_op("KVM_IRQFD (RTC)"))?;
-        let rtc = Rtc::new(Some(rtc_irq)).map_err(|source| Error::Os {
-            op: "starting the RTC timer thread",
-            source,
-        })?;
+        let rtc = Rtc::new(Some(rtc_irq));
         bus.register(RTC_BASE, RTC_LEN, Arc::new(Mutex::new(rtc)))?;
         bus.register(
             DEBUGCON_PORT,

@@ -40,6 +40,10 @@ pub enum DeviceError {
     /// Raising the UART interrupt (writing its irqfd) failed.
     #[error("raising the serial interrupt failed: {0}")]
     Interrupt(#[source] std::io::Error),
+    /// Starting the RTC's timer thread (when the guest first enables an
+    /// RTC interrupt) failed.
+    #[error("starting the RTC timer thread failed: {0}")]
+    Timer(#[source] std::io::Error),
 }
 
 /// A device on the port-I/O bus.

@@ -463,6 +463,9 @@ impl Shared {
 /// The CMOS/RTC device.
 pub struct Rtc {
     shared: Arc<Shared>,
+    /// Whether a timer thread is still to be started ([`Rtc::new`]'s
+    /// devices start it when the guest first enables an interrupt).
+    timer_pending: bool,
 }
 
 impl std::fmt::Debug for Rtc {
@@ -476,13 +479,27 @@ impl std::fmt::Debug for Rtc {
 impl Rtc {
     /// An RTC showing the host's time, raising `irq` (registered by the
     /// caller as GSI [`RTC_GSI`]), with a timer thread for its interrupts.
-    pub fn new(irq: Option<IrqLine>) -> std::io::Result<Self> {
-        let rtc = Self::with_clock(Arc::new(host_clock), irq);
-        let shared = Arc::clone(&rtc.shared);
+    /// The thread starts when the guest first enables an interrupt (UIE,
+    /// AIE or PIE in status B): most guests never do, and a VM that ends
+    /// quickly should not pay for a thread.
+    pub fn new(irq: Option<IrqLine>) -> Self {
+        let mut rtc = Self::with_clock(Arc::new(host_clock), irq);
+        rtc.timer_pending = true;
+        rtc
+    }
+
+    /// Starts the timer thread if it is still pending and an interrupt is
+    /// enabled.
+    fn start_timer(&mut self) -> std::io::Result<()> {
+        if !self.timer_pending || self.shared.lock().mode() & (B_UIE | B_AIE | B_PIE) == 0 {
+            return Ok(());
+        }
+        let shared = Arc::clone(&self.shared);
         std::thread::Builder::new()
             .name("rtc".into())
             .spawn(move || shared.run_timer())?;
-        Ok(rtc)
+        self.timer_pending = false;
+        Ok(())
     }
 
     /// An RTC whose time comes from `clock`, without a timer thread: its
@@ -508,6 +525,7 @@ impl Rtc {
                 }),
                 changed: Condvar::new(),
             }),
+            timer_pending: false,
         }
     }
 
@@ -549,6 +567,7 @@ impl PortDevice for Rtc {
                 let index = st.index;
                 st.write(index, v);
                 drop(st);
+                self.start_timer().map_err(DeviceError::Timer)?;
                 self.shared.changed.notify_all();
             }
             _ => {}
@@ -902,8 +921,12 @@ mod tests {
     fn the_timer_thread_raises_the_update_interrupt_on_time() {
         let irq = IrqLine::new().unwrap();
         let probe = irq.try_clone().unwrap();
-        let mut rtc = Rtc::new(Some(irq)).unwrap();
+        let mut rtc = Rtc::new(Some(irq));
+        // No thread until an interrupt is enabled.
+        wr(&mut rtc, REG_STATUS_B, B_24H);
+        assert!(rtc.timer_pending);
         wr(&mut rtc, REG_STATUS_B, B_24H | B_UIE);
+        assert!(!rtc.timer_pending);
         // Within a couple of seconds an edge arrives without any poll.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while edges(&probe) == 0 {
