@@ -184,7 +184,10 @@ pub mod nested {
     use super::*;
     use pvh_bootparams::{BootParams, ZERO_PAGE_SIZE};
 
-    /// Builds `pvh` as a static binary, which L1's busybox userland can run.
+    /// Builds `pvh` as a static binary, which L1's busybox userland can run:
+    /// non-PIE (`relocation-model=static`), so that it starts without
+    /// relocating itself (scripts/bench-nested.sh builds the same way, into
+    /// the same target directory).
     pub fn static_pvh() -> PathBuf {
         let target_dir = repo_root().join("target/static");
         let status = Command::new(env!("CARGO"))
@@ -192,7 +195,10 @@ pub mod nested {
             .args(["build", "--release", "-p", "pvh-hypervisor", "--bin", "pvh"])
             .args(["--target", "x86_64-unknown-linux-gnu"])
             .env("CARGO_TARGET_DIR", &target_dir)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env(
+                "RUSTFLAGS",
+                "-C target-feature=+crt-static -C relocation-model=static",
+            )
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .status()
             .expect("run cargo");
