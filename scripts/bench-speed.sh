@@ -2,7 +2,7 @@
 # bench-speed.sh - every figure of docs/benchmarks.md's issue-15 sections in
 # one command, for a quiet machine:
 #
-#   scripts/bench-speed.sh [RUNS]        (default 5)
+#   scripts/bench-speed.sh [RUNS] [--no-docs]        (RUNS default 5)
 #
 # 1. scripts/bench-nested.sh RUNS  Linux under pvh, Firecracker, Cloud
 #                                  Hypervisor and QEMU, side by side in one
@@ -11,26 +11,92 @@
 #                                  and zstd; the unpack cache vs the vmlinux
 # 3. scripts/bench-launch.sh RUNS  pvh launch of 1..16 domains; planning cost
 #
-# Prints everything and writes it to <target>/bench-speed/results.txt, with
-# the machine and the load average before and after. Takes about
-# 15-25 minutes on an idle 2-core machine with RUNS=5.
-set -euo pipefail
-runs=${1:-5}
+# Prints everything and writes it to <target>/bench-speed/results.txt (one
+# file per part next to it), with the machine, the commit and the load
+# average before and after; then writes each part's tables into
+# docs/benchmarks.md between its `<!-- bench-speed PART -->` and
+# `<!-- /bench-speed PART -->` lines (--no-docs: leave the docs alone).
+# A part that fails leaves its section as it was, and the script exits 1.
+#
+# Duration (warm build; RUNS=5): the nested part dominates, about 2.5
+# minutes per round of its 18 cases on an idle 2-core host, 6 rounds
+# (a warm-up round first) plus a profile pass; about 25 minutes in all, 17
+# with RUNS=3. See docs/benchmarks.md ("Running it") for what RUNS=3 shows.
+set -uo pipefail
+runs=5
+docs=1
+for a in "$@"; do
+    case $a in
+        --no-docs) docs=0 ;;
+        [1-9]*) runs=$a ;;
+        *) echo "usage: $0 [RUNS] [--no-docs]" >&2; exit 2 ;;
+    esac
+done
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer" >&2; exit 2; }
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo_root/target}
 out=$target/bench-speed
+doc=$repo_root/docs/benchmarks.md
 mkdir -p "$out"
+t0=$SECONDS
+failed=()
+
+# part NAME SCRIPT: runs SCRIPT RUNS, its output (stdout and stderr) to
+# the terminal and to $out/NAME.txt; its tables (stdout) to $out/NAME.tables.
+part() {
+    local name=$1 script=$2
+    "$script_dir/$script" "$runs" 2> >(tee -a "$out/$name.txt" >&2) | tee "$out/$name.tables" | tee -a "$out/$name.txt" ||
+        : >"$out/$name.tables"
+}
+
+# fill NAME FILE HEADER: the lines of docs/benchmarks.md between the two
+# markers of NAME become HEADER and FILE in a code block.
+fill() {
+    local name=$1 file=$2 header=$3
+    [[ -s $file ]] || return 0
+    grep -q "^<!-- bench-speed $name -->\$" "$doc" || { echo "bench-speed: no section '$name' in $doc" >&2; return 1; }
+    awk -v name="$name" -v file="$file" -v header="$header" '
+        $0 == "<!-- bench-speed " name " -->" {
+            print; print ""; print header; print ""; print "```"
+            while ((getline l < file) > 0) print l
+            print "```"; print ""; skip = 1; next }
+        $0 == "<!-- /bench-speed " name " -->" { skip = 0 }
+        !skip { print }' "$doc" >"$doc.new" && mv "$doc.new" "$doc"
+}
+
+for n in nested unpack launch; do : >"$out/$n.txt"; done
+commit=$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo '?')
+machine="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 {
-    echo "# bench-speed $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo '?')"
-    echo "# $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# bench-speed $(date -u +%Y-%m-%dT%H:%MZ), commit $commit, RUNS=$runs"
+    echo "# $machine; load average before: $load_before"
     echo
-    "$script_dir/bench-nested.sh" "$runs"
+    part nested bench-nested.sh
     echo
-    "$script_dir/bench-unpack.sh" "$runs"
+    part unpack bench-unpack.sh
     echo
-    "$script_dir/bench-launch.sh" "$runs"
+    part launch bench-launch.sh
     echo
-    echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); $(((SECONDS - t0) / 60)) minutes"
 } 2>&1 | tee "$out/results.txt"
+# (the parts ran in a pipeline's subshell: their failures are in the files)
+for n in nested unpack launch; do [[ -s $out/$n.tables ]] || failed+=("$n"); done
+
+if ((docs)); then
+    header="Measured by \`bash scripts/bench-speed.sh $runs\` on $(date -u +%Y-%m-%d), commit $commit; $machine; load average before: $load_before."
+    fill nested "$out/nested.tables" "$header"
+    # bench-unpack prints the decoders, then (from "pvh boot --plan") the cache.
+    awk '/^pvh boot --plan/ {exit} {print}' "$out/unpack.tables" >"$out/unpack-decoders.tables"
+    awk '/^pvh boot --plan/ {p = 1} p' "$out/unpack.tables" >"$out/unpack-cache.tables"
+    fill decoders "$out/unpack-decoders.tables" "$header"
+    fill cache "$out/unpack-cache.tables" "$header"
+    fill launch "$out/launch.tables" "$header"
+    echo "bench-speed: tables written into $doc (git diff docs/benchmarks.md)" >&2
+fi
 echo "bench-speed: results in $out/results.txt" >&2
+if ((${#failed[@]})); then
+    echo "bench-speed: failed: ${failed[*]} (their sections in $doc are unchanged)" >&2
+    exit 1
+fi
