@@ -106,7 +106,8 @@ for n in "${counts[@]}"; do sed "s/^/$n /" "$work/launch-$n.samples"; done | awk
 
 echo
 echo "pvh launch --plan (parse and check the tree, no VM), median of $runs"
-printf '%6s %10s %14s\n' N "wall ms" "us/domain"
+printf '%6s %10s %14s %20s\n' N "wall ms" "us/domain" "us per added domain"
+base=
 for n in 1 16 128 1024; do
     : >"$work/plan-$n.samples"
     for ((r = 0; r < runs; r++)); do
@@ -116,7 +117,11 @@ for n in 1 16 128 1024; do
         t1=$EPOCHREALTIME
         echo $((${t1/./} - ${t0/./})) >>"$work/plan-$n.samples"
     done
-    sort -n "$work/plan-$n.samples" | awk -v n="$n" '{v[NR] = $1} END {
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%6d %10.1f %14.1f\n", n, m / 1000, m / n }'
+    m=$(sort -n "$work/plan-$n.samples" | awk '{v[NR] = $1} END {
+        printf "%d", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    base=${base:-$m}
+    # Per added domain: over N=1 (which is mostly process start), the
+    # figure that stays flat if planning is linear in the nodes.
+    awk -v n="$n" -v m="$m" -v b="$base" 'BEGIN {
+        printf "%6d %10.1f %14.1f %20s\n", n, m / 1000, m / n, (n > 1) ? sprintf("%.1f", (m - b) / (n - 1)) : "-" }'
 done
