@@ -265,13 +265,14 @@ L1
     for c in "${cases[@]}"; do
         IFS='|' read -r name vmm path command <<<"$c"
         kill=L2-MARKER reps=1
-        # The short cases (well under a second each in L1) run several
+        # floor and pvh-exit (well under a second each in L1) run several
         # times a round: pvh-exit against the floor is a ratio of small
         # times. The Linux boots in between evict their code from TCG's
         # translation cache, which makes each group's first run several
         # times slower (translating the VMM and L1's KVM paths again): it
         # runs unrecorded (round "w"), like round 0.
-        if [[ $path == exit || $path == probe ]]; then
+        [[ $path == probe ]] && kill=""
+        if [[ $path == exit ]]; then
             kill="" reps=$short_reps
             ((short)) || printf '    run %s w "" "@CMDLINE@" %q\n' "$name" "$command"
         fi
@@ -357,7 +358,7 @@ bad=$(awk -v allow=",$allow_fail," '($5 > 0 || $4 == 0) && index(allow, "," $1 "
 allowed_bad=$(awk -v allow=",$allow_fail," '($5 > 0 || $4 == 0) && index(allow, "," $1 ",") > 0 {print $1}' <<<"$summary" | tr '\n' ' ')
 {
     echo "Nested boot: L1 = Debian $(cat "$cache/kernel-version" 2>/dev/null) under QEMU TCG (q35, -cpu EPYC, kvm-amd); L2 = the same kernel, 256 MiB, 1 vCPU, to its initramfs marker"
-    echo "median of $runs interleaved rounds (after a warm-up round; floor, pvh-exit and pvh-probe $short_reps runs a round); host $(nproc) CPUs, load average before: $load_before; after: $load_after"
+    echo "median of $runs interleaved rounds (after a warm-up round; floor and pvh-exit $short_reps runs a round); host $(nproc) CPUs, load average before: $load_before; after: $load_after"
     grep '^L1-INFO' "$work/console.log" | sed 's/^L1-INFO /L1: /'
     echo
     printf '%-16s %-17s %-8s %10s %10s %10s %8s %12s %9s %9s %9s %9s %8s\n' case vmm path "median ms" "min ms" "max ms" "x best" "pre-clock ms" "peak MiB" "RSS MiB" "THP MiB" "CPU ms" "faults"
