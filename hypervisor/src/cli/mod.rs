@@ -58,7 +58,8 @@ enum BootOnly {
 }
 
 /// Parses `pvh`'s arguments (the first is the program name) into the
-/// subcommand to run; `pvh boot ...` through [`BootCli`].
+/// subcommand to run; `pvh boot ...` with the `boot` subcommand alone
+/// (the same help, errors and arguments as through the whole command).
 pub fn parse(args: Vec<OsString>) -> Result<Option<Command>, clap::Error> {
     if args.get(1).is_some_and(|a| a == "boot") {
         return BootCli::try_parse_from(args).map(|cli| match cli.command {
