@@ -18,10 +18,9 @@
 # `<!-- /bench-speed PART -->` lines (--no-docs: leave the docs alone).
 # A part that fails leaves its section as it was, and the script exits 1.
 #
-# Duration (warm build; RUNS=5): the nested part dominates, about 2.5
-# minutes per round of its 18 cases on an idle 2-core host, 6 rounds
-# (a warm-up round first) plus a profile pass; about 25 minutes in all, 17
-# with RUNS=3. See docs/benchmarks.md ("Running it") for what RUNS=3 shows.
+# Duration on an idle 2-core host with warm builds: about 25-30 minutes for
+# RUNS=5, about 20 for RUNS=3 (the nested part is most of it; cold builds
+# add about 10). See docs/benchmarks.md ("Running it").
 set -uo pipefail
 runs=5
 docs=1
