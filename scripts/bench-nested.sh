@@ -375,7 +375,7 @@ allowed_bad=$(awk -v allow=",$allow_fail," '($5 > 0 || $4 == 0) && index(allow, 
                 for (j = 1; j <= NR; j++) if (p[j] == cmp[i] && v[j] != v[i] && v[j] != "floor" && ok[j] > 0 && (best < 0 || med[j] < best)) best = med[j]
                 if (p[i] == "exit" && v[i] == "pvh") for (j = 1; j <= NR; j++) if (v[j] == "floor") best = med[j]
                 split(line[i], f, " ")
-                ratio = (best > 0 && f[6] > 0) ? sprintf("%.2f", f[6] / best) : "-"
+                ratio = (best > 0 && f[6] > 0 && v[i] != "floor") ? sprintf("%.2f", f[6] / best) : "-"
                 pre = (f[9] > 0) ? sprintf("%.0f", f[9]) : "-"
                 rss = (f[11] > 0) ? sprintf("%.1f", f[11]) : "-"
                 thp = (f[11] > 0) ? sprintf("%.1f", f[12]) : "-"

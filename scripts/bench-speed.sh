@@ -18,8 +18,8 @@
 # `<!-- /bench-speed PART -->` lines (--no-docs: leave the docs alone).
 # A part that fails leaves its section as it was, and the script exits 1.
 #
-# Duration on an idle 2-core host with warm builds: about 25-30 minutes for
-# RUNS=5, about 20 for RUNS=3 (the nested part is most of it; cold builds
+# Duration on an idle 2-core host with warm builds: about 30 minutes for
+# RUNS=5, about 25 for RUNS=3 (the nested part is most of it; cold builds
 # add about 10). See docs/benchmarks.md ("Running it").
 set -uo pipefail
 runs=5
