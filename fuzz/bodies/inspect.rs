@@ -4,7 +4,7 @@
 //! Shared by the fuzz target and the stable corpus replay
 //! (`tests/tests/fuzz_corpus.rs`).
 
-use pvh_hypervisor::inspect::{Format, inspect};
+use pvh_loader::inspect::{Format, inspect};
 
 /// One input.
 pub fn run(data: &[u8]) {

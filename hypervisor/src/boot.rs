@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pvh_loader::{BootConfig, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, LoadError};
+use pvh_acpi::AcpiError;
+use pvh_bootdomains::build::{self, BuildError, Checked, DomainBuilder};
+use pvh_loader::{BootConfig, LoadError};
 use vm_memory::GuestAddress;
 
-use crate::acpi::{self, AcpiError};
-use crate::bootinfo::build::{self, BuildError, Checked};
 use crate::devices::ConsoleOut;
 use crate::error::Error;
 use crate::kvm;
@@ -17,7 +17,9 @@ use crate::memory;
 use crate::outcome::status;
 use crate::runner::{self, RunReport};
 use crate::vcpu::Vcpu;
-use crate::vm::{KvmReserved, Vm};
+use crate::vm::{
+    KVM_IDENTITY_MAP_ADDR, KVM_RESERVED, KVM_RESERVED_NAME, KVM_TSS_ADDR, KvmReserved, Vm,
+};
 
 /// How to run the guest (everything that is not the guest itself).
 #[derive(Debug, Clone)]
@@ -92,7 +94,7 @@ pub struct Prepared {
 pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, BootError> {
     // Check the input before touching KVM: a bad kernel is a bad kernel
     // whether or not this machine has /dev/kvm.
-    let checked = build::check(config, opts.memory, u32::from(opts.vcpus))?;
+    let checked = domain_builder().check(config, opts.memory, u32::from(opts.vcpus))?;
     build(checked, config, opts)
 }
 
@@ -146,10 +148,24 @@ pub fn build(
     Ok(Prepared { vm, vcpus, guest })
 }
 
-/// `config` with an ACPI region of [`acpi::REGION_SIZE`] bytes: what
-/// `pvh boot` does unless `--no-acpi` ([`acpi::with_region`]).
+/// `config` with an ACPI region of [`pvh_acpi::REGION_SIZE`] bytes: what
+/// `pvh boot` does unless `--no-acpi` ([`build::with_acpi_region`]).
 pub fn acpi_config<'a>(config: BootConfig<'a>) -> BootConfig<'a> {
-    acpi::with_region(config)
+    build::with_acpi_region(config)
+}
+
+/// How `pvh` builds every domain: the built-in stub for bzImages booted
+/// as PVH, the ACPI platform of its devices
+/// ([`crate::devices::acpi_platform`]), and KVM's pages
+/// ([`KVM_RESERVED`]) reserved in guest-physical space.
+pub fn domain_builder() -> DomainBuilder<'static> {
+    let b = DomainBuilder::new()
+        .platform(crate::devices::acpi_platform())
+        .reserve(KVM_RESERVED_NAME, KVM_RESERVED);
+    match crate::probe::STUB {
+        Some(stub) => b.stub(stub),
+        None => b,
+    }
 }
 
 /// Boots the guest described by `config` and runs it to its end.

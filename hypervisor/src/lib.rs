@@ -8,7 +8,6 @@
 //! - [`runner`]: one thread per vCPU, timeout and stop;
 //! - [`devices`]: UART, i8042, CMOS/RTC, debug console, exit port, ACPI
 //!   sleep control;
-//! - [`acpi`]: RSDP, XSDT, FADT, MADT and DSDT for the guest;
 //! - [`outcome`]: why a run ended and the process exit status;
 //! - [`output`]: everything `pvh` prints, and what a closed pipe or a full
 //!   disk does to it;
@@ -38,17 +37,15 @@
 //! # Ok::<(), pvh_hypervisor::boot::BootError>(())
 //! ```
 
-pub mod acpi;
 pub mod boot;
-pub mod bootinfo;
 pub mod cli;
 pub mod cpuid;
 pub mod devices;
 pub mod error;
 pub mod host;
-pub mod inspect;
 pub mod kvm;
 pub mod lapic;
+pub mod launch;
 pub mod memory;
 pub mod outcome;
 pub mod output;
@@ -56,7 +53,6 @@ pub mod probe;
 pub mod runner;
 pub mod vcpu;
 pub mod vm;
-pub mod wrap;
 
 pub use error::Error;
 pub use outcome::{RegsDump, VmEnd, status};

@@ -17,6 +17,18 @@ use crate::devices::{ConsoleOut, IoBus};
 use crate::error::{Error, kvm_op};
 use crate::memory;
 
+/// KVM's identity-map page (`KVM_SET_IDENTITY_MAP_ADDR`), one page.
+pub const KVM_IDENTITY_MAP_ADDR: u64 = 0xfffb_c000;
+/// KVM's TSS (`KVM_SET_TSS_ADDR`), three pages right after the identity map.
+pub const KVM_TSS_ADDR: u64 = 0xfffb_d000;
+/// The range `pvh` reserves for KVM (identity-map page + TSS), inside the
+/// MMIO hole: passed to the loader as a reserved range
+/// ([`pvh_loader::GuestRamBuilder::reserve`]), so the memory map calls it
+/// RESERVED and nothing is placed there.
+pub const KVM_RESERVED: core::ops::Range<u64> = KVM_IDENTITY_MAP_ADDR..KVM_TSS_ADDR + 3 * 4096;
+/// The name the plan shows for [`KVM_RESERVED`].
+pub const KVM_RESERVED_NAME: &str = "hypervisor reserved";
+
 /// Guest-physical addresses KVM needs for its own use on Intel hosts
 /// (real-mode emulation): a 3-page TSS and a 1-page identity-map table.
 /// They must lie below 4 GiB, outside guest RAM the guest uses.

@@ -5,6 +5,7 @@
 //! inputs. A tree with one bad domain runs nothing; the control domain
 //! ends the others; the hardware domain's console is not prefixed.
 
+#[path = "../../loader/bootdomains/tests/bootinfo_util/mod.rs"]
 mod bootinfo_util;
 mod common;
 
@@ -15,11 +16,11 @@ use std::time::Duration;
 use common::{Asm, kvm_available, pvh_elf};
 
 use bootinfo_util::*;
+use pvh_bootdomains::{self as bootinfo, BootSources, DomainBoot, DomainDefaults, LaunchPlan};
 use pvh_guests::report::Report;
 use pvh_hypervisor::VmEnd;
-use pvh_hypervisor::bootinfo::launch::{self, LaunchError, LaunchOptions};
-use pvh_hypervisor::bootinfo::{self, BootSources, DomainBoot, DomainDefaults, LaunchPlan};
 use pvh_hypervisor::devices::ConsoleOut;
+use pvh_hypervisor::launch::{self, LaunchError, LaunchOptions};
 use pvh_loader::Purpose;
 
 /// Only hit if the VMM is broken; the probe takes milliseconds.
@@ -178,7 +179,7 @@ fn one_bad_domain_and_nothing_runs() {
     );
     assert!(out.is_empty(), "a domain ran: {out}");
     // The same check is what --plan runs.
-    assert!(LaunchPlan::new(&info).is_err());
+    assert!(LaunchPlan::new(&info, &pvh_hypervisor::boot::domain_builder()).is_err());
 }
 
 #[test]
@@ -203,7 +204,7 @@ fn a_domain_the_host_cannot_build_runs_nothing_either() {
     };
     let info =
         bootinfo::parse(&chosen(vec![d("a"), d("b")]), sources(&[], Some(&files.0))).unwrap();
-    let plan = LaunchPlan::new(&info).unwrap();
+    let plan = LaunchPlan::new(&info, &pvh_hypervisor::boot::domain_builder()).unwrap();
     assert_eq!(plan.domains.len(), 2);
     let (result, out) = launch_captured(&info, "/nonexistent/kvm", Some(WATCHDOG));
     let e = result.unwrap_err();
@@ -428,7 +429,7 @@ fn a_module_is_decompressed_in_place_into_its_headroom() {
     assert_eq!(packed.headroom, headroom);
 
     // The planner reserves it, right after start_info module 1.
-    let plan = LaunchPlan::new(&info).unwrap();
+    let plan = LaunchPlan::new(&info, &pvh_hypervisor::boot::domain_builder()).unwrap();
     let placements = &plan.domains[0].checked.plan;
     let module = *placements.find(Purpose::Module(1)).unwrap();
     let room = *placements.find(Purpose::Headroom(1)).unwrap();

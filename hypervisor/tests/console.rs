@@ -7,6 +7,7 @@
 //! error, SIGTERM and SIGINT from `kill`. Also the progress line while a
 //! kernel decompresses. tmux comes from scripts/setup.sh.
 
+#[path = "../../loader/bootdomains/tests/bootinfo_util/mod.rs"]
 mod bootinfo_util;
 mod common;
 

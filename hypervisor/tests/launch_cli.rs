@@ -4,6 +4,7 @@
 //! says, the one `--module` syntax naming any path (`,` and `@` doubled, not
 //! UTF-8), and `--plan` agreeing with `launch` on every tree.
 
+#[path = "../../loader/bootdomains/tests/bootinfo_util/mod.rs"]
 mod bootinfo_util;
 mod common;
 

@@ -5,6 +5,7 @@
 //! `pvh` by SIGPIPE with nothing on stderr, a full disk is one message and
 //! status 77, and a failing stderr never changes the guest's status.
 
+#[path = "../../loader/bootdomains/tests/bootinfo_util/mod.rs"]
 mod bootinfo_util;
 mod common;
 

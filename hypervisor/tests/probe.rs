@@ -151,9 +151,7 @@ fn library_boot_with_parked_application_processors() {
     assert!(
         matches!(
             err,
-            pvh_hypervisor::boot::BootError::Build(
-                pvh_hypervisor::bootinfo::build::BuildError::Vcpus(0)
-            )
+            pvh_hypervisor::boot::BootError::Build(pvh_bootdomains::build::BuildError::Vcpus(0))
         ),
         "{err:?}"
     );

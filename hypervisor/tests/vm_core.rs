@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use pvh_hypervisor::devices::ConsoleOut;
 use pvh_hypervisor::vcpu::Vcpu;
+use pvh_hypervisor::vm::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 use pvh_hypervisor::vm::{KvmReserved, Vm};
 use pvh_hypervisor::{VmEnd, kvm, memory, runner};
 use pvh_loader::layout::{GDT_ADDR, IDT_ADDR};
-use pvh_loader::{CpuState, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, gdt};
+use pvh_loader::{CpuState, gdt};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 use common::{Asm, kvm_available};

@@ -9,6 +9,19 @@ use pvh_entry::linux::LinuxBootError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
+    /// A reserved range the VMM passed ([`crate::GuestRamBuilder::reserve`])
+    /// is unusable.
+    #[error("reserved range {name} {start:#x}..{end:#x} is {why}")]
+    BadReservation {
+        /// The reservation's name.
+        name: &'static str,
+        /// Its start.
+        start: u64,
+        /// Its end.
+        end: u64,
+        /// What is wrong: empty, not page-aligned, overlapping another.
+        why: &'static str,
+    },
     /// The RAM size is not a multiple of 4 KiB.
     #[error("RAM size {size:#x} is not a multiple of 4 KiB")]
     RamUnaligned {

@@ -1,19 +1,23 @@
-//! `pvh inspect IMAGE [--json]`: what a boot image is and how it boots.
+//! What a boot image is and how it boots: the library half of `pvh
+//! inspect IMAGE [--json]` (the command itself, which prints the report,
+//! is `pvh-hypervisor`'s).
 //!
 //! Recognises a PVH ELF (an ELF with a Xen `PHYS32_ENTRY` note), any other
 //! ELF, and a bzImage; reports the PVH entry and relocation notes, the
 //! bzImage setup-header fields a loader cares about, and the payload
 //! `pvh wrap` embeds, if any. The report is a plain struct
-//! ([`Report`]) printed as text or JSON (serde).
+//! ([`Report`]) printed as text, or as JSON with the `serde` feature.
 //!
 //! The verdict is the boot path's own: an ELF goes through the loader's
-//! scanner (`pvh_loader::elf::scan`, reporting mode: every problem, the
+//! scanner (`crate::elf::scan`, reporting mode: every problem, the
 //! first being the one `pvh boot` stops at), a bzImage and a wrapped
 //! kernel through the Linux boot policy (`pvh_entry::linux`), a wrap
 //! payload through the stub's reader. `bootable` is false, the exit status
 //! non-zero and `problems` says why, exactly when `pvh boot` (or the stub)
 //! refuses the image, in the same words.
 
+use crate::LoadError;
+use crate::elf::{ElfClass, ElfScan, Mode, scan};
 use object::elf::{EM_386, EM_X86_64, PT_LOAD};
 use pvh_bootparams::BzImage;
 use pvh_entry::SliceMemory;
@@ -21,26 +25,13 @@ use pvh_entry::linux::stub::StubError;
 use pvh_entry::linux::{KernelNeeds, LinuxBootError, not_a_kernel};
 use pvh_entry::payload::{PAYLOAD_ADDR, PayloadHeader, read_payload};
 use pvh_entry::zeropage::SubarchPolicy;
-use pvh_loader::LoadError;
-use pvh_loader::elf::{ElfClass, ElfScan, Mode, scan};
-use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-
-/// Arguments of `pvh inspect`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct InspectArgs {
-    /// The image: a PVH ELF (vmlinux, a `pvh wrap` output, a Rust guest)
-    /// or a bzImage.
-    pub image: PathBuf,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Why an image cannot be inspected at all (a malformed part is reported
 /// inside the [`Report`] instead).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InspectError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
@@ -53,12 +44,13 @@ pub enum InspectError {
     /// The file is larger than [`crate::wrap::MAX_IMAGE_FILE`]; it was not
     /// read.
     #[error(transparent)]
-    Input(pvh_loader::InputError),
+    Input(crate::InputError),
 }
 
 /// The kind of image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum Format {
     /// An ELF with a `PHYS32_ENTRY` note.
     PvhElf,
@@ -83,7 +75,8 @@ impl Format {
 }
 
 /// What `pvh inspect` found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Report {
     /// The kind of image.
     pub format: Format,
@@ -104,7 +97,8 @@ pub struct Report {
 }
 
 /// ELF facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ElfInfo {
     /// `ELF32` or `ELF64`.
     pub class: &'static str,
@@ -123,7 +117,8 @@ pub struct ElfInfo {
 }
 
 /// `PHYS32_RELOC`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Reloc {
     /// Alignment.
     pub align: u32,
@@ -134,7 +129,8 @@ pub struct Reloc {
 }
 
 /// One `PT_LOAD`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Segment {
     /// Physical address.
     pub paddr: u64,
@@ -145,7 +141,8 @@ pub struct Segment {
 }
 
 /// bzImage facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BzImageInfo {
     /// Protocol version as `major.minor`.
     pub protocol: String,
@@ -178,7 +175,8 @@ pub struct BzImageInfo {
 }
 
 /// The payload embedded by `pvh wrap`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct WrapInfo {
     /// Header address.
     pub header_addr: u64,
@@ -199,7 +197,7 @@ pub struct WrapInfo {
 /// Inspects the file at `path`.
 pub fn inspect_file(path: &std::path::Path) -> Result<Report, InspectError> {
     let bytes = crate::wrap::open_image(path).map_err(|e| match e {
-        pvh_loader::InputError::Io { path, source } => InspectError::Read { path, source },
+        crate::InputError::Io { path, source } => InspectError::Read { path, source },
         e => InspectError::Input(e),
     })?;
     Ok(inspect(&bytes))
@@ -216,7 +214,7 @@ pub fn inspect(bytes: &[u8]) -> Report {
         bootable: false,
         problems: Vec::new(),
     };
-    if pvh_loader::elf::is_elf(bytes) {
+    if crate::elf::is_elf(bytes) {
         let s = scan(bytes, Mode::Report);
         report.problems = s.problems.iter().map(ToString::to_string).collect();
         if s.more_problems > 0 {
@@ -425,6 +423,7 @@ fn wrap_info(
 
 impl Report {
     /// The report as pretty JSON.
+    #[cfg(feature = "serde")]
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
@@ -537,34 +536,6 @@ fn bz_text(out: &mut String, prefix: &str, bz: &BzImageInfo) {
         }
         Some(e) => {
             let _ = writeln!(out, "{prefix}64-bit boot: no ({e})");
-        }
-    }
-}
-
-/// Runs `pvh inspect`: prints the report, returns how `pvh` ends: 0 for
-/// a bootable image, `BAD_INPUT` (as `pvh boot` would return) for one that
-/// is not or a file that cannot be read; output errors as
-/// [`crate::output`] says.
-pub fn run(args: &InspectArgs) -> crate::output::Exit {
-    match inspect_file(&args.image) {
-        Ok(report) => {
-            let text = if args.json {
-                report.to_json() + "\n"
-            } else {
-                report.to_text()
-            };
-            if let Err(e) = crate::output::print(text) {
-                return e.exit();
-            }
-            crate::output::Exit::Status(if report.bootable {
-                0
-            } else {
-                crate::outcome::status::BAD_INPUT
-            })
-        }
-        Err(e) => {
-            crate::diag!("pvh inspect: {e}");
-            crate::output::Exit::Status(crate::outcome::status::BAD_INPUT)
         }
     }
 }

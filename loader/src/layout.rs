@@ -1,7 +1,13 @@
 //! Guest-physical layout on the host side: where RAM is, the MMIO hole,
-//! the pages KVM needs, and the one interval-overlap check. Addresses the
-//! guest relies on too (GDT, IDT, ACPI region, ISA window) are the machine
-//! contract's (`pvh_entry::machine`), re-exported here.
+//! the ranges the VMM reserves for itself, and the one interval-overlap
+//! check. Addresses the guest relies on too (GDT, IDT, ACPI region, ISA
+//! window) are the machine contract's (`pvh_entry::machine`), re-exported
+//! here.
+//!
+//! Nothing hypervisor-specific is built in: a VMM names its own reserved
+//! ranges (KVM's identity-map page and TSS, a firmware area, an MMIO
+//! window inside RAM) with [`GuestRamBuilder::reserve`], and the memory map
+//! start_info carries shows exactly those, plus the ISA window.
 
 use crate::error::LoadError;
 use core::ops::Range;
@@ -13,14 +19,6 @@ pub use pvh_entry::machine::{ACPI_REGION, FIRST_ALLOC, GDT_ADDR, IDT_ADDR, ISA_W
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
 /// End of the MMIO hole (4 GiB).
 pub const MMIO_HOLE_END: u64 = pvh_entry::machine::FOUR_GIB;
-/// KVM's identity-map page (`KVM_SET_IDENTITY_MAP_ADDR`), one page.
-pub const KVM_IDENTITY_MAP_ADDR: u64 = 0xfffb_c000;
-/// KVM's TSS (`KVM_SET_TSS_ADDR`), three pages right after the identity map.
-pub const KVM_TSS_ADDR: u64 = 0xfffb_d000;
-/// The range reserved for the hypervisor (identity-map page + TSS), inside
-/// the MMIO hole or above the end of low RAM; marked RESERVED in the
-/// memory map so the guest never uses it.
-pub const HYPERVISOR_RESERVED: Range<u64> = KVM_IDENTITY_MAP_ADDR..KVM_TSS_ADDR + 3 * PAGE_SIZE;
 /// Smallest RAM the planner accepts.
 pub const MIN_RAM_SIZE: u64 = 2 << 20;
 /// Largest RAM the planner accepts (64 TiB; beyond common guest physical
@@ -55,17 +53,86 @@ pub const fn align_up(v: u64, align: u64) -> Option<u64> {
     }
 }
 
+/// A guest-physical range the VMM keeps for itself: never RAM to the
+/// guest, never used by the plan, RESERVED in the memory map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reservation {
+    /// What the VMM keeps there (shown in the plan: "KVM TSS").
+    pub name: &'static str,
+    /// The range (page-aligned, non-empty).
+    pub range: Range<u64>,
+}
+
+/// Builds a [`GuestRam`] with the VMM's reserved ranges
+/// ([`GuestRam::builder`]).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct GuestRamBuilder {
+    size: u64,
+    reserved: Vec<Reservation>,
+}
+
+impl GuestRamBuilder {
+    /// Reserves `range` for the VMM under `name`. Ranges must be
+    /// page-aligned, non-empty and disjoint; they may lie in RAM (which
+    /// the guest then loses) or in the MMIO hole.
+    pub fn reserve(mut self, name: &'static str, range: Range<u64>) -> Self {
+        self.reserved.push(Reservation { name, range });
+        self
+    }
+
+    /// The RAM, or the error naming the first bad size or reservation.
+    pub fn build(self) -> Result<GuestRam, LoadError> {
+        let mut ram = GuestRam::new(self.size)?;
+        for (i, r) in self.reserved.iter().enumerate() {
+            let bad = |why| LoadError::BadReservation {
+                name: r.name,
+                start: r.range.start,
+                end: r.range.end,
+                why,
+            };
+            if r.range.start >= r.range.end {
+                return Err(bad("empty"));
+            }
+            if r.range.start % PAGE_SIZE != 0 || r.range.end % PAGE_SIZE != 0 {
+                return Err(bad("not page-aligned"));
+            }
+            if self.reserved[..i]
+                .iter()
+                .any(|o| overlaps(&o.range, &r.range))
+            {
+                return Err(bad("overlaps another reservation"));
+            }
+        }
+        let mut reserved = self.reserved;
+        reserved.sort_by_key(|r| r.range.start);
+        ram.reserved = reserved;
+        Ok(ram)
+    }
+}
+
 /// Guest RAM as the hypervisor backs it: up to 3 GiB from 0, the rest from
-/// 4 GiB, leaving the MMIO hole `0xc000_0000..0x1_0000_0000`.
+/// 4 GiB, leaving the MMIO hole `0xc000_0000..0x1_0000_0000`, and the
+/// ranges the VMM reserved ([`GuestRam::builder`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestRam {
     size: u64,
     regions: Vec<(u64, u64)>,
+    reserved: Vec<Reservation>,
 }
 
 impl GuestRam {
+    /// RAM of `size` bytes with reserved ranges: see [`GuestRamBuilder`].
+    pub fn builder(size: u64) -> GuestRamBuilder {
+        GuestRamBuilder {
+            size,
+            reserved: Vec::new(),
+        }
+    }
+
     /// RAM of `size` bytes (a multiple of 4 KiB, at least
-    /// [`MIN_RAM_SIZE`], at most [`MAX_RAM_SIZE`]).
+    /// [`MIN_RAM_SIZE`], at most [`MAX_RAM_SIZE`]) with no reserved range.
     pub fn new(size: u64) -> Result<Self, LoadError> {
         if size % PAGE_SIZE != 0 {
             return Err(LoadError::RamUnaligned { size });
@@ -82,7 +149,16 @@ impl GuestRam {
         if size > low {
             regions.push((MMIO_HOLE_END, size - low));
         }
-        Ok(Self { size, regions })
+        Ok(Self {
+            size,
+            regions,
+            reserved: Vec::new(),
+        })
+    }
+
+    /// The VMM's reserved ranges, ascending.
+    pub fn reserved(&self) -> &[Reservation] {
+        &self.reserved
     }
 
     /// Total bytes.
@@ -110,21 +186,24 @@ impl GuestRam {
     }
 
     /// The ranges the guest may use as RAM: the regions minus the ISA
-    /// window, ascending.
+    /// window and the reserved ranges, ascending.
     pub fn usable(&self) -> Vec<Range<u64>> {
-        let mut out = Vec::new();
-        for &(start, len) in &self.regions {
-            let r = start..start + len;
-            if overlaps(&r, &ISA_WINDOW) {
-                if r.start < ISA_WINDOW.start {
-                    out.push(r.start..ISA_WINDOW.start);
-                }
-                if r.end > ISA_WINDOW.end {
-                    out.push(ISA_WINDOW.end..r.end);
-                }
-            } else {
-                out.push(r);
-            }
+        let mut out: Vec<Range<u64>> = self.regions.iter().map(|&(s, l)| s..s + l).collect();
+        let holes = core::iter::once(&ISA_WINDOW).chain(self.reserved.iter().map(|r| &r.range));
+        for hole in holes {
+            out = out
+                .into_iter()
+                .flat_map(|r| {
+                    if overlaps(&r, hole) {
+                        let below = (r.start < hole.start).then(|| r.start..hole.start);
+                        let above = (r.end > hole.end).then(|| hole.end..r.end);
+                        [below, above]
+                    } else {
+                        [Some(r), None]
+                    }
+                })
+                .flatten()
+                .collect();
         }
         out
     }
@@ -135,7 +214,7 @@ impl GuestRam {
     }
 
     /// The memory map start_info carries: usable RAM, the ISA window and
-    /// the hypervisor's range as RESERVED, sorted by address.
+    /// the VMM's reserved ranges as RESERVED, sorted by address.
     pub fn memmap(&self) -> Vec<MemmapEntry> {
         let entry = |r: Range<u64>, type_: MemmapType| MemmapEntry {
             addr: r.start,
@@ -149,7 +228,9 @@ impl GuestRam {
             .map(|r| entry(r, MemmapType::RAM))
             .collect();
         map.push(entry(ISA_WINDOW, MemmapType::RESERVED));
-        map.push(entry(HYPERVISOR_RESERVED, MemmapType::RESERVED));
+        for r in &self.reserved {
+            map.push(entry(r.range.clone(), MemmapType::RESERVED));
+        }
         map.sort_by_key(|e| e.addr);
         map
     }
@@ -158,6 +239,16 @@ impl GuestRam {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The range `pvh` reserves for KVM (identity-map page + TSS), as a
+    /// VMM would pass it.
+    const HYPERVISOR_RESERVED: Range<u64> = 0xfffb_c000..0xfffc_0000;
+
+    fn kvm_ram(size: u64) -> Result<GuestRam, LoadError> {
+        GuestRam::builder(size)
+            .reserve("hypervisor reserved", HYPERVISOR_RESERVED)
+            .build()
+    }
 
     #[test]
     fn overlap_rules() {
@@ -189,7 +280,7 @@ mod tests {
 
     #[test]
     fn large_ram_splits_around_the_mmio_hole() {
-        let ram = GuestRam::new(4 << 30).unwrap();
+        let ram = kvm_ram(4 << 30).unwrap();
         assert_eq!(
             ram.regions(),
             &[(0, 0xc000_0000), (0x1_0000_0000, 0x4000_0000)]
@@ -237,7 +328,7 @@ mod tests {
     #[test]
     fn hypervisor_range_is_never_ram() {
         for size in [MIN_RAM_SIZE, 1 << 30, 3 << 30, 8 << 30] {
-            let ram = GuestRam::new(size).unwrap();
+            let ram = kvm_ram(size).unwrap();
             assert!(
                 !ram.regions()
                     .iter()
@@ -245,6 +336,49 @@ mod tests {
             );
         }
         assert_eq!(HYPERVISOR_RESERVED, 0xfffb_c000..0xfffc_0000);
+    }
+
+    #[test]
+    fn reservations_in_ram_split_it_and_are_checked() {
+        let ram = GuestRam::builder(16 << 20)
+            .reserve("firmware", 0x80_0000..0x90_0000)
+            .build()
+            .unwrap();
+        assert_eq!(
+            ram.usable(),
+            vec![0..0xa_0000, 0x10_0000..0x80_0000, 0x90_0000..16 << 20]
+        );
+        let rows: Vec<(u64, u64, u32)> = ram
+            .memmap()
+            .iter()
+            .map(|e| (e.addr, e.size, e.type_.0))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (0, 0xa_0000, 1),
+                (0xa_0000, 0x6_0000, 2),
+                (0x10_0000, 0x70_0000, 1),
+                (0x80_0000, 0x10_0000, 2),
+                (0x90_0000, 0x70_0000, 1),
+            ]
+        );
+        assert!(GuestRam::new(16 << 20).unwrap().reserved().is_empty());
+        for (range, why) in [
+            (0x1000..0x1000, "empty"),
+            (0x1001..0x2000, "not page-aligned"),
+            (0x8_0000..0x9_0000, "overlaps another reservation"),
+        ] {
+            let err = GuestRam::builder(16 << 20)
+                .reserve("a", 0x8_0000..0x9_0000)
+                .reserve("b", range)
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(err, LoadError::BadReservation { why: w, .. } if w == why),
+                "{err}"
+            );
+        }
     }
 
     #[test]

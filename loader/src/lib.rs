@@ -40,6 +40,7 @@ pub mod error;
 pub mod gdt;
 pub mod image;
 pub mod input;
+pub mod inspect;
 pub mod layout;
 #[cfg(feature = "linux-loader")]
 pub mod linux_loader;
@@ -47,13 +48,14 @@ mod load;
 pub mod plan;
 mod planner;
 pub mod unpack_cache;
+pub mod wrap;
 
 pub use cpu::{CpuState, DescriptorTable, EntryMode, Segment};
 pub use elf::{ElfClass, ElfImage, LoadSegment};
 pub use error::LoadError;
 pub use image::{KernelImage, MAX_UNPACKED, unpack, unpack_within};
 pub use input::{Input, InputError};
-pub use layout::{ACPI_REGION, GuestRam, HYPERVISOR_RESERVED, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
+pub use layout::{ACPI_REGION, GuestRam, GuestRamBuilder, Reservation};
 pub use load::{LoadedGuest, load, load_into_zeroed};
 pub use plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, Relocation};
 pub use planner::{check_disjoint, plan};

@@ -119,8 +119,8 @@ pub enum Purpose {
     PageTables,
     /// The boot stack (Linux64).
     Stack,
-    /// The range reserved for the hypervisor (KVM identity map + TSS).
-    Hypervisor,
+    /// The VMM's reserved range N ([`crate::GuestRam::reserved`]).
+    Reserved(usize),
     /// The ACPI tables (RSDP first), written by the caller.
     Acpi,
 }
@@ -138,7 +138,7 @@ impl fmt::Display for Purpose {
             Self::ZeroPage => f.write_str("zero page"),
             Self::PageTables => f.write_str("page tables"),
             Self::Stack => f.write_str("boot stack"),
-            Self::Hypervisor => f.write_str("hypervisor reserved"),
+            Self::Reserved(i) => write!(f, "reserved range {i}"),
             Self::Acpi => f.write_str("ACPI tables"),
         }
     }
@@ -196,9 +196,10 @@ impl BootPlan {
         self.placements.iter().find(|p| p.purpose == purpose)
     }
 
-    /// The hypervisor's reserved range (KVM identity-map page and TSS).
-    pub fn hypervisor_reserved(&self) -> core::ops::Range<u64> {
-        crate::layout::HYPERVISOR_RESERVED
+    /// The VMM's reserved ranges the plan kept free
+    /// ([`crate::GuestRamBuilder::reserve`]), ascending.
+    pub fn reserved(&self) -> &[crate::Reservation] {
+        self.detail.ram.reserved()
     }
 }
 
@@ -216,14 +217,21 @@ impl fmt::Display for BootPlan {
             writeln!(f, "kernel relocated by {:+#x}", self.relocation_delta)?;
         }
         for p in &self.placements {
-            writeln!(
+            let reserved = match p.purpose {
+                Purpose::Reserved(i) => self.reserved().get(i).map(|r| r.name),
+                _ => None,
+            };
+            write!(
                 f,
-                "  {:#014x}..{:#014x} {:>10} {}",
+                "  {:#014x}..{:#014x} {:>10} ",
                 p.start,
                 p.start.saturating_add(p.len),
                 human(p.len),
-                p.purpose
             )?;
+            match reserved {
+                Some(name) => writeln!(f, "{name}")?,
+                None => writeln!(f, "{}", p.purpose)?,
+            }
         }
         writeln!(f, "memory map:")?;
         for e in &self.memmap {

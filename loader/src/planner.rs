@@ -12,8 +12,7 @@ use crate::elf::{ElfImage, LoadSegment};
 use crate::error::LoadError;
 use crate::image::{KernelImage, unpack_within};
 use crate::layout::{
-    ACPI_REGION, FIRST_ALLOC, GDT_ADDR, GuestRam, HYPERVISOR_RESERVED, IDT_ADDR, PAGE_SIZE,
-    align_up, overlaps, range,
+    ACPI_REGION, FIRST_ALLOC, GDT_ADDR, GuestRam, IDT_ADDR, PAGE_SIZE, align_up, overlaps, range,
 };
 use crate::plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, Relocation};
 use core::ops::Range;
@@ -85,11 +84,16 @@ impl Planner {
     pub fn new(ram: &GuestRam) -> Result<Self, LoadError> {
         let mut p = Self {
             usable: ram.usable(),
-            placements: vec![Placement {
-                purpose: Purpose::Hypervisor,
-                start: HYPERVISOR_RESERVED.start,
-                len: HYPERVISOR_RESERVED.end - HYPERVISOR_RESERVED.start,
-            }],
+            placements: ram
+                .reserved()
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Placement {
+                    purpose: Purpose::Reserved(i),
+                    start: r.range.start,
+                    len: r.range.end - r.range.start,
+                })
+                .collect(),
         };
         p.place(Purpose::Gdt, GDT_ADDR, crate::gdt::GDT_SIZE)?;
         p.place(Purpose::Idt, IDT_ADDR, crate::gdt::IDT_SIZE)?;
@@ -602,7 +606,7 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
         let top = p
             .placements
             .iter()
-            .filter(|pl| pl.purpose != Purpose::Hypervisor)
+            .filter(|pl| !matches!(pl.purpose, Purpose::Reserved(_)))
             .map(|pl| pl.start + pl.len)
             .max()
             .unwrap_or(0)
@@ -628,7 +632,7 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
     check_disjoint(&placements)?;
     for pl in placements
         .iter()
-        .filter(|pl| pl.purpose != Purpose::Hypervisor)
+        .filter(|pl| !matches!(pl.purpose, Purpose::Reserved(_)))
     {
         // The ACPI region is backed memory the map calls RESERVED.
         let ok = match pl.purpose {

@@ -13,12 +13,15 @@
 //! `readelf -n` read notes through `PT_NOTE`.
 //!
 //! Every check is someone else's: the stub ELF must pass the loader's ELF
-//! scanner in strict mode (`pvh_loader::elf::scan`), the kernel, its
+//! scanner in strict mode (`crate::elf::scan`), the kernel, its
 //! command line and embedded initrd the Linux boot policy
 //! (`pvh_entry::linux`) the stub applies; the subarch policy goes into the
 //! payload header (version 2), so the image keeps it under any hypervisor.
 //! The output is read back through the same scanner and payload reader.
 
+use crate::elf::{ElfClass, Mode, Phdr, scan};
+use crate::input::{Input, InputError};
+use crate::{ElfImage, LoadError};
 use object::elf::{
     ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64, ET_EXEC, EV_CURRENT, FileFlags, FileHeader64,
     OsAbi, PF_R, PF_W, PF_X, PT_LOAD, PT_PHDR, ProgramFlags, ProgramHeader64, ProgramType,
@@ -29,39 +32,12 @@ use pvh_entry::SliceMemory;
 use pvh_entry::linux::{KernelNeeds, LinuxBootError};
 use pvh_entry::payload::{Layout, LayoutError, PAYLOAD_ADDR, PayloadError, Sizes, read_payload};
 use pvh_entry::zeropage::SubarchPolicy;
-use pvh_loader::elf::{ElfClass, Mode, Phdr, scan};
-use pvh_loader::input::{Input, InputError};
-use pvh_loader::{ElfImage, LoadError};
 use std::path::PathBuf;
 use zerocopy::IntoBytes;
 
-/// Arguments of `pvh wrap`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct WrapArgs {
-    /// The bzImage to wrap (e.g. /boot/vmlinuz-*).
-    pub bzimage: PathBuf,
-    /// An initrd to embed; the stub uses it when the hypervisor passes no
-    /// module.
-    #[arg(long)]
-    pub initrd: Option<PathBuf>,
-    /// A default kernel command line; the stub uses it when the
-    /// hypervisor passes an empty one.
-    #[arg(long)]
-    pub cmdline: Option<String>,
-    /// The output PVH ELF.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Use this stub ELF instead of the built-in one.
-    #[arg(long)]
-    pub stub: Option<PathBuf>,
-    /// hardware_subarch the stub gives the kernel: `xen` also passes the
-    /// start_info's address (the payload keeps this under any hypervisor).
-    #[arg(long, value_enum, default_value_t = crate::cli::boot::SubarchArg::Pc)]
-    pub subarch: crate::cli::boot::SubarchArg,
-}
-
 /// Why wrapping failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WrapError {
     /// An input is larger than [`MAX_IMAGE_FILE`]; it was not read.
     #[error(transparent)]
@@ -122,8 +98,10 @@ pub enum WrapError {
     ReadBack(String),
 }
 
-/// What to wrap with the kernel.
+/// What to wrap with the kernel, builder-style
+/// (`WrapOptions::new().initrd(&initrd).cmdline("console=ttyS0")`).
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct WrapOptions<'a> {
     /// An initrd to embed.
     pub initrd: Option<&'a [u8]>,
@@ -133,9 +111,32 @@ pub struct WrapOptions<'a> {
     pub subarch: SubarchPolicy,
 }
 
-/// The built-in stub (`pvh_guests::STUB`).
-pub fn builtin_stub() -> Option<&'static [u8]> {
-    Some(pvh_guests::STUB)
+impl<'a> WrapOptions<'a> {
+    /// No initrd, no default command line, the PC subarch policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Embeds `initrd`.
+    #[must_use]
+    pub fn initrd(mut self, initrd: &'a [u8]) -> Self {
+        self.initrd = Some(initrd);
+        self
+    }
+
+    /// Embeds a default command line (no NUL).
+    #[must_use]
+    pub fn cmdline(mut self, cmdline: &'a str) -> Self {
+        self.cmdline = Some(cmdline);
+        self
+    }
+
+    /// The subarch policy the stub applies.
+    #[must_use]
+    pub fn subarch(mut self, subarch: SubarchPolicy) -> Self {
+        self.subarch = subarch;
+        self
+    }
 }
 
 /// What [`wrap`] produced.
@@ -403,68 +404,10 @@ pub const MAX_IMAGE_FILE: u64 = 1 << 32;
 
 /// Opens an input of `wrap` or `inspect` through [`Input`] (mapped, or
 /// read with [`MAX_IMAGE_FILE`] as the limit).
-pub(crate) fn open_image(path: &std::path::Path) -> Result<Input, InputError> {
+pub fn open_image(path: &std::path::Path) -> Result<Input, InputError> {
     Input::open_within(
         path,
         MAX_IMAGE_FILE,
         "an input of pvh wrap or inspect may have",
     )
-}
-
-fn read(path: &std::path::Path) -> Result<Input, WrapError> {
-    open_image(path).map_err(|e| match e {
-        InputError::Io { path, source } => WrapError::Io { path, source },
-        e => WrapError::Input(e),
-    })
-}
-
-/// Runs `pvh wrap` and returns how `pvh` ends: 0, `BAD_INPUT` for an
-/// input that cannot be read or wrapped, `OUTPUT` when `-o` cannot be
-/// created or written (nothing is created before the inputs are checked).
-pub fn run(args: &WrapArgs) -> crate::output::Exit {
-    use crate::output::{self, Exit};
-    let w = match run_inner(args) {
-        Ok(w) => w,
-        Err(e) => {
-            crate::diag!("pvh wrap: {e}");
-            return Exit::Status(crate::outcome::status::BAD_INPUT);
-        }
-    };
-    if let Err(e) = output::write_file(&args.output, &w.elf) {
-        return e.exit();
-    }
-    let l = w.layout;
-    let summary = format!(
-        "pvh wrap: wrote {} ({} bytes): kernel at {:#x} (code {:#x}){}\n",
-        args.output.display(),
-        w.elf.len(),
-        l.kernel,
-        l.kernel_code,
-        l.initrd
-            .map_or(String::new(), |a| format!(", initrd at {a:#x}"))
-    );
-    match output::print(summary) {
-        Ok(()) => Exit::Status(0),
-        Err(e) => e.exit(),
-    }
-}
-
-/// Reads the inputs and wraps them (writes nothing).
-fn run_inner(args: &WrapArgs) -> Result<Wrapped, WrapError> {
-    let stub_file;
-    let stub: &[u8] = match &args.stub {
-        Some(p) => {
-            stub_file = read(p)?;
-            &stub_file
-        }
-        None => builtin_stub().ok_or(WrapError::NoStub)?,
-    };
-    let kernel = read(&args.bzimage)?;
-    let initrd = args.initrd.as_deref().map(read).transpose()?;
-    let options = WrapOptions {
-        initrd: initrd.as_deref(),
-        cmdline: args.cmdline.as_deref(),
-        subarch: args.subarch.policy(),
-    };
-    wrap_with(stub, &kernel, &options)
 }

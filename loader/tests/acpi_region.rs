@@ -20,7 +20,7 @@ fn cfg(kernel: &[u8], acpi: Option<u64>) -> BootConfig<'_> {
 #[test]
 fn region_is_planned_in_the_bios_area_and_named_by_start_info() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(16 << 20).unwrap();
+    let ram = kvm_ram(16 << 20).unwrap();
     let mem = memory(16 << 20, 0xaa);
     let config = cfg(&elf, Some(0x1000));
     let plan = plan(&ram, &config).unwrap();
@@ -51,7 +51,7 @@ fn region_is_planned_in_the_bios_area_and_named_by_start_info() {
 #[test]
 fn sizes_round_to_pages_and_too_large_is_refused() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(16 << 20).unwrap();
+    let ram = kvm_ram(16 << 20).unwrap();
     let p = plan(&ram, &cfg(&elf, Some(1))).unwrap();
     assert_eq!(p.acpi, Some(0xe_0000..0xe_1000));
     let p = plan(&ram, &cfg(&elf, Some(0x2_0000))).unwrap();
@@ -76,7 +76,7 @@ fn sizes_round_to_pages_and_too_large_is_refused() {
 #[test]
 fn without_a_region_rsdp_is_the_callers_or_absent() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(16 << 20).unwrap();
+    let ram = kvm_ram(16 << 20).unwrap();
     let mem = memory(16 << 20, 0);
     let config = cfg(&elf, None);
     let p = plan(&ram, &config).unwrap();

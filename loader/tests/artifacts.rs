@@ -58,7 +58,7 @@ fn debian_vmlinux_boots_through_pvh() {
     let Some(vmlinux) = artifact("vmlinux") else {
         return;
     };
-    let ram = GuestRam::new(RAM).unwrap();
+    let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0xa5);
     let initrd = vec![0x1du8; 32 << 20];
     let config = BootConfig {
@@ -110,7 +110,7 @@ fn debian_bzimage_unpacks_to_the_debian_vmlinux() {
     // The packaged vmlinux is the stripped vmlinux.bin the bzImage carries.
     assert_eq!(unpacked.len(), vmlinux.len());
     assert!(unpacked == vmlinux);
-    let ram = GuestRam::new(RAM).unwrap();
+    let ram = kvm_ram(RAM).unwrap();
     let config = BootConfig {
         kernel: &bz,
         protocol: BootProtocol::PvhUnpack,
@@ -130,7 +130,7 @@ fn debian_bzimage_linux64() {
     let Some(bz) = artifact("bzImage") else {
         return;
     };
-    let ram = GuestRam::new(RAM).unwrap();
+    let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize + (16 << 20), 0x5a);
     let initrd = vec![0x1du8; 32 << 20];
     let config = BootConfig {
@@ -188,7 +188,7 @@ fn debian_bzimage_through_a_stub() {
         }],
         ..Default::default()
     };
-    let ram = GuestRam::new(RAM).unwrap();
+    let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
     let g = load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
     let vm = VmMemory(&mem);

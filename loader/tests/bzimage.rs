@@ -32,7 +32,7 @@ fn linux64_initrd_headroom_goes_with_it_and_not_into_the_zero_page() {
         headroom: 0x5_0000,
         ..Module::default()
     }];
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     let mem = memory(64 << 20, 0);
     let plan = plan(&ram, &config).unwrap();
     let m = *plan.find(Purpose::Module(0)).unwrap();
@@ -56,7 +56,7 @@ fn linux64_boot_state_zero_page_and_page_tables() {
         above_4g: false,
         headroom: 0,
     }];
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     let mem = memory(64 << 20, 0xaa);
     let plan = plan(&ram, &config).unwrap();
     let k = plan.find(Purpose::Kernel).unwrap();
@@ -135,7 +135,7 @@ fn linux64_never_loads_below_pref_address() {
     // moves itself up there before decompressing, so that is where its
     // init_size window must be free; RAM below it does not help.
     let bz = Bz::default().build();
-    let ram = GuestRam::new(12 << 20).unwrap(); // 16 MiB pref is outside
+    let ram = kvm_ram(12 << 20).unwrap(); // 16 MiB pref is outside
     assert_eq!(
         plan(&ram, &linux64(&bz)).unwrap_err(),
         LoadError::Linux(pvh_entry::linux::LinuxBootError::NoRoom {
@@ -151,7 +151,7 @@ fn linux64_never_loads_below_pref_address() {
         ..Default::default()
     }
     .build();
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     let p = plan(&ram, &linux64(&bz)).unwrap();
     assert_eq!(p.find(Purpose::Kernel).unwrap().start, 0x120_0000);
     assert_eq!(p.entry, 0x120_0200);
@@ -164,7 +164,7 @@ fn linux64_non_relocatable_kernel_needs_its_address() {
         ..Default::default()
     }
     .build();
-    let ram = GuestRam::new(12 << 20).unwrap();
+    let ram = kvm_ram(12 << 20).unwrap();
     assert_eq!(
         plan(&ram, &linux64(&bz)).unwrap_err(),
         LoadError::Linux(pvh_entry::linux::LinuxBootError::NoRoom {
@@ -173,7 +173,7 @@ fn linux64_non_relocatable_kernel_needs_its_address() {
             align: 0x1000
         })
     );
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     assert_eq!(
         plan(&ram, &linux64(&bz))
             .unwrap()
@@ -186,7 +186,7 @@ fn linux64_non_relocatable_kernel_needs_its_address() {
 
 #[test]
 fn linux64_checks_cmdline_size_protocol_and_64bit_flag() {
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     let bz = Bz {
         cmdline_size: 5,
         ..Default::default()
@@ -235,7 +235,7 @@ fn linux64_initrd_respects_initrd_addr_max() {
         above_4g: false,
         headroom: 0,
     }];
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     let p = plan(&ram, &config).unwrap();
     let m = p.find(Purpose::Module(0)).unwrap();
     assert!(m.start + m.len <= 0x80_0000, "{m:?}");
@@ -255,7 +255,7 @@ fn linux64_initrd_respects_initrd_addr_max() {
 
 #[test]
 fn wrong_image_for_protocol() {
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     let elf = simple_elf().build();
     assert_eq!(
         plan(&ram, &linux64(&elf)).unwrap_err(),
@@ -309,7 +309,7 @@ fn unpack_case(payload: Vec<u8>) -> Result<(BootPlan, vm_memory::GuestMemoryMmap
         protocol: BootProtocol::PvhUnpack,
         ..Default::default()
     };
-    let ram = GuestRam::new(16 << 20).unwrap();
+    let ram = kvm_ram(16 << 20).unwrap();
     let p = plan(&ram, &config)?;
     let mem = memory(16 << 20, 0xaa);
     let g = load(&mem, &p, &config)?;
@@ -397,7 +397,7 @@ fn stub_boot_passes_bzimage_as_module_0_and_initrd_as_module_1() {
         }],
         ..Default::default()
     };
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     let mem = memory(64 << 20, 0);
     let p = plan(&ram, &config).unwrap();
     let g = load(&mem, &p, &config).unwrap();
@@ -430,7 +430,7 @@ fn linux64_nothing_outside_planned_ram() {
         above_4g: false,
         headroom: 0,
     }];
-    let ram = GuestRam::new(32 << 20).unwrap();
+    let ram = kvm_ram(32 << 20).unwrap();
     let mem = memory(40 << 20, 0x5a);
     load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
     assert!(read(&mem, 32 << 20, 8 << 20).iter().all(|&b| b == 0x5a));

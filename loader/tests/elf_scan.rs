@@ -9,7 +9,7 @@ use pvh_loader::elf::{MAX_PROBLEMS, Mode, scan};
 use pvh_loader::*;
 
 fn ram() -> GuestRam {
-    GuestRam::new(512 << 20).unwrap()
+    kvm_ram(512 << 20).unwrap()
 }
 
 fn boot(kernel: &[u8]) -> Result<BootPlan, LoadError> {

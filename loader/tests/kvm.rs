@@ -71,7 +71,7 @@ fn pvh_entry_state_runs_on_kvm() {
     let elf = Elf::new32(vec![Seg::code(0x20_0000, &code)])
         .entry4(0x20_0000)
         .build();
-    let ram = GuestRam::new(RAM).unwrap();
+    let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
     let config = BootConfig {
         kernel: &elf,
@@ -99,7 +99,7 @@ fn linux64_entry_state_runs_on_kvm() {
         ..Default::default()
     }
     .build();
-    let ram = GuestRam::new(RAM).unwrap();
+    let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
     let config = BootConfig {
         kernel: &bz,

@@ -44,11 +44,11 @@ fn run(config: &BootConfig<'_>) -> Result<bool, TestCaseError> {
 
 fn check(mem: &GuestMemoryMmap, config: &BootConfig<'_>) -> Result<bool, TestCaseError> {
     arm_guards(mem);
-    let ram = GuestRam::new(RAM).unwrap();
+    let ram = kvm_ram(RAM).unwrap();
     let ok = match plan(&ram, config) {
         Ok(p) => {
             for pl in &p.placements {
-                if pl.purpose != Purpose::Hypervisor {
+                if !matches!(pl.purpose, Purpose::Reserved(_)) {
                     prop_assert!(ram.is_usable(&pl.range()), "{:?} outside RAM", pl);
                 }
             }
@@ -266,7 +266,7 @@ proptest! {
 
     #[test]
     fn guest_ram_sizes(size in any::<u64>()) {
-        if let Ok(ram) = GuestRam::new(size) {
+        if let Ok(ram) = kvm_ram(size) {
             let total: u64 = ram.regions().iter().map(|r| r.1).sum();
             prop_assert_eq!(total, size);
             prop_assert!(ram.regions().iter().all(|&(s, l)| s + l <= 0xc000_0000 || s >= 0x1_0000_0000));

@@ -22,7 +22,7 @@ fn err(kernel: &[u8]) -> LoadError {
 #[test]
 fn elf64_loads_segments_and_zeroes_bss() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(16 << 20).unwrap();
+    let ram = kvm_ram(16 << 20).unwrap();
     let mem = memory(16 << 20, 0xaa);
     let config = cfg(&elf);
     let plan = plan(&ram, &config).unwrap();
@@ -71,7 +71,7 @@ fn elf32_with_4_byte_note_loads() {
     let image = ElfImage::parse(&elf).unwrap();
     assert_eq!(image.class, ElfClass::Elf32);
     assert_eq!(image.entry, 0x20_0004);
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let mem = memory(8 << 20, 0);
     let config = cfg(&elf);
     let guest = load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
@@ -247,7 +247,7 @@ fn preferred_range_outside_ram_without_reloc_fails() {
     let elf = Elf::new64(vec![Seg::code(0x100_0000, &[0; 16])])
         .entry8(0x100_0000)
         .build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     assert!(matches!(
         plan(&ram, &cfg(&elf)),
         Err(LoadError::NotInRam {
@@ -268,7 +268,7 @@ fn relocation_is_used_when_the_preferred_range_is_not_ram() {
     .entry8(0x100_0040)
     .reloc(0x20_0000, 0x10_0000, 0xffff_ffff)
     .build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let mem = memory(8 << 20, 0xee);
     let config = cfg(&elf);
     let plan = plan(&ram, &config).unwrap();
@@ -288,7 +288,7 @@ fn relocation_is_used_when_the_preferred_range_is_taken() {
         .entry8(0x10)
         .reloc(0x1000, 0x40_0000, 0xffff_ffff)
         .build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let plan = plan(&ram, &cfg(&elf)).unwrap();
     assert_eq!(plan.find(Purpose::Segment(0)).unwrap().start, 0x40_0000);
     assert_eq!(plan.entry, 0x40_0010);
@@ -309,7 +309,7 @@ fn relocation_is_used_when_the_preferred_range_is_taken() {
 #[test]
 fn relocation_at_an_address_checks_the_note() {
     let elf = simple_elf().reloc(0x10_0000, 0x10_0000, 0x7f_ffff).build();
-    let ram = GuestRam::new(16 << 20).unwrap();
+    let ram = kvm_ram(16 << 20).unwrap();
     let mut config = cfg(&elf);
     config.relocation = Relocation::At(0x30_0000);
     let p = plan(&ram, &config).unwrap();
@@ -344,7 +344,7 @@ fn relocation_anywhere_and_no_space() {
     let elf = simple_elf()
         .reloc(0x10_0000, 0x50_0000, 0xffff_ffff)
         .build();
-    let ram = GuestRam::new(16 << 20).unwrap();
+    let ram = kvm_ram(16 << 20).unwrap();
     let mut config = cfg(&elf);
     config.relocation = Relocation::Anywhere;
     assert_eq!(plan(&ram, &config).unwrap().entry, 0x50_0010);
@@ -365,7 +365,7 @@ fn relocation_anywhere_and_no_space() {
 #[test]
 fn start_info_modules_cmdlines_and_memmap_are_written() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     let mem = memory(64 << 20, 0);
     let initrd = vec![0x42u8; 5000];
     let extra = vec![0x43u8; 10];
@@ -423,7 +423,7 @@ fn start_info_modules_cmdlines_and_memmap_are_written() {
 #[test]
 fn module_headroom_is_kept_free_after_each_module() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(64 << 20).unwrap();
+    let ram = kvm_ram(64 << 20).unwrap();
     let (a, b) = (vec![1u8; 5000], vec![2u8; 300]);
     let mut config = cfg(&elf);
     config.modules = vec![
@@ -487,7 +487,7 @@ fn module_headroom_is_kept_free_after_each_module() {
 #[test]
 fn many_modules_fit_while_memory_lasts() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(16 << 20).unwrap();
+    let ram = kvm_ram(16 << 20).unwrap();
     let blob = [7u8; 100];
     let mut config = cfg(&elf);
     config.modules = vec![
@@ -535,7 +535,7 @@ fn many_modules_fit_while_memory_lasts() {
 #[test]
 fn module_too_big_is_a_typed_error() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let big = vec![0u8; 9 << 20];
     let mut config = cfg(&elf);
     config.modules = vec![Module {
@@ -556,7 +556,7 @@ fn module_too_big_is_a_typed_error() {
 #[test]
 fn modules_stay_below_4g_unless_allowed() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(6 << 30).unwrap();
+    let ram = kvm_ram(6 << 30).unwrap();
     let blob = [1u8; 4096];
     let mut config = cfg(&elf);
     config.modules = vec![
@@ -582,7 +582,7 @@ fn modules_stay_below_4g_unless_allowed() {
     assert!(
         p.placements
             .iter()
-            .all(|pl| pl.purpose == Purpose::Hypervisor
+            .all(|pl| matches!(pl.purpose, Purpose::Reserved(_))
                 || pl.start + pl.len <= 0xc000_0000
                 || pl.start >= 0x1_0000_0000)
     );
@@ -591,7 +591,7 @@ fn modules_stay_below_4g_unless_allowed() {
 #[test]
 fn nul_in_cmdline_is_rejected() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let mut config = cfg(&elf);
     config.cmdline = b"a\0b";
     assert!(matches!(
@@ -603,7 +603,7 @@ fn nul_in_cmdline_is_rejected() {
 #[test]
 fn load_refuses_a_different_config() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let p = plan(&ram, &cfg(&elf)).unwrap();
     let mem = memory(8 << 20, 0);
     let mut other = cfg(&elf);
@@ -624,7 +624,7 @@ fn nothing_is_written_outside_the_planned_ram() {
         .entry8(0x70_0000)
         .reloc(0x1000, 0x10_0000, 0xffff_ffff)
         .build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let mem = memory(16 << 20, 0x5a);
     let blob = vec![9u8; 3 << 20];
     let mut config = cfg(&elf);
@@ -641,7 +641,7 @@ fn nothing_is_written_outside_the_planned_ram() {
 #[test]
 fn plan_display_lists_every_placement() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let p = plan(&ram, &cfg(&elf)).unwrap();
     let text = p.to_string();
     for needle in [
@@ -661,10 +661,10 @@ fn plan_display_lists_every_placement() {
 #[test]
 fn kvm_reserved_range_is_exposed_and_reserved() {
     let elf = simple_elf().build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let p = plan(&ram, &cfg(&elf)).unwrap();
     assert_eq!(
-        p.hypervisor_reserved(),
+        p.reserved()[0].range,
         KVM_IDENTITY_MAP_ADDR..KVM_TSS_ADDR + 0x3000
     );
     assert!(p.memmap.iter().any(|e| e.addr == KVM_IDENTITY_MAP_ADDR
@@ -681,7 +681,7 @@ fn linux_loader_cmdline_is_accepted() {
     let bytes = cmdline_bytes(&c).unwrap();
     assert_eq!(bytes, b"console=ttyS0 panic=-1");
     let elf = simple_elf().build();
-    let ram = GuestRam::new(8 << 20).unwrap();
+    let ram = kvm_ram(8 << 20).unwrap();
     let mem = memory(8 << 20, 0);
     let config = BootConfig {
         kernel: &elf,

@@ -66,7 +66,7 @@ fn second_unpack_is_a_hit_with_the_same_bytes_and_the_same_plan() {
     assert!(cache.entry_path(bz.payload()).is_file());
 
     // The cached vmlinux through PVH plans what pvh-unpack plans.
-    let ram = GuestRam::new(16 << 20).unwrap();
+    let ram = kvm_ram(16 << 20).unwrap();
     let unpack_plan = plan(
         &ram,
         &BootConfig {

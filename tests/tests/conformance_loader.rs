@@ -1,7 +1,7 @@
 //! `pvh_entry::conformance` as a VMM author would use it: on the host,
 //! over the guest memory their VMM prepared, without booting anything.
 //! Here: what `pvh boot` prepares (`pvh_loader::plan` and `load`, then the
-//! ACPI tables `pvh_hypervisor::acpi` builds, as `boot::prepare` does) for
+//! ACPI tables `pvh_acpi` builds for `pvh`'s devices, as `boot::prepare` does) for
 //! the probe, over memory sizes from 64 MiB to past 4 GiB and from zero to
 //! 32 modules. Every rule that can be judged without a CPU passes, MUST and
 //! SHOULD; the CPU rules are N/A (no entry state here; the matrix in
@@ -44,10 +44,14 @@ fn judge(memory: u64, modules: usize, cpus: u8) {
     let mem = GuestMemoryMmap::<()>::from_ranges(&ranges).unwrap();
     let guest = load(&mem, &plan, &config).unwrap();
     let region = plan.acpi.clone().expect("an ACPI region");
-    pvh_hypervisor::acpi::build(region.start, cpus)
-        .unwrap()
-        .write_to(&mem, &region, plan.rsdp)
-        .unwrap();
+    pvh_acpi::build(
+        &pvh_hypervisor::devices::acpi_platform(),
+        region.start,
+        cpus,
+    )
+    .unwrap()
+    .write_to(&mem, &region, plan.rsdp)
+    .unwrap();
 
     let elf = ElfImage::parse(probe).unwrap();
     let start = elf.segments.iter().map(|s| s.paddr).min().unwrap();

@@ -281,7 +281,7 @@ fn start_info_memory(base: u64, at: u64, len: usize) -> Vec<u8> {
 }
 
 fn dtc(name: &str) -> Vec<u8> {
-    let path = root().join("hypervisor/tests/fixtures").join(name);
+    let path = root().join("loader/bootdomains/tests/fixtures").join(name);
     let out = std::process::Command::new("dtc")
         .args(["-q", "-I", "dts", "-O", "dtb", "-o", "-"])
         .arg(&path)
@@ -361,12 +361,16 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     sizes_seed.push(3);
     s.push(("fuzz/corpus/payload", "seed-header".into(), mem));
     s.push(("fuzz/corpus/payload", "seed-sizes".into(), sizes_seed));
-    let tables = pvh_hypervisor::acpi::build(0, 2).unwrap().bytes;
+    let tables = pvh_acpi::build(&pvh_hypervisor::devices::acpi_platform(), 0, 2)
+        .unwrap()
+        .bytes;
     s.push(("fuzz/corpus/acpi", "seed-2-cpus".into(), tables));
     s.push((
         "fuzz/corpus/acpi",
         "seed-32-cpus".into(),
-        pvh_hypervisor::acpi::build(0, 32).unwrap().bytes,
+        pvh_acpi::build(&pvh_hypervisor::devices::acpi_platform(), 0, 32)
+            .unwrap()
+            .bytes,
     ));
     // A wrapped image in miniature: an ELF whose second PT_LOAD is a
     // payload (header, cmdline, a small bzImage) at PAYLOAD_ADDR.
@@ -432,7 +436,7 @@ fn seeds_are_accepted_by_their_parsers() {
                 pvh_loader::ElfImage::parse(&bytes).unwrap();
             }
             "fuzz/corpus/inspect" => {
-                let r = pvh_hypervisor::inspect::inspect(&bytes);
+                let r = pvh_loader::inspect::inspect(&bytes);
                 assert!(r.problems.is_empty(), "{name}: {:?}", r.problems);
                 if name == "seed-wrapped" {
                     let w = r.wrap.expect("the payload is found");

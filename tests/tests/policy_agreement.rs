@@ -23,8 +23,8 @@ use pvh_entry::linux::stub::{Inputs, Scratch, StubError, StubPlan, plan as stub_
 use pvh_entry::linux::{KernelNeeds, LinuxBootError, Part};
 use pvh_entry::machine::PAYLOAD_ADDR;
 use pvh_entry::{SliceMemory, SubarchPolicy};
-use pvh_hypervisor::inspect::inspect;
-use pvh_hypervisor::wrap::{WrapError, WrapOptions, wrap_with};
+use pvh_loader::inspect::inspect;
+use pvh_loader::wrap::{WrapError, WrapOptions, wrap_with};
 use pvh_loader::{
     BootConfig, BootProtocol, GuestRam, LoadError, LoadedGuest, Module, Purpose, load, plan,
 };
@@ -327,11 +327,13 @@ fn agree(c: &Case) -> Result<(), TestCaseError> {
     // Module 0 is the initrd (the PVH convention every path follows), and
     // the wrapped image embeds it.
     let initrd: Option<&[u8]> = modules.first().map(|m| m.bytes);
-    let wrap_options = WrapOptions {
-        initrd,
-        cmdline: (!c.cmdline.is_empty()).then_some(c.cmdline.as_str()),
-        subarch: c.subarch,
-    };
+    let mut wrap_options = WrapOptions::new().subarch(c.subarch);
+    if let Some(initrd) = initrd {
+        wrap_options = wrap_options.initrd(initrd);
+    }
+    if !c.cmdline.is_empty() {
+        wrap_options = wrap_options.cmdline(c.cmdline.as_str());
+    }
 
     // The image verdict: the same error from every caller, or none.
     let image = BzImage::parse(&kernel).unwrap();
@@ -379,7 +381,7 @@ fn agree(c: &Case) -> Result<(), TestCaseError> {
                 .filter(|p| {
                     matches!(
                         p.purpose,
-                        Purpose::Gdt | Purpose::Idt | Purpose::Hypervisor | Purpose::StartInfo
+                        Purpose::Gdt | Purpose::Idt | Purpose::Reserved(_) | Purpose::StartInfo
                     )
                 })
                 .map(|p| p.range())

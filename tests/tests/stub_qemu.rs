@@ -10,7 +10,7 @@
 //! `skipped: ...` (and fails under CI=true).
 
 use pvh_guests::harness::{Outcome, artifacts_dir, run_bounded, skip_or_fail, which};
-use pvh_hypervisor::wrap::wrap;
+use pvh_loader::wrap::wrap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -7,8 +7,8 @@ use object::Endianness;
 use object::elf::{FileHeader64, PT_LOAD, PT_NOTE};
 use object::read::elf::{FileHeader, ProgramHeader};
 use pvh_guests::harness::{artifacts_dir, skip_or_fail, which};
-use pvh_hypervisor::inspect::{Format, inspect};
-use pvh_hypervisor::wrap::{WrapError, wrap};
+use pvh_loader::inspect::{Format, inspect};
+use pvh_loader::wrap::{WrapError, wrap};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
@@ -438,7 +438,7 @@ fn inspect_says_not_bootable_exactly_when_boot_refuses() {
 
 #[test]
 fn wrap_refuses_stubs_the_loader_refuses() {
-    use pvh_hypervisor::wrap::MAX_PHNUM;
+    use pvh_loader::wrap::MAX_PHNUM;
     use pvh_tests::images::{SynthBz, SynthElf};
     let kernel = SynthBz::default().build();
     // A synthetic stub the loader accepts wraps, and the output boots.
@@ -479,13 +479,10 @@ fn wrap_refuses_stubs_the_loader_refuses() {
 
 #[test]
 fn wrap_subarch_goes_into_the_payload_and_inspect_reads_it() {
-    use pvh_hypervisor::wrap::{WrapOptions, wrap_with};
+    use pvh_loader::wrap::{WrapOptions, wrap_with};
     use pvh_tests::images::SynthBz;
     let kernel = SynthBz::default().build();
-    let options = WrapOptions {
-        subarch: pvh_entry::SubarchPolicy::Xen,
-        ..Default::default()
-    };
+    let options = WrapOptions::new().subarch(pvh_entry::SubarchPolicy::Xen);
     let out = wrap_with(pvh_guests::STUB, &kernel, &options).unwrap();
     let w = read_elf(&out.elf);
     let h = bytes_at(&w, 0x20_0000, 80);

@@ -16,9 +16,6 @@ use pvh_loader::input::Input;
 use super::size::{format_size, parse_memory, parse_timeout};
 use super::terminal::{self, RawMode};
 use crate::boot::{BootError, BootOptions};
-use crate::bootinfo::build;
-use crate::bootinfo::error::esc_path;
-use crate::bootinfo::{BootInfo, CliModule, SingleDomain};
 use crate::devices::ConsoleOut;
 use crate::devices::input::{ESCAPE_HELP, EscapeCommand, EscapeHandler};
 use crate::diag;
@@ -27,6 +24,8 @@ use crate::kvm::KVM_DEVICE;
 use crate::outcome::{VmEnd, status};
 use crate::output::{self, Exit, OutputError, Progress};
 use crate::probe;
+use pvh_bootdomains::error::esc_path;
+use pvh_bootdomains::{BootInfo, CliModule, SingleDomain};
 
 pub use super::options::{DomainOptions, ProtocolArg, SubarchArg};
 
@@ -270,7 +269,10 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
         .domains
         .first()
         .ok_or_else(|| fail(status::BAD_INPUT, "no domain to boot"))?;
-    let mut config = build::boot_config(&info, domain).map_err(|e| fail(status::BAD_INPUT, e))?;
+    let builder = crate::boot::domain_builder();
+    let mut config = builder
+        .boot_config(&info, domain)
+        .map_err(|e| fail(status::BAD_INPUT, e))?;
     progress.stage(loading_stage(args));
     // pvh-unpack through the cache: the cached vmlinux booted through PVH is
     // exactly what the loader's PvhUnpack plans (the unpack cache's tests
@@ -285,8 +287,9 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
         config.kernel = vmlinux;
         config.protocol = BootProtocol::Pvh;
     }
-    let checked =
-        build::check(&config, args.memory, domain.vcpus).map_err(|e| fail(status::BAD_INPUT, e))?;
+    let checked = builder
+        .check(&config, args.memory, domain.vcpus)
+        .map_err(|e| fail(status::BAD_INPUT, e))?;
 
     if args.plan {
         drop(progress);

@@ -3,9 +3,11 @@
 //! `launch`) means a new module and a new [`Command`] variant.
 
 pub mod boot;
+pub mod inspect;
 pub mod options;
 pub mod size;
 pub mod terminal;
+pub mod wrap;
 
 use std::ffi::OsString;
 use std::sync::OnceLock;
@@ -30,11 +32,11 @@ pub enum Command {
     /// Boot a guest on KVM (default: the built-in probe guest).
     Boot(boot::BootArgs),
     /// Describe a boot image: PVH ELF notes, bzImage header, wrap payload.
-    Inspect(crate::inspect::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Wrap a bzImage (and initrd, cmdline) into a PVH ELF with the stub.
-    Wrap(crate::wrap::WrapArgs),
+    Wrap(wrap::WrapArgs),
     /// Boot every domain a dom0less or hyperlaunch device tree describes.
-    Launch(crate::bootinfo::launch::LaunchArgs),
+    Launch(crate::launch::LaunchArgs),
 }
 
 /// `pvh boot ...` alone: the same program ([`Cli`]'s name, version and
@@ -118,9 +120,9 @@ where
     };
     match command {
         Some(Command::Boot(args)) => boot::run(&args),
-        Some(Command::Inspect(args)) => crate::inspect::run(&args),
-        Some(Command::Wrap(args)) => crate::wrap::run(&args),
-        Some(Command::Launch(args)) => crate::bootinfo::launch::run(&args),
+        Some(Command::Inspect(args)) => inspect::run(&args),
+        Some(Command::Wrap(args)) => wrap::run(&args),
+        Some(Command::Launch(args)) => crate::launch::run(&args),
         None => boot::run(&boot::BootArgs::default()),
     }
 }

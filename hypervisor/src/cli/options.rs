@@ -10,9 +10,9 @@ use clap::builder::{OsStringValueParser, PossibleValue, TypedValueParser};
 use clap::{Args, ValueEnum};
 use pvh_loader::{BootProtocol, SubarchPolicy};
 
-use crate::bootinfo::parser::{BOOT_PROTOCOLS, MAX_VCPUS, SUBARCHES};
-use crate::bootinfo::source::{DomainDefaults, ModuleSpec};
-use crate::bootinfo::types::DomainBoot;
+use pvh_bootdomains::parser::{BOOT_PROTOCOLS, MAX_VCPUS, SUBARCHES};
+use pvh_bootdomains::source::{DomainDefaults, ModuleSpec};
+use pvh_bootdomains::types::DomainBoot;
 
 /// `--boot-protocol`; the names and help come from
 /// [`BOOT_PROTOCOLS`], the table `pvh,boot-protocol` uses too.
@@ -186,6 +186,6 @@ mod tests {
         for bad in ["0", "33", "255", "256", "two", ""] {
             assert!(cpus(bad).is_err(), "{bad}");
         }
-        assert_eq!(MAX_VCPUS, u32::from(crate::acpi::MAX_CPUS));
+        assert_eq!(MAX_VCPUS, u32::from(pvh_acpi::MAX_CPUS));
     }
 }

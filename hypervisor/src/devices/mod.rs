@@ -18,6 +18,16 @@ pub mod sleep;
 pub use bus::{IoBus, PortCounts, PortRange};
 pub use console::ConsoleOut;
 
+/// The ACPI platform these devices make: each device supplies its own DSDT
+/// node (COM1, the RTC) and the RTC its century register, for
+/// `pvh_acpi` to build the tables from.
+pub fn acpi_platform() -> pvh_acpi::Platform {
+    pvh_acpi::Platform::new()
+        .device(serial::aml())
+        .device(rtc::aml())
+        .century(rtc::REG_CENTURY)
+}
+
 /// What the vCPU loop must do after a device handled a guest write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoAction {

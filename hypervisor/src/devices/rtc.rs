@@ -52,6 +52,11 @@ const REG_STATUS_D: u8 = 0x0d;
 /// The century (IBM PC convention), named by the FADT's `CENTURY` field.
 pub const REG_CENTURY: u8 = 0x32;
 
+/// The RTC's DSDT node: `PNP0B00` at [`RTC_BASE`] on GSI [`RTC_GSI`].
+pub fn aml() -> Vec<u8> {
+    pvh_acpi::isa::rtc(RTC_BASE, RTC_LEN as u8, RTC_GSI)
+}
+
 /// Status A at reset: 32.768 kHz time base, 1024 Hz periodic rate.
 const STATUS_A_RESET: u8 = 0x26;
 /// Status A: update in progress (never set here).

@@ -18,6 +18,11 @@ pub const COM1_LEN: u16 = 8;
 /// COM1's ISA interrupt line.
 pub const COM1_GSI: u32 = 4;
 
+/// COM1's DSDT node: `PNP0501` at [`COM1_BASE`] on GSI [`COM1_GSI`].
+pub fn aml() -> Vec<u8> {
+    pvh_acpi::isa::uart("COM1", COM1_BASE, COM1_LEN as u8, COM1_GSI)
+}
+
 /// The UART interrupt line: an eventfd KVM turns into an edge on the GSI.
 #[derive(Debug)]
 pub struct IrqLine(EventFd);

@@ -6,7 +6,7 @@
 //! before sleeping — change nothing.
 
 use super::{DeviceError, IoAction, PortDevice};
-pub use crate::acpi::SLEEP_CONTROL_PORT;
+pub use pvh_acpi::SLEEP_CONTROL_PORT;
 
 /// Sleep control and status register.
 #[derive(Debug, Default)]
@@ -22,7 +22,7 @@ impl PortDevice for SleepControl {
         // The register is 8 bits wide (the FADT says byte access); a wider
         // write carries it in its low byte.
         match data.first() {
-            Some(&v) if crate::acpi::is_poweroff(v) => Ok(IoAction::PowerOff),
+            Some(&v) if pvh_acpi::is_poweroff(v) => Ok(IoAction::PowerOff),
             _ => Ok(IoAction::Continue),
         }
     }

@@ -1,13 +1,33 @@
 //! ACPI tables for PVH guests: RSDP, XSDT, a hardware-reduced FADT, a DSDT
-//! (power-off, COM1, the RTC) and a MADT with one local APIC per vCPU plus the IOAPIC, built with
-//! rust-vmm's `acpi_tables` crate and laid out in one contiguous region the
-//! loader's plan reserves (start_info's `rsdp_paddr` points at its start).
+//! (power-off plus whatever devices the platform describes) and a MADT
+//! with one local APIC per vCPU plus the IOAPIC, built with rust-vmm's
+//! `acpi_tables` crate and laid out in one contiguous region the loader's
+//! plan reserves (start_info's `rsdp_paddr` points at its start).
+//!
+//! The tables come from a [`Platform`]: a description in which each device
+//! model supplies its own DSDT node (AML bytes; [`isa`] builds the common
+//! ISA ones from the device's own ports and GSI), so this crate knows no
+//! device of any VMM, and a VMM's device code never imports the table
+//! builder's internals. Xen's libacpi is the model: a toolstack library,
+//! apart from the hypervisor.
 //!
 //! Power-off: the FADT's sleep control register is an I/O port the VMM
 //! watches ([`SLEEP_CONTROL_PORT`]); Linux writes `SLP_TYP(S5) | SLP_EN`
 //! there on `poweroff` ([`is_poweroff`]), which the VMM turns into a clean
 //! exit. The port and the `_S5_` type follow Cloud Hypervisor's choice, so
 //! guests that know one know the other.
+//!
+//! ```
+//! use pvh_acpi::{Platform, isa};
+//! let platform = Platform::new()
+//!     .device(isa::uart("COM1", 0x3f8, 8, 4))
+//!     .device(isa::rtc(0x70, 2, 8))
+//!     .century(0x32);
+//! let tables = platform.build(0xe_0000, 2)?;
+//! assert_eq!(tables.rsdp_addr(), 0xe_0000);
+//! assert_eq!(&tables.bytes[..8], b"RSD PTR ");
+//! # Ok::<(), pvh_acpi::AcpiError>(())
+//! ```
 
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
@@ -19,8 +39,7 @@ use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
 use acpi_tables::{Aml, aml};
 
-use crate::devices::rtc::{REG_CENTURY, RTC_BASE, RTC_GSI, RTC_LEN};
-use crate::devices::serial::{COM1_BASE, COM1_GSI, COM1_LEN};
+pub mod isa;
 
 /// OEM ID in every table.
 pub const OEM_ID: [u8; 6] = *b"PVHVMM";
@@ -46,7 +65,17 @@ pub const REGION_SIZE: u64 = 0x1000;
 
 /// Why tables cannot be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AcpiError {
+    /// The platform's tables (with its devices' AML) are larger than
+    /// [`REGION_SIZE`].
+    #[error("the ACPI tables need {len:#x} bytes; the region holds {max:#x}")]
+    TooLarge {
+        /// Bytes the tables need.
+        len: u64,
+        /// [`REGION_SIZE`].
+        max: u64,
+    },
     /// The vCPU count is outside 1..=32.
     #[error("{0} vCPUs requested; ACPI tables describe 1 to {MAX_CPUS}")]
     CpuCount(u8),
@@ -73,6 +102,7 @@ pub enum AcpiError {
 
 /// Tables laid out for one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AcpiTables {
     /// Where `bytes` go in guest memory; also the RSDP's address.
     pub base: u64,
@@ -128,49 +158,52 @@ fn align8(v: usize) -> usize {
     (v + 7) & !7
 }
 
-/// `\_SB.COM1`: the 16550 at [`COM1_BASE`] on GSI [`COM1_GSI`] (edge,
-/// active high, as an ISA IRQ).
-fn com1() -> Vec<u8> {
-    let len = COM1_LEN as u8;
-    let irq = aml::Interrupt::new(true, true, false, false, COM1_GSI);
-    let io = aml::IO::new(COM1_BASE, COM1_BASE, 1, len);
-    let resources = aml::ResourceTemplate::new(vec![&irq, &io]);
-    let hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501"));
-    let uid = aml::Name::new("_UID".into(), &aml::ZERO);
-    let crs = aml::Name::new("_CRS".into(), &resources);
-    bytes_of(&aml::Device::new(
-        "_SB_.COM1".into(),
-        vec![&hid, &uid, &crs],
-    ))
+/// The platform the tables describe: the devices the DSDT names (each
+/// device model supplies its own node) and the FADT's RTC century index.
+/// The vCPU count is given per build, so one description serves every
+/// domain of a VMM.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Platform {
+    /// Each device's DSDT node (complete AML `Device` objects), in order.
+    pub devices: Vec<Vec<u8>>,
+    /// The FADT's `CENTURY` field: the RTC's CMOS century index, if any.
+    pub century: Option<u8>,
 }
 
-/// `config` with an ACPI region of [`REGION_SIZE`] bytes reserved in its
-/// plan, for the tables [`build`] makes.
-pub fn with_region(config: pvh_loader::BootConfig<'_>) -> pvh_loader::BootConfig<'_> {
-    pvh_loader::BootConfig {
-        acpi: Some(REGION_SIZE),
-        ..config
+impl Platform {
+    /// A platform with no devices (the DSDT holds only `_S5_`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a device's DSDT node (AML bytes of a `Device` object, e.g.
+    /// from [`isa`] or [`aml_bytes`]).
+    pub fn device(mut self, aml: Vec<u8>) -> Self {
+        self.devices.push(aml);
+        self
+    }
+
+    /// Sets the FADT's century register index (the RTC's CMOS index).
+    pub fn century(mut self, index: u8) -> Self {
+        self.century = Some(index);
+        self
+    }
+
+    /// Builds the tables for `cpus` vCPUs at `base` (see [`build`]).
+    pub fn build(&self, base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
+        build(self, base, cpus)
     }
 }
 
-/// `\_SB.RTC`: the MC146818 CMOS/RTC at [`RTC_BASE`] on GSI [`RTC_GSI`]
-/// (edge, active high, as ISA IRQ 8). Without it Linux's `rtc_cmos` falls
-/// back to the legacy platform device, whose IRQ 8 does not exist on a
-/// hardware-reduced machine (no legacy PIC, so no ISA IRQ numbers):
-/// `request_irq(8)` fails and the probe ends with error -22 (EINVAL). With
-/// it, the PNP driver takes the ports and the GSI from `_CRS`.
-fn rtc() -> Vec<u8> {
-    let irq = aml::Interrupt::new(true, true, false, false, RTC_GSI);
-    let io = aml::IO::new(RTC_BASE, RTC_BASE, 1, RTC_LEN as u8);
-    let resources = aml::ResourceTemplate::new(vec![&io, &irq]);
-    let hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0B00"));
-    let crs = aml::Name::new("_CRS".into(), &resources);
-    bytes_of(&aml::Device::new("_SB_.RTC_".into(), vec![&hid, &crs]))
+/// The AML encoding of `object`, for [`Platform::device`].
+pub fn aml_bytes(object: &dyn Aml) -> Vec<u8> {
+    bytes_of(object)
 }
 
-/// Builds the tables for `cpus` vCPUs at `base` (16-byte aligned, so the
-/// RSDP is where a scan would find it too).
-pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
+/// Builds the tables of `platform` for `cpus` vCPUs at `base` (16-byte
+/// aligned, so the RSDP is where a scan would find it too).
+pub fn build(platform: &Platform, base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
     if cpus == 0 || cpus > MAX_CPUS {
         return Err(AcpiError::CpuCount(cpus));
     }
@@ -183,18 +216,19 @@ pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
     let base = (base + 15) & !15;
 
     // DSDT: `_S5_`, the sleep type Linux needs to power off through the
-    // sleep control register, and COM1. A hardware-reduced machine has no
-    // legacy PIC, so Linux maps no ISA IRQs by itself (nr_legacy_irqs() is
-    // 0): without a PNP0501 device naming IRQ 4, ttyS0 gets no working
-    // interrupt and user-space console output is lost.
+    // sleep control register, then every device's node. A hardware-reduced
+    // machine has no legacy PIC, so Linux maps no ISA IRQs by itself
+    // (nr_legacy_irqs() is 0): each ISA device must name its GSI here (see
+    // [`isa`]).
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, 1);
     let s5 = aml::Name::new(
         "_S5_".into(),
         &aml::Package::new(vec![&S5_SLEEP_TYPE, &0u8]),
     );
     dsdt.append_slice(&bytes_of(&s5));
-    dsdt.append_slice(&com1());
-    dsdt.append_slice(&rtc());
+    for device in &platform.devices {
+        dsdt.append_slice(device);
+    }
     dsdt.update_checksum();
     let dsdt = dsdt.as_slice().to_vec();
 
@@ -218,7 +252,12 @@ pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
     let madt_off = align8(fadt_off + acpi_tables::fadt::FADT::len());
     let dsdt_off = align8(madt_off + madt.len());
     let total = dsdt_off + dsdt.len();
-    debug_assert!(total as u64 <= REGION_SIZE);
+    if total as u64 > REGION_SIZE {
+        return Err(AcpiError::TooLarge {
+            len: total as u64,
+            max: REGION_SIZE,
+        });
+    }
     let at = |off: usize| base + off as u64;
 
     let sleep_reg = GAS::new(
@@ -236,7 +275,7 @@ pub fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
     // The RTC's century register, which Linux's RTC code reads when the
     // FADT names it (the spec leaves the field to legacy hardware; Linux
     // consults it either way), so years after 2099 read right.
-    fadt.century = REG_CENTURY;
+    fadt.century = platform.century.unwrap_or(0);
     fadt.hypervisor_vendor_identity = u64::from_le_bytes(*b"PVHVMM\0\0").into();
     let fadt = bytes_of(&fadt.finalize());
 
@@ -267,6 +306,19 @@ mod tests {
     use super::*;
 
     const BASE: u64 = 0x000f_0000;
+
+    /// The platform `pvh` describes: COM1 and the RTC, as its device
+    /// models supply them.
+    fn platform() -> Platform {
+        Platform::new()
+            .device(isa::uart("COM1", 0x3f8, 8, 4))
+            .device(isa::rtc(0x70, 2, 8))
+            .century(0x32)
+    }
+
+    fn build(base: u64, cpus: u8) -> Result<AcpiTables, AcpiError> {
+        platform().build(base, cpus)
+    }
 
     fn sum(bytes: &[u8]) -> u8 {
         bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b))

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pvh_hypervisor::bootinfo::{self, BootSources};
+use pvh_bootdomains::{self as bootinfo, BootSources};
 
 #[path = "../tests/bootinfo_util/mod.rs"]
 #[allow(missing_docs)]

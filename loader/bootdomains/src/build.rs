@@ -6,19 +6,102 @@
 //! parser, for every domain before any runs) both end here, so a guest is
 //! built and checked the same way however it was described.
 
+use core::ops::Range;
+
+use pvh_acpi::{self as acpi, AcpiError, AcpiTables, Platform};
 use pvh_bootparams::XLoadFlags;
 use pvh_loader::{
     BootConfig, BootPlan, BootProtocol, ElfClass, GuestRam, KernelImage, LoadError, Module,
 };
 
 use super::types::{BootDomain, BootInfo, ModuleKind};
-use crate::acpi::{self, AcpiError, AcpiTables};
-use crate::probe;
 
 pub use super::types::DomainBoot;
 
+/// What the VMM brings to every domain it builds, builder-style: the stub
+/// guest that boots a bzImage as PVH (the caller's bytes: this library
+/// ships no guest program), the ACPI platform its device models describe,
+/// and the guest-physical ranges it reserves for itself (e.g. KVM's
+/// identity-map page and TSS). The default brings none of them: a bzImage
+/// booted as PVH is then [`BuildError::NoStub`], and ACPI tables have only
+/// `_S5_` in their DSDT.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct DomainBuilder<'a> {
+    stub: Option<&'a [u8]>,
+    platform: Platform,
+    reserved: Vec<(&'static str, Range<u64>)>,
+}
+
+impl<'a> DomainBuilder<'a> {
+    /// A builder with no stub, an empty platform and no reserved range.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The PVH stub guest ELF for bzImages booted as PVH.
+    pub fn stub(mut self, stub: &'a [u8]) -> Self {
+        self.stub = Some(stub);
+        self
+    }
+
+    /// The ACPI platform (devices and their AML) every domain's tables
+    /// describe.
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = platform;
+        self
+    }
+
+    /// Reserves `range` in every domain's guest-physical space
+    /// ([`pvh_loader::GuestRamBuilder::reserve`]).
+    pub fn reserve(mut self, name: &'static str, range: Range<u64>) -> Self {
+        self.reserved.push((name, range));
+        self
+    }
+
+    /// The stub, if one was given.
+    pub fn stub_bytes(&self) -> Option<&'a [u8]> {
+        self.stub
+    }
+
+    /// The ACPI platform.
+    pub fn acpi_platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// Guest RAM of `memory` bytes with the reserved ranges.
+    pub fn ram(&self, memory: u64) -> Result<GuestRam, LoadError> {
+        self.reserved
+            .iter()
+            .fold(GuestRam::builder(memory), |b, (name, r)| {
+                b.reserve(name, r.clone())
+            })
+            .build()
+    }
+
+    /// [`boot_config`] with this builder's stub.
+    pub fn boot_config(
+        &self,
+        info: &'a BootInfo,
+        d: &'a BootDomain,
+    ) -> Result<BootConfig<'a>, BuildError> {
+        boot_config(info, d, self.stub)
+    }
+
+    /// [`check`] in this builder's RAM layout and ACPI platform.
+    pub fn check(
+        &self,
+        config: &BootConfig<'_>,
+        memory: u64,
+        vcpus: u32,
+    ) -> Result<Checked, BuildError> {
+        check(config, memory, vcpus, self)
+    }
+}
+
 /// Why a domain cannot be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// A module index in the domain points past `BootInfo::modules`.
     #[error("module {index} does not exist")]
@@ -26,7 +109,8 @@ pub enum BuildError {
         /// The index.
         index: usize,
     },
-    /// A bzImage booted as PVH needs the stub guest, which is not built in.
+    /// A bzImage booted as PVH needs the stub guest, and the VMM gave
+    /// none ([`DomainBuilder::stub`]).
     #[error(
         "the kernel is a bzImage and the PVH stub guest is not built in; \
          use --boot-protocol linux or pvh-unpack"
@@ -52,11 +136,12 @@ pub enum BuildError {
 
 /// The loader's view of domain `d`: its kernel, command line, and modules in
 /// PVH order (ramdisk first, then the others), each with its headroom,
-/// booted as `d.boot` says. A bzImage booted as PVH goes through the
-/// built-in stub guest.
+/// booted as `d.boot` says. A bzImage booted as PVH goes through `stub`
+/// (the caller's stub guest ELF; none is [`BuildError::NoStub`]).
 pub fn boot_config<'a>(
     info: &'a BootInfo,
     d: &'a BootDomain,
+    stub: Option<&'a [u8]>,
 ) -> Result<BootConfig<'a>, BuildError> {
     let missing = |index| BuildError::MissingModule { index };
     let kernel = info.module(d.kernel).ok_or(missing(d.kernel))?;
@@ -82,7 +167,7 @@ pub fn boot_config<'a>(
     }
     let is_bzimage = pvh_bootparams::BzImage::parse(&kernel.bytes).is_ok();
     let stub = match (d.boot.protocol, is_bzimage) {
-        (BootProtocol::Pvh, true) => Some(probe::STUB.ok_or(BuildError::NoStub)?),
+        (BootProtocol::Pvh, true) => Some(stub.ok_or(BuildError::NoStub)?),
         _ => None,
     };
     let config = BootConfig {
@@ -95,10 +180,19 @@ pub fn boot_config<'a>(
         ..Default::default()
     };
     Ok(if d.boot.acpi {
-        acpi::with_region(config)
+        with_acpi_region(config)
     } else {
         config
     })
+}
+
+/// `config` with an ACPI region of [`acpi::REGION_SIZE`] bytes reserved
+/// in its plan, for the tables [`check`] builds.
+pub fn with_acpi_region(config: BootConfig<'_>) -> BootConfig<'_> {
+    BootConfig {
+        acpi: Some(acpi::REGION_SIZE),
+        ..config
+    }
 }
 
 /// `mode` bit 2: the kernel must be a 64-bit ELF or a bzImage with a
@@ -133,20 +227,26 @@ pub struct Checked {
 }
 
 /// Everything about booting `config` in `memory` bytes with `vcpus` vCPUs
-/// that can be checked without guest memory or KVM: the RAM size, the
-/// loader's plan, the ACPI tables, the vCPU count. What passes here fails
-/// later only for want of host resources (memory, KVM).
-pub fn check(config: &BootConfig<'_>, memory: u64, vcpus: u32) -> Result<Checked, BuildError> {
+/// that can be checked without guest memory or KVM: the RAM size (with
+/// `builder`'s reserved ranges), the loader's plan, the ACPI tables (of
+/// `builder`'s platform), the vCPU count. What passes here fails later
+/// only for want of host resources (memory, KVM).
+pub fn check(
+    config: &BootConfig<'_>,
+    memory: u64,
+    vcpus: u32,
+    builder: &DomainBuilder<'_>,
+) -> Result<Checked, BuildError> {
     let count = u8::try_from(vcpus)
         .ok()
         .filter(|&n| (1..=acpi::MAX_CPUS).contains(&n))
         .ok_or(BuildError::Vcpus(vcpus))?;
-    let ram = GuestRam::new(memory)?;
+    let ram = builder.ram(memory)?;
     let plan = pvh_loader::plan(&ram, config)?;
     let tables = plan
         .acpi
         .as_ref()
-        .map(|region| acpi::build(region.start, count))
+        .map(|region| builder.platform.build(region.start, count))
         .transpose()?;
     Ok(Checked { ram, plan, tables })
 }
@@ -154,7 +254,8 @@ pub fn check(config: &BootConfig<'_>, memory: u64, vcpus: u32) -> Result<Checked
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bootinfo::{CliModule, SingleDomain};
+    use crate::{CliModule, SingleDomain};
+    use pvh_bootparams::synth::SynthBzImage;
     use pvh_loader::SubarchPolicy;
 
     fn cli(option: &'static str, bytes: &[u8], cmdline: &str) -> CliModule {
@@ -192,7 +293,7 @@ mod tests {
     #[test]
     fn modules_in_pvh_order_with_their_command_lines() {
         let info = single(DomainBoot::default());
-        let config = boot_config(&info, &info.domains[0]).unwrap();
+        let config = boot_config(&info, &info.domains[0], None).unwrap();
         assert_eq!(config.kernel, b"not an image");
         assert_eq!(config.cmdline, b"console=ttyS0");
         type Seen<'a> = (&'a [u8], Option<&'a [u8]>, u64);
@@ -211,13 +312,13 @@ mod tests {
             ]
         );
         assert_eq!(config.stub, None, "not a bzImage: no stub");
-        assert_eq!(config.acpi, Some(crate::acpi::REGION_SIZE));
+        assert_eq!(config.acpi, Some(acpi::REGION_SIZE));
         let info = single(DomainBoot {
             acpi: false,
             protocol: BootProtocol::Linux64,
             subarch: SubarchPolicy::Xen,
         });
-        let config = boot_config(&info, &info.domains[0]).unwrap();
+        let config = boot_config(&info, &info.domains[0], None).unwrap();
         assert_eq!(config.acpi, None);
         assert_eq!(config.protocol, BootProtocol::Linux64);
         assert_eq!(config.subarch, SubarchPolicy::Xen);
@@ -229,16 +330,16 @@ mod tests {
         info.domains[0].extra_modules.push(9);
         let d = info.domains[0].clone();
         assert!(matches!(
-            boot_config(&info, &d),
+            boot_config(&info, &d, None),
             Err(BuildError::MissingModule { index: 9 })
         ));
     }
 
     #[test]
     fn long_mode_accepts_a_64bit_kernel() {
-        // The probe is an ELF64 (the 32-bit case: tests/bootinfo_plan.rs).
-        assert_eq!(pvh_guests::PROBE[4], 2);
-        assert!(check_64bit(pvh_guests::PROBE).is_ok());
+        // A bzImage with a 64-bit entry (the 32-bit ELF case:
+        // tests/bootinfo.rs).
+        assert!(check_64bit(&SynthBzImage::default().build()).is_ok());
         // Not an image at all: left to the loader to refuse.
         assert!(check_64bit(b"not an image").is_ok());
     }
@@ -246,9 +347,14 @@ mod tests {
     #[test]
     fn check_refuses_what_launch_would_refuse() {
         let info = single(DomainBoot::default());
+        let kernel = SynthBzImage::default().build();
         let config = BootConfig {
-            kernel: pvh_guests::PROBE,
-            ..boot_config(&info, &info.domains[0]).unwrap()
+            kernel: &kernel,
+            protocol: BootProtocol::Linux64,
+            ..boot_config(&info, &info.domains[0], None).unwrap()
+        };
+        let check = |config: &BootConfig<'_>, memory, vcpus| {
+            DomainBuilder::new().check(config, memory, vcpus)
         };
         let ok = check(&config, 64 << 20, 2).unwrap();
         assert!(ok.tables.is_some());

@@ -1,18 +1,22 @@
-//! Boot-time domains: Xen dom0less and hyperlaunch device trees, and the
-//! `pvh boot` options, turned into one [`BootInfo`] (modules + domains),
-//! checked whole, then built and run.
+//! Boot-time domains for a PVH toolstack: Xen dom0less and hyperlaunch
+//! device trees, and a single domain described by options, turned into one
+//! [`BootInfo`] (modules + domains), each domain built into a `pvh-loader`
+//! configuration and checked whole before anything runs. No hypervisor in
+//! here: what the VMM brings (the stub guest for a bzImage booted as PVH,
+//! its ACPI platform, its reserved ranges) comes in a [`DomainBuilder`].
 //!
 //! ```text
 //! let sources = BootSources { modules: &loader_modules, dir: Some(dir), ..Default::default() };
-//! let info = bootinfo::parse(&dtb, sources)?;           // one walk, typed errors
-//! let plan = LaunchPlan::new(&info)?;                   // every domain checked
-//! let one = BootInfo::single_domain(spec)?;             // same structures for `pvh boot`
+//! let info = pvh_bootdomains::parse(&dtb, sources)?;    // one walk, typed errors
+//! let builder = DomainBuilder::new().platform(platform).reserve("KVM TSS", tss);
+//! let plan = LaunchPlan::new(&info, &builder)?;         // every domain checked
+//! let one = BootInfo::single_domain(spec)?;             // same structures for one domain
 //! ```
 //! The bindings accepted, what each property becomes and every error are
 //! in `docs/bootdomains.md`.
 //!
-//! One file per concern (none of them needs KVM except [`launch`], which
-//! runs the domains):
+//! One file per concern (running the domains is the hypervisor's: `pvh
+//! launch` in `pvh-hypervisor`):
 //! - [`types`]: `BootInfo`, `BootModule`, `BootDomain` and their parts;
 //! - [`blob`]: the structural check that keeps the `fdt` crate from
 //!   panicking on a lying blob;
@@ -24,7 +28,6 @@
 //! - [`single`]: the one-domain builder for `pvh boot`;
 //! - [`build`]: a domain into the loader's configuration, and its check;
 //! - [`plan`]: every domain of a tree checked: what `--plan` prints;
-//! - [`launch`]: `pvh launch`, every domain in its own KVM VM;
 //! - [`error`]: the error enums.
 
 pub mod blob;
@@ -32,7 +35,6 @@ pub mod build;
 pub mod compression;
 pub mod error;
 pub mod host;
-pub mod launch;
 pub mod parser;
 pub mod plan;
 mod props;
@@ -40,9 +42,10 @@ pub mod single;
 pub mod source;
 pub mod types;
 
+pub use build::{BuildError, Checked, DomainBuilder};
 pub use error::{BlobError, BootInfoError, CellCount};
 pub use parser::{ParseStats, parse, parse_with_stats};
-pub use plan::{DomainPlan, LaunchPlan};
+pub use plan::{DomainError, DomainPlan, LaunchPlan};
 pub use single::{CliModule, SingleDomain};
 pub use source::{BootSources, DomainDefaults, LoaderModule, ModuleNumbering, ModuleSpec};
 pub use types::{

@@ -37,7 +37,7 @@ use super::types::{
 pub const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
 /// The most vCPUs a domain may have: the most the ACPI tables describe
 /// (one definition for the tree, `--cpus` and the table builder).
-pub const MAX_VCPUS: u32 = crate::acpi::MAX_CPUS as u32;
+pub const MAX_VCPUS: u32 = pvh_acpi::MAX_CPUS as u32;
 /// `mode` bit 0: PV guest.
 pub const MODE_PV: u32 = 0x1;
 /// `mode` bit 1: HVM guest with a device model.

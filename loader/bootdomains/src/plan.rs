@@ -9,7 +9,7 @@ use std::fmt;
 
 use pvh_loader::{BootConfig, BootProtocol, Purpose, SubarchPolicy};
 
-use super::build::{self, BuildError, Checked};
+use super::build::{BuildError, Checked, DomainBuilder};
 use super::error::{esc, esc_path};
 use super::parser::{BOOT_PROTOCOLS, SUBARCHES};
 use super::types::{BootDomain, BootInfo, BootModule, Capabilities, ModuleKind, ModuleOrigin};
@@ -36,6 +36,7 @@ pub struct LaunchPlan<'a> {
 
 /// A domain that failed the check.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 #[error("d{domid} ({}): {source}", esc(.name))]
 pub struct DomainError {
     /// Its domain id.
@@ -48,13 +49,13 @@ pub struct DomainError {
 }
 
 impl<'a> LaunchPlan<'a> {
-    /// Checks every domain of `info`; the first failure, naming its domain,
-    /// ends the check.
-    pub fn new(info: &'a BootInfo) -> Result<Self, DomainError> {
+    /// Checks every domain of `info` as `builder` builds it; the first
+    /// failure, naming its domain, ends the check.
+    pub fn new(info: &'a BootInfo, builder: &DomainBuilder<'a>) -> Result<Self, DomainError> {
         let domains = info
             .domains
             .iter()
-            .map(|d| plan_domain(info, d))
+            .map(|d| plan_domain(info, d, builder))
             .collect::<Result<_, _>>()?;
         Ok(Self { info, domains })
     }
@@ -68,14 +69,18 @@ impl<'a> LaunchPlan<'a> {
     }
 }
 
-fn plan_domain<'a>(info: &'a BootInfo, d: &'a BootDomain) -> Result<DomainPlan<'a>, DomainError> {
+fn plan_domain<'a>(
+    info: &'a BootInfo,
+    d: &'a BootDomain,
+    builder: &DomainBuilder<'a>,
+) -> Result<DomainPlan<'a>, DomainError> {
     let failed = |source| DomainError {
         domid: d.domid,
         name: d.name.clone(),
         source,
     };
-    let config = build::boot_config(info, d).map_err(failed)?;
-    let checked = build::check(&config, d.memory, d.vcpus).map_err(failed)?;
+    let config = builder.boot_config(info, d).map_err(failed)?;
+    let checked = builder.check(&config, d.memory, d.vcpus).map_err(failed)?;
     Ok(DomainPlan {
         domain: d,
         config,
@@ -274,7 +279,7 @@ impl fmt::Display for LaunchPlan<'_> {
             writeln!(f, "  cmdline \"{}\"", esc(&d.cmdline))?;
             writeln!(f, "  guest memory:")?;
             for pl in &p.checked.plan.placements {
-                if pl.purpose == Purpose::Hypervisor {
+                if matches!(pl.purpose, Purpose::Reserved(_)) {
                     continue;
                 }
                 writeln!(

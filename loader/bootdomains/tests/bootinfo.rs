@@ -6,12 +6,12 @@ mod bootinfo_util;
 use std::path::Path;
 
 use bootinfo_util::*;
-use pvh_bootparams::Compression;
-use pvh_hypervisor::bootinfo::host::LOADER_NAME;
-use pvh_hypervisor::bootinfo::{
-    self, BootDomain, BootInfo, BootModule, BootSources, Capabilities, CliModule, DomainBoot,
-    DomainMode, ModuleKind, ModuleOrigin, SingleDomain,
+use pvh_bootdomains::host::LOADER_NAME;
+use pvh_bootdomains::{
+    self as bootinfo, BootDomain, BootInfo, BootModule, BootSources, Capabilities, CliModule,
+    DomainBoot, DomainMode, ModuleKind, ModuleOrigin, SingleDomain,
 };
+use pvh_bootparams::Compression;
 
 const VMLINUX: &[u8] = b"\x7fELF vmlinux bytes";
 const PROBE: &[u8] = b"\x7fELF probe";

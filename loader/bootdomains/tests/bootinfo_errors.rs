@@ -4,9 +4,9 @@
 mod bootinfo_util;
 
 use bootinfo_util::*;
-use pvh_hypervisor::bootinfo::{
-    self, BlobError, BootInfoError as E, BootSources, LoaderModule, ModuleKind, ModuleNumbering,
-    XSM_MAGIC,
+use pvh_bootdomains::{
+    self as bootinfo, BlobError, BootInfoError as E, BootSources, LoaderModule, ModuleKind,
+    ModuleNumbering, XSM_MAGIC,
 };
 
 const KERNEL: &[u8] = b"\x7fELF kernel";

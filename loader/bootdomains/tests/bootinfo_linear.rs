@@ -5,7 +5,7 @@
 mod bootinfo_util;
 
 use bootinfo_util::*;
-use pvh_hypervisor::bootinfo::{self, BootSources, ParseStats, blob::BlobShape};
+use pvh_bootdomains::{self as bootinfo, BootSources, ParseStats, blob::BlobShape};
 
 fn stats(n: usize) -> ParseStats {
     let mods = many_domains_modules();

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 
 use bootinfo_util::*;
 use proptest::prelude::*;
-use pvh_hypervisor::bootinfo::{
-    self, BootInfo, BootInfoError, BootSources, Capabilities, LoaderModule, ModuleKind,
+use pvh_bootdomains::{
+    self as bootinfo, BootInfo, BootInfoError, BootSources, Capabilities, LoaderModule, ModuleKind,
     ModuleOrigin, XSM_MAGIC, is_xsm_policy,
 };
 

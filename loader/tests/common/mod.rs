@@ -4,6 +4,22 @@
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+/// KVM's identity-map page, where `pvh`'s hypervisor puts it.
+pub const KVM_IDENTITY_MAP_ADDR: u64 = 0xfffb_c000;
+/// KVM's TSS (three pages after the identity map).
+pub const KVM_TSS_ADDR: u64 = 0xfffb_d000;
+
+/// Guest RAM of `size` bytes as a KVM VMM lays it out: the identity-map
+/// page and TSS reserved (what `pvh` passes), named as `pvh` names them.
+pub fn kvm_ram(size: u64) -> Result<pvh_loader::GuestRam, pvh_loader::LoadError> {
+    pvh_loader::GuestRam::builder(size)
+        .reserve(
+            "hypervisor reserved",
+            KVM_IDENTITY_MAP_ADDR..KVM_TSS_ADDR + 0x3000,
+        )
+        .build()
+}
+
 /// One PT_LOAD.
 #[derive(Clone, Debug)]
 pub struct Seg {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pvh_hypervisor::bootinfo::{BootSources, LoaderModule};
+use pvh_bootdomains::{BootSources, LoaderModule};
 
 /// A property value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,11 +131,17 @@ pub fn hyperlaunch(children: Vec<Node>) -> Vec<u8> {
     chosen(vec![h])
 }
 
-/// The path of a fixture.
+/// The path of a fixture (in `loader/bootdomains/tests/fixtures`, whichever
+/// crate's tests include this module).
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let own = here.join("tests/fixtures");
+    let dir = if own.is_dir() {
+        own
+    } else {
+        here.join("../loader/bootdomains/tests/fixtures")
+    };
+    dir.join(name)
 }
 
 /// Compiles a `.dts` fixture with `dtc`. `None` (after printing why) when

@@ -1,7 +1,7 @@
 //! `pvh launch CONFIG.dtb [--module FILE[@ADDR][,CMDLINE]]... [--dir DIR]`:
 //! every domain of a boot-domain device tree in its own KVM VM.
 //!
-//! Build all, then run: the tree is parsed ([`super::parse`]), every domain
+//! Build all, then run: the tree is parsed ([`pvh_bootdomains::parse`]), every domain
 //! is checked ([`LaunchPlan::new`], the very check `--plan` prints), then
 //! every domain is built into its own guest memory and VM; only when all
 //! of them are built do their vCPUs start. Any failure before that is one
@@ -21,12 +21,6 @@ use std::time::Duration;
 use clap::Args;
 use pvh_loader::input::{Input, InputError};
 
-use super::blob::MAX_TREE_SIZE;
-use super::error::{BootInfoError, esc, esc_path};
-use super::host;
-use super::plan::{DomainError, LaunchPlan};
-use super::source::{BootSources, LoaderModule, ModuleNumbering};
-use super::types::{BootDomain, BootInfo, Capabilities};
 use crate::boot::{BootError, BootOptions, Prepared};
 use crate::cli::options::DomainOptions;
 use crate::cli::size::{parse_memory, parse_timeout};
@@ -34,6 +28,12 @@ use crate::devices::ConsoleOut;
 use crate::kvm::KVM_DEVICE;
 use crate::outcome::{VmEnd, status};
 use crate::runner::{self, Stopper};
+use pvh_bootdomains::blob::MAX_TREE_SIZE;
+use pvh_bootdomains::error::{BootInfoError, esc, esc_path};
+use pvh_bootdomains::host;
+use pvh_bootdomains::plan::{DomainError, LaunchPlan};
+use pvh_bootdomains::source::{BootSources, LoaderModule, ModuleNumbering};
+use pvh_bootdomains::types::{BootDomain, BootInfo, Capabilities};
 
 /// Arguments of `pvh launch`.
 #[derive(Debug, Clone, Args)]
@@ -118,7 +118,7 @@ pub enum LaunchError {
         source: io::Error,
     },
     /// The tree file is larger than a boot tree may be
-    /// ([`super::blob::MAX_TREE_SIZE`]); it was not read.
+    /// ([`MAX_TREE_SIZE`]); it was not read.
     #[error(transparent)]
     ConfigTooLarge(InputError),
     /// The tree or a module is unusable.
@@ -346,7 +346,8 @@ fn run_all(built: Vec<Built<'_>>, timeout: Option<Duration>) -> Vec<DomainOutcom
 /// Checks every domain of `info`, builds them all, then runs them all
 /// (see the module documentation). An `Err` means nothing ran.
 pub fn launch(info: &BootInfo, opts: &LaunchOptions) -> Result<Vec<DomainOutcome>, LaunchError> {
-    let plan = LaunchPlan::new(info)?;
+    let builder = crate::boot::domain_builder();
+    let plan = LaunchPlan::new(info, &builder)?;
     let built = build_all(plan, opts)?;
     Ok(run_all(built, opts.timeout))
 }
@@ -368,7 +369,7 @@ pub fn load(args: &LaunchArgs) -> Result<BootInfo, LaunchError> {
         .collect::<Result<Vec<LoaderModule>, _>>()?;
     let host_memmap = host::memory_map();
     let cmdline = crate::cli::invocation();
-    Ok(super::parse(
+    Ok(pvh_bootdomains::parse(
         &dtb,
         BootSources {
             modules: &modules,
@@ -398,7 +399,8 @@ pub fn run(args: &LaunchArgs) -> crate::output::Exit {
         Ok(info) => info,
         Err(e) => return failed(e),
     };
-    let plan = match LaunchPlan::new(&info) {
+    let builder = crate::boot::domain_builder();
+    let plan = match LaunchPlan::new(&info, &builder) {
         Ok(plan) => plan,
         Err(e) => return failed(e.into()),
     };
