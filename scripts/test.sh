@@ -17,6 +17,8 @@ bash scripts/fetch-artifacts.sh
 echo "test: cargo fmt --check"
 cargo fmt --all -- --check
 (cd guests && cargo fmt --all -- --check)
+echo "test: the library crates link no hypervisor, CLI, device model or guest (scripts/check-deps.sh)"
+bash scripts/check-deps.sh
 echo "test: cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 # The guests are their own workspace for x86_64-unknown-none (its
