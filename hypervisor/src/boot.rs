@@ -95,16 +95,12 @@ pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, 
     // Check the input before touching KVM: a bad kernel is a bad kernel
     // whether or not this machine has /dev/kvm.
     let checked = domain_builder().check(config, opts.memory, u32::from(opts.vcpus))?;
-    build(checked, config, opts)
+    build(checked, opts)
 }
 
 /// The host half of [`prepare`] for a guest [`build::check`] accepted:
 /// what can still fail here is the host (memory, KVM), not the guest.
-pub fn build(
-    checked: Checked,
-    config: &BootConfig<'_>,
-    opts: &BootOptions,
-) -> Result<Prepared, BootError> {
+pub fn build(checked: Checked<'_>, opts: &BootOptions) -> Result<Prepared, BootError> {
     let Checked { ram, plan, tables } = checked;
     let kvm = kvm::open(&opts.kvm_device)?;
     let ranges: Vec<(GuestAddress, usize)> = ram
@@ -122,9 +118,9 @@ pub fn build(
         .collect::<Result<_, _>>()?;
     let mem = memory::allocate(&ranges)?;
     // `mem` is fresh anonymous memory: all zeros, so the loader writes none.
-    let guest = pvh_loader::load_into_zeroed(&mem, &plan, config)?;
-    if let (Some(tables), Some(region)) = (&tables, &plan.acpi) {
-        tables.write_to(&mem, region, plan.rsdp)?;
+    let guest = pvh_loader::load_into_zeroed(&mem, &plan)?;
+    if let (Some(tables), Some(region)) = (&tables, plan.acpi()) {
+        tables.write_to(&mem, &region, plan.rsdp())?;
     }
     let reserved = KvmReserved {
         tss: KVM_TSS_ADDR,

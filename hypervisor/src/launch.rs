@@ -248,12 +248,10 @@ fn build_all<'a>(
                 vcpus: u8::try_from(d.vcpus).unwrap_or(u8::MAX),
             };
             let prepared =
-                crate::boot::build(p.checked, &p.config, &boot_opts).map_err(|source| {
-                    LaunchError::Build {
-                        domid: d.domid,
-                        name: d.name.clone(),
-                        source,
-                    }
+                crate::boot::build(p.checked, &boot_opts).map_err(|source| LaunchError::Build {
+                    domid: d.domid,
+                    name: d.name.clone(),
+                    source,
                 })?;
             Ok(Built {
                 domain: d,

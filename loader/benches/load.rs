@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
         };
         b.iter(|| {
             let plan = pvh_loader::plan(&ram, &config).unwrap();
-            black_box(pvh_loader::load(&mem, &plan, &config).unwrap());
+            black_box(pvh_loader::load(&mem, &plan).unwrap());
         })
     });
 

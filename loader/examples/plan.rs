@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|&(a, l)| (GuestAddress(a), l as usize))
         .collect();
     let mem = GuestMemoryMmap::<()>::from_ranges(&ranges)?;
-    let guest = pvh_loader::load(&mem, &plan, &config)?;
+    let guest = pvh_loader::load(&mem, &plan)?;
     println!("{:#x?}", guest.cpu);
     Ok(())
 }

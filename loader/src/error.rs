@@ -272,16 +272,6 @@ pub enum LoadError {
         /// One past the highest byte to map.
         end: u64,
     },
-    /// The plan does not match the configuration given to `load`.
-    #[error("plan was made for {what} = {planned:#x}, load was given {given:#x}")]
-    PlanMismatch {
-        /// Which input.
-        what: &'static str,
-        /// Value at planning time.
-        planned: u64,
-        /// Value now.
-        given: u64,
-    },
     /// The start_info writer refused.
     #[error("writing start_info: {0}")]
     StartInfo(#[from] pvh_entry::WriteError),

@@ -6,7 +6,7 @@ use crate::cpu::{CpuState, EntryMode};
 use crate::error::LoadError;
 use crate::gdt;
 use crate::layout::{GDT_ADDR, GuestRam, IDT_ADDR};
-use crate::plan::{BootConfig, BootPlan};
+use crate::plan::{BootPlan, Placement, Purpose};
 use crate::planner::{ElfSource, KernelLoad, module_list, module_specs, start_info_spec};
 use pvh_bootparams::{BootParams, BzImage, E820Entry, E820Type, ZERO_PAGE_SIZE};
 use pvh_entry::linux::finish_zero_page;
@@ -25,8 +25,15 @@ pub struct LoadedGuest {
     pub start_info: u64,
     /// The zero page (Linux64).
     pub zero_page: Option<u64>,
-    /// The plan that was carried out.
-    pub plan: BootPlan,
+    /// What was written where: the plan's placements.
+    pub placements: Vec<Placement>,
+}
+
+impl LoadedGuest {
+    /// The placement for `purpose`, if any.
+    pub fn find(&self, purpose: Purpose) -> Option<&Placement> {
+        self.placements.iter().find(|p| p.purpose == purpose)
+    }
 }
 
 /// Guest memory restricted to the RAM the plan was made for: a write (or
@@ -93,17 +100,6 @@ impl<M: vm_memory::GuestMemory> PhysWrite for Guarded<'_, M> {
     }
 }
 
-fn same(what: &'static str, planned: u64, given: usize) -> Result<(), LoadError> {
-    if planned != given as u64 {
-        return Err(LoadError::PlanMismatch {
-            what,
-            planned,
-            given: given as u64,
-        });
-    }
-    Ok(())
-}
-
 /// The identity map for the Linux 64-bit entry: `0..top` with 2 MiB pages
 /// in `len` bytes of tables at `base`, built by the one builder
 /// (`pvh_entry::paging`, which the guest runtime uses too): PML4, then the
@@ -116,16 +112,14 @@ pub(crate) fn identity_page_tables(base: u64, len: u64, top: u64) -> Result<Vec<
     Ok(tables.as_bytes().to_vec())
 }
 
-/// Writes everything `plan` describes into `mem` and returns the boot
-/// vCPU's state. `config` must be the one the plan was made from (lengths
-/// are checked again). Only the RAM the plan was made for is written, even
-/// if `mem` is larger.
+/// Writes everything `plan` describes (from the inputs it was made from)
+/// into `mem` and returns the boot vCPU's state. Only the RAM the plan was
+/// made for is written, even if `mem` is larger.
 pub fn load<M: vm_memory::GuestMemory>(
     mem: &M,
-    plan: &BootPlan,
-    config: &BootConfig<'_>,
+    plan: &BootPlan<'_>,
 ) -> Result<LoadedGuest, LoadError> {
-    load_with(mem, plan, config, false)
+    load_with(mem, plan, false)
 }
 
 /// [`load`] into guest RAM that is known to read as zero, such as a fresh
@@ -136,31 +130,19 @@ pub fn load<M: vm_memory::GuestMemory>(
 /// anything else, the BSS and ACPI region keep it.
 pub fn load_into_zeroed<M: vm_memory::GuestMemory>(
     mem: &M,
-    plan: &BootPlan,
-    config: &BootConfig<'_>,
+    plan: &BootPlan<'_>,
 ) -> Result<LoadedGuest, LoadError> {
-    load_with(mem, plan, config, true)
+    load_with(mem, plan, true)
 }
 
 fn load_with<M: vm_memory::GuestMemory>(
     mem: &M,
-    plan: &BootPlan,
-    config: &BootConfig<'_>,
+    plan: &BootPlan<'_>,
     zeroed: bool,
 ) -> Result<LoadedGuest, LoadError> {
     let d = &plan.detail;
+    let config = &plan.config;
     let modules = module_list(config);
-    same("kernel length", d.kernel_len, config.kernel.len())?;
-    same(
-        "stub length",
-        d.stub_len,
-        config.stub.map_or(0, <[u8]>::len),
-    )?;
-    same("command-line length", d.cmdline_len, config.cmdline.len())?;
-    same("module count", d.module_lens.len() as u64, modules.len())?;
-    for (&planned, m) in d.module_lens.iter().zip(&modules) {
-        same("module length", planned, m.bytes.len())?;
-    }
     let mut w = Guarded {
         mem: VmMemory(mem),
         ram: &d.ram,
@@ -249,6 +231,6 @@ fn load_with<M: vm_memory::GuestMemory>(
         cpu,
         start_info: plan.start_info,
         zero_page: plan.zero_page,
-        plan: plan.clone(),
+        placements: plan.placements.clone(),
     })
 }

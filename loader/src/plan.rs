@@ -163,34 +163,90 @@ impl Placement {
 }
 
 /// The complete plan: every placement, the memory map, the entry state
-/// inputs. Made by [`crate::plan()`], consumed by [`crate::load()`].
+/// inputs. Made by [`crate::plan()`], carried out by [`crate::load()`].
+///
+/// A plan is read-only and borrows the inputs it was made from (the
+/// kernel, stub, command line and module bytes of its [`BootConfig`]):
+/// `load` takes the plan alone, so it cannot be handed inputs that differ
+/// from the ones planned, and no field can be changed between the two.
 #[derive(Debug, Clone)]
-pub struct BootPlan {
-    /// Entry protocol of the vCPU.
-    pub mode: EntryMode,
-    /// Entry point (after relocation).
-    pub entry: u64,
-    /// The start_info address.
-    pub start_info: u64,
-    /// The zero page (Linux64).
-    pub zero_page: Option<u64>,
-    /// The page-table root (Linux64).
-    pub page_tables: Option<u64>,
-    /// How far the PVH ELF was moved from its physical addresses.
-    pub relocation_delta: i64,
-    /// Every placement, sorted by address; no two overlap.
-    pub placements: Vec<Placement>,
-    /// The memory map start_info carries.
-    pub memmap: Vec<MemmapEntry>,
-    /// The ACPI region the caller fills ([`BootConfig::acpi`]), if any.
-    pub acpi: Option<core::ops::Range<u64>>,
-    /// start_info's `rsdp_paddr`: the ACPI region's start, else
-    /// [`BootConfig::rsdp`].
-    pub rsdp: Option<u64>,
+pub struct BootPlan<'a> {
+    pub(crate) config: BootConfig<'a>,
+    pub(crate) mode: EntryMode,
+    pub(crate) entry: u64,
+    pub(crate) start_info: u64,
+    pub(crate) zero_page: Option<u64>,
+    pub(crate) page_tables: Option<u64>,
+    pub(crate) relocation_delta: i64,
+    pub(crate) placements: Vec<Placement>,
+    pub(crate) memmap: Vec<MemmapEntry>,
+    pub(crate) acpi: Option<core::ops::Range<u64>>,
+    pub(crate) rsdp: Option<u64>,
     pub(crate) detail: crate::planner::Detail,
 }
 
-impl BootPlan {
+impl<'a> BootPlan<'a> {
+    /// The inputs the plan was made from (and [`crate::load()`] writes).
+    pub fn config(&self) -> &BootConfig<'a> {
+        &self.config
+    }
+
+    /// The guest RAM the plan was made for.
+    pub fn ram(&self) -> &crate::GuestRam {
+        &self.detail.ram
+    }
+
+    /// Entry protocol of the vCPU.
+    pub fn mode(&self) -> EntryMode {
+        self.mode
+    }
+
+    /// Entry point (after relocation).
+    pub fn entry(&self) -> u64 {
+        self.entry
+    }
+
+    /// The start_info address.
+    pub fn start_info(&self) -> u64 {
+        self.start_info
+    }
+
+    /// The zero page (Linux64).
+    pub fn zero_page(&self) -> Option<u64> {
+        self.zero_page
+    }
+
+    /// The page-table root (Linux64).
+    pub fn page_tables(&self) -> Option<u64> {
+        self.page_tables
+    }
+
+    /// How far the PVH ELF was moved from its physical addresses.
+    pub fn relocation_delta(&self) -> i64 {
+        self.relocation_delta
+    }
+
+    /// Every placement, sorted by address; no two overlap.
+    pub fn placements(&self) -> &[Placement] {
+        &self.placements
+    }
+
+    /// The memory map start_info carries.
+    pub fn memmap(&self) -> &[MemmapEntry] {
+        &self.memmap
+    }
+
+    /// The ACPI region the caller fills ([`BootConfig::acpi`]), if any.
+    pub fn acpi(&self) -> Option<core::ops::Range<u64>> {
+        self.acpi.clone()
+    }
+
+    /// start_info's `rsdp_paddr`: the ACPI region's start, else
+    /// [`BootConfig::rsdp`].
+    pub fn rsdp(&self) -> Option<u64> {
+        self.rsdp
+    }
+
     /// The placement for `purpose`, if any.
     pub fn find(&self, purpose: Purpose) -> Option<&Placement> {
         self.placements.iter().find(|p| p.purpose == purpose)
@@ -203,7 +259,7 @@ impl BootPlan {
     }
 }
 
-impl fmt::Display for BootPlan {
+impl fmt::Display for BootPlan<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,

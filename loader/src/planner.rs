@@ -67,11 +67,6 @@ pub(crate) struct Detail {
     pub stack_top: u64,
     pub page_tables_len: u64,
     pub identity_top: u64,
-    /// Input lengths, checked again at load time.
-    pub kernel_len: u64,
-    pub stub_len: u64,
-    pub module_lens: Vec<u64>,
-    pub cmdline_len: u64,
 }
 
 /// Placements made so far, and the search for free RAM.
@@ -469,7 +464,7 @@ fn place_linux(
 
 /// Decides where everything goes for `config` in `ram`, checks it, and
 /// returns the plan. Writes nothing.
-pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadError> {
+pub fn plan<'a>(ram: &GuestRam, config: &BootConfig<'a>) -> Result<BootPlan<'a>, LoadError> {
     let mut p = Planner::new(ram)?;
     let acpi = config.acpi.map(|size| p.reserve_acpi(size)).transpose()?;
     let rsdp = acpi.as_ref().map(|r| r.start).or(config.rsdp);
@@ -651,6 +646,7 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
     }
     placements.sort_by_key(|pl| pl.start);
     Ok(BootPlan {
+        config: config.clone(),
         mode,
         entry,
         start_info: si,
@@ -669,10 +665,6 @@ pub fn plan(ram: &GuestRam, config: &BootConfig<'_>) -> Result<BootPlan, LoadErr
             stack_top,
             page_tables_len: pt_len,
             identity_top,
-            kernel_len: config.kernel.len() as u64,
-            stub_len: config.stub.map_or(0, |s| s.len() as u64),
-            module_lens: modules.iter().map(|m| m.bytes.len() as u64).collect(),
-            cmdline_len: config.cmdline.len() as u64,
         },
     })
 }

@@ -25,21 +25,21 @@ fn region_is_planned_in_the_bios_area_and_named_by_start_info() {
     let config = cfg(&elf, Some(0x1000));
     let plan = plan(&ram, &config).unwrap();
     // 0xe0000: the BIOS area (ACPI 6.5, 5.2.5.1), inside the ISA window.
-    assert_eq!(plan.acpi, Some(0xe_0000..0xe_1000));
-    assert_eq!(plan.rsdp, Some(0xe_0000));
+    assert_eq!(plan.acpi(), Some(0xe_0000..0xe_1000));
+    assert_eq!(plan.rsdp(), Some(0xe_0000));
     let placed = plan.find(Purpose::Acpi).expect("ACPI placement");
     assert_eq!((placed.start, placed.len), (0xe_0000, 0x1000));
     // The memory map calls the whole BIOS area RESERVED (never RAM).
-    assert!(plan.memmap.iter().any(|e| e.type_ == MemmapType::RESERVED
+    assert!(plan.memmap().iter().any(|e| e.type_ == MemmapType::RESERVED
         && e.addr <= 0xe_0000
         && e.addr + e.size >= 0xe_1000));
     assert!(
         !plan
-            .memmap
+            .memmap()
             .iter()
             .any(|e| e.type_ == MemmapType::RAM && e.addr < 0xe_1000 && e.addr + e.size > 0xe_0000)
     );
-    let guest = load(&mem, &plan, &config).unwrap();
+    let guest = load(&mem, &plan).unwrap();
     // The region is zeroed for the caller; the byte after it is untouched.
     assert_eq!(read(&mem, 0xe_0000, 0x1000), vec![0; 0x1000]);
     assert_eq!(read(&mem, 0xe_1000, 1), vec![0xaa]);
@@ -53,9 +53,9 @@ fn sizes_round_to_pages_and_too_large_is_refused() {
     let elf = simple_elf().build();
     let ram = kvm_ram(16 << 20).unwrap();
     let p = plan(&ram, &cfg(&elf, Some(1))).unwrap();
-    assert_eq!(p.acpi, Some(0xe_0000..0xe_1000));
+    assert_eq!(p.acpi(), Some(0xe_0000..0xe_1000));
     let p = plan(&ram, &cfg(&elf, Some(0x2_0000))).unwrap();
-    assert_eq!(p.acpi, Some(0xe_0000..0x10_0000));
+    assert_eq!(p.acpi(), Some(0xe_0000..0x10_0000));
     assert!(matches!(
         plan(&ram, &cfg(&elf, Some(0x2_0001))),
         Err(LoadError::NoSpace {
@@ -80,9 +80,9 @@ fn without_a_region_rsdp_is_the_callers_or_absent() {
     let mem = memory(16 << 20, 0);
     let config = cfg(&elf, None);
     let p = plan(&ram, &config).unwrap();
-    assert_eq!((p.acpi.clone(), p.rsdp), (None, None));
+    assert_eq!((p.acpi().clone(), p.rsdp()), (None, None));
     assert!(p.find(Purpose::Acpi).is_none());
-    let guest = load(&mem, &p, &config).unwrap();
+    let guest = load(&mem, &p).unwrap();
     let vm = VmMemory(&mem);
     let view = StartInfoView::read(&vm, guest.start_info).unwrap();
     assert_eq!(view.rsdp_paddr(), None);
@@ -91,12 +91,12 @@ fn without_a_region_rsdp_is_the_callers_or_absent() {
         rsdp: Some(0xf_0000),
         ..cfg(&elf, None)
     };
-    assert_eq!(plan(&ram, &config).unwrap().rsdp, Some(0xf_0000));
+    assert_eq!(plan(&ram, &config).unwrap().rsdp(), Some(0xf_0000));
     // A region wins over a caller's address: start_info names the tables
     // the plan reserved.
     let config = BootConfig {
         rsdp: Some(0xf_0000),
         ..cfg(&elf, Some(0x1000))
     };
-    assert_eq!(plan(&ram, &config).unwrap().rsdp, Some(0xe_0000));
+    assert_eq!(plan(&ram, &config).unwrap().rsdp(), Some(0xe_0000));
 }

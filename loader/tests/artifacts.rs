@@ -73,9 +73,9 @@ fn debian_vmlinux_boots_through_pvh() {
         ..Default::default()
     };
     let plan = plan(&ram, &config).unwrap();
-    let guest = load(&mem, &plan, &config).unwrap();
+    let guest = load(&mem, &plan).unwrap();
     assert_eq!(guest.cpu.rip, phys32_entry(&vmlinux));
-    assert_eq!(plan.relocation_delta, 0);
+    assert_eq!(plan.relocation_delta(), 0);
     let segs = loads(&vmlinux);
     assert!(!segs.is_empty());
     for (paddr, off, filesz, memsz) in segs {
@@ -117,9 +117,9 @@ fn debian_bzimage_unpacks_to_the_debian_vmlinux() {
         ..Default::default()
     };
     let p = plan(&ram, &config).unwrap();
-    assert_eq!(p.entry, phys32_entry(&vmlinux));
+    assert_eq!(p.entry(), phys32_entry(&vmlinux));
     let mem = memory(RAM as usize, 0);
-    let g = load(&mem, &p, &config).unwrap();
+    let g = load(&mem, &p).unwrap();
     let (paddr, off, filesz, _) = loads(&vmlinux)[0];
     assert!(read(&mem, paddr, filesz as usize) == vmlinux[off as usize..(off + filesz) as usize]);
     assert_eq!(g.cpu.mode, EntryMode::Protected32);
@@ -146,7 +146,7 @@ fn debian_bzimage_linux64() {
         ..Default::default()
     };
     let p = plan(&ram, &config).unwrap();
-    let g = load(&mem, &p, &config).unwrap();
+    let g = load(&mem, &p).unwrap();
     let setup = (usize::from(bz[0x1f1]) + 1) * 512;
     let pref = u64_at(&bz, 0x258);
     let k = p.find(Purpose::Kernel).unwrap();
@@ -190,7 +190,7 @@ fn debian_bzimage_through_a_stub() {
     };
     let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
-    let g = load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
+    let g = load(&mem, &plan(&ram, &config).unwrap()).unwrap();
     let vm = VmMemory(&mem);
     let view = StartInfoView::read(&vm, g.start_info).unwrap();
     let m0 = view.module(0).unwrap();

@@ -39,7 +39,7 @@ fn linux64_initrd_headroom_goes_with_it_and_not_into_the_zero_page() {
     let h = *plan.find(Purpose::Headroom(0)).unwrap();
     assert_eq!(m.len, 10_000);
     assert_eq!((h.start, h.len), (m.start + 10_000, 0x5_0000));
-    let guest = load(&mem, &plan, &config).unwrap();
+    let guest = load(&mem, &plan).unwrap();
     let zp = zero_page(&mem, guest.zero_page.unwrap());
     assert_eq!((zp.ramdisk_image(), zp.ramdisk_size()), (m.start, 10_000));
 }
@@ -65,10 +65,10 @@ fn linux64_boot_state_zero_page_and_page_tables() {
         (0x100_0000, 0x40_0000),
         "pref_address, init_size"
     );
-    let guest = load(&mem, &plan, &config).unwrap();
+    let guest = load(&mem, &plan).unwrap();
     let cpu = guest.cpu;
     let zp = guest.zero_page.unwrap();
-    let pt = plan.page_tables.unwrap();
+    let pt = plan.page_tables().unwrap();
     assert_eq!(cpu.mode, EntryMode::Long64);
     assert_eq!((cpu.rip, cpu.rsi, cpu.cr3), (0x100_0200, zp, pt));
     assert_eq!(
@@ -154,7 +154,7 @@ fn linux64_never_loads_below_pref_address() {
     let ram = kvm_ram(64 << 20).unwrap();
     let p = plan(&ram, &linux64(&bz)).unwrap();
     assert_eq!(p.find(Purpose::Kernel).unwrap().start, 0x120_0000);
-    assert_eq!(p.entry, 0x120_0200);
+    assert_eq!(p.entry(), 0x120_0200);
 }
 
 #[test]
@@ -298,7 +298,9 @@ fn wrong_image_for_protocol() {
     ));
 }
 
-fn unpack_case(payload: Vec<u8>) -> Result<(BootPlan, vm_memory::GuestMemoryMmap), LoadError> {
+/// The loaded guest (its placements: the plan borrows `bz`, local here)
+/// and its memory.
+fn unpack_case(payload: Vec<u8>) -> Result<(LoadedGuest, vm_memory::GuestMemoryMmap), LoadError> {
     let bz = Bz {
         payload,
         ..Default::default()
@@ -312,10 +314,10 @@ fn unpack_case(payload: Vec<u8>) -> Result<(BootPlan, vm_memory::GuestMemoryMmap
     let ram = kvm_ram(16 << 20).unwrap();
     let p = plan(&ram, &config)?;
     let mem = memory(16 << 20, 0xaa);
-    let g = load(&mem, &p, &config)?;
+    let g = load(&mem, &p)?;
     assert_eq!(g.cpu.rip, 0x10_0010);
     assert_eq!(g.cpu.mode, EntryMode::Protected32);
-    Ok((p, mem))
+    Ok((g, mem))
 }
 
 #[test]
@@ -400,7 +402,7 @@ fn stub_boot_passes_bzimage_as_module_0_and_initrd_as_module_1() {
     let ram = kvm_ram(64 << 20).unwrap();
     let mem = memory(64 << 20, 0);
     let p = plan(&ram, &config).unwrap();
-    let g = load(&mem, &p, &config).unwrap();
+    let g = load(&mem, &p).unwrap();
     assert_eq!((g.cpu.rip, g.cpu.mode), (0x10_0010, EntryMode::Protected32));
     let vm = VmMemory(&mem);
     let view = StartInfoView::read(&vm, g.start_info).unwrap();
@@ -432,7 +434,7 @@ fn linux64_nothing_outside_planned_ram() {
     }];
     let ram = kvm_ram(32 << 20).unwrap();
     let mem = memory(40 << 20, 0x5a);
-    load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
+    load(&mem, &plan(&ram, &config).unwrap()).unwrap();
     assert!(read(&mem, 32 << 20, 8 << 20).iter().all(|&b| b == 0x5a));
 }
 

@@ -99,7 +99,7 @@ fn two_different_entry_notes_are_one_error_for_everyone() {
     elf.split_notes = true;
     let bytes = elf.build();
     assert!(one_verdict(&bytes).is_empty());
-    assert_eq!(boot(&bytes).unwrap().entry, 0x10_0010);
+    assert_eq!(boot(&bytes).unwrap().entry(), 0x10_0010);
     // Two different PHYS32_RELOC notes.
     let mut elf = simple_elf()
         .reloc(0x20_0000, 0, 0xffff_ffff)

@@ -47,13 +47,13 @@ fn check(mem: &GuestMemoryMmap, config: &BootConfig<'_>) -> Result<bool, TestCas
     let ram = kvm_ram(RAM).unwrap();
     let ok = match plan(&ram, config) {
         Ok(p) => {
-            for pl in &p.placements {
+            for pl in p.placements() {
                 if !matches!(pl.purpose, Purpose::Reserved(_)) {
                     prop_assert!(ram.is_usable(&pl.range()), "{:?} outside RAM", pl);
                 }
             }
-            prop_assert!(check_disjoint(&p.placements).is_ok());
-            load(mem, &p, config).is_ok()
+            prop_assert!(check_disjoint(&p.placements()).is_ok());
+            load(mem, &p).is_ok()
         }
         Err(_) => false,
     };

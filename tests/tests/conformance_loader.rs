@@ -42,15 +42,15 @@ fn judge(memory: u64, modules: usize, cpus: u8) {
         .map(|&(a, l)| (GuestAddress(a), l as usize))
         .collect();
     let mem = GuestMemoryMmap::<()>::from_ranges(&ranges).unwrap();
-    let guest = load(&mem, &plan, &config).unwrap();
-    let region = plan.acpi.clone().expect("an ACPI region");
+    let guest = load(&mem, &plan).unwrap();
+    let region = plan.acpi().clone().expect("an ACPI region");
     pvh_acpi::build(
         &pvh_hypervisor::devices::acpi_platform(),
         region.start,
         cpus,
     )
     .unwrap()
-    .write_to(&mem, &region, plan.rsdp)
+    .write_to(&mem, &region, plan.rsdp())
     .unwrap();
 
     let elf = ElfImage::parse(probe).unwrap();

@@ -180,7 +180,7 @@ fn boot(ram: u64, config: &BootConfig<'_>) -> Result<Booted, LoadError> {
         .map(|&(a, l)| (GuestAddress(a), l as usize))
         .collect();
     let mem = GuestMemoryMmap::<()>::from_ranges(&regions).unwrap();
-    let guest = load(&mem, &p, config)?;
+    let guest = load(&mem, &p)?;
     Ok(Booted { mem, guest })
 }
 
@@ -190,7 +190,6 @@ fn boot(ram: u64, config: &BootConfig<'_>) -> Result<Booted, LoadError> {
 fn run_stub<'s>(b: &Booted, scratch: &'s mut Scratch) -> Result<StubPlan<'s>, StubError> {
     let segs: Vec<_> = b
         .guest
-        .plan
         .placements
         .iter()
         .filter(|p| matches!(p.purpose, Purpose::Segment(_)) && p.start < PAYLOAD_ADDR)
@@ -260,7 +259,7 @@ impl Oracle<'_> {
 }
 
 fn placement(b: &Booted, purpose: Purpose) -> Range<u64> {
-    b.guest.plan.find(purpose).unwrap().range()
+    b.guest.find(purpose).unwrap().range()
 }
 
 /// boot.rst's runtime start for a load address.
@@ -375,7 +374,6 @@ fn agree(c: &Case) -> Result<(), TestCaseError> {
         Ok(b) => {
             let taken = b
                 .guest
-                .plan
                 .placements
                 .iter()
                 .filter(|p| {
@@ -428,7 +426,6 @@ fn agree(c: &Case) -> Result<(), TestCaseError> {
         let setup = image.setup_size() as u64;
         let mut taken: Vec<_> = b
             .guest
-            .plan
             .placements
             .iter()
             .filter(|p| p.purpose != Purpose::Module(0))
@@ -447,7 +444,6 @@ fn agree(c: &Case) -> Result<(), TestCaseError> {
             let code = (l.kernel_code, l.end);
             let taken: Vec<_> = b
                 .guest
-                .plan
                 .placements
                 .iter()
                 .filter(|p| p.start != l.kernel)

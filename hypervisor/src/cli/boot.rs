@@ -307,14 +307,12 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
         console: console.clone(),
         vcpus: args.domain.cpus,
     };
-    let prepared = crate::boot::build(checked, &config, &opts).map_err(|e| boot_failed(&e))?;
+    let plan_text = args.verbose.then(|| checked.plan.to_string());
+    let prepared = crate::boot::build(checked, &opts).map_err(|e| boot_failed(&e))?;
     drop(progress);
     open_console(&args.serial, &console).map_err(|e| e.exit())?;
-    if args.verbose {
-        diag!(
-            "pvh: boot plan:\n{}",
-            prepared.guest.plan.to_string().trim_end()
-        );
+    if let Some(text) = plan_text {
+        diag!("pvh: boot plan:\n{}", text.trim_end());
     }
     let bus = Arc::clone(prepared.vm.bus());
     // The terminal goes back to how it was when `raw` drops: on return,

@@ -89,12 +89,12 @@ impl<'a> DomainBuilder<'a> {
     }
 
     /// [`check`] in this builder's RAM layout and ACPI platform.
-    pub fn check(
+    pub fn check<'c>(
         &self,
-        config: &BootConfig<'_>,
+        config: &BootConfig<'c>,
         memory: u64,
         vcpus: u32,
-    ) -> Result<Checked, BuildError> {
+    ) -> Result<Checked<'c>, BuildError> {
         check(config, memory, vcpus, self)
     }
 }
@@ -217,11 +217,11 @@ fn check_64bit(kernel: &[u8]) -> Result<(), BuildError> {
 /// What [`check`] decided for a domain: its RAM layout, the loader's plan,
 /// and its ACPI tables (built, not yet written).
 #[derive(Debug)]
-pub struct Checked {
+pub struct Checked<'a> {
     /// Guest RAM of the domain's size.
     pub ram: GuestRam,
     /// Every placement.
-    pub plan: BootPlan,
+    pub plan: BootPlan<'a>,
     /// The ACPI tables for the region the plan reserved, if any.
     pub tables: Option<AcpiTables>,
 }
@@ -231,12 +231,12 @@ pub struct Checked {
 /// `builder`'s reserved ranges), the loader's plan, the ACPI tables (of
 /// `builder`'s platform), the vCPU count. What passes here fails later
 /// only for want of host resources (memory, KVM).
-pub fn check(
-    config: &BootConfig<'_>,
+pub fn check<'c>(
+    config: &BootConfig<'c>,
     memory: u64,
     vcpus: u32,
     builder: &DomainBuilder<'_>,
-) -> Result<Checked, BuildError> {
+) -> Result<Checked<'c>, BuildError> {
     let count = u8::try_from(vcpus)
         .ok()
         .filter(|&n| (1..=acpi::MAX_CPUS).contains(&n))
@@ -244,7 +244,7 @@ pub fn check(
     let ram = builder.ram(memory)?;
     let plan = pvh_loader::plan(&ram, config)?;
     let tables = plan
-        .acpi
+        .acpi()
         .as_ref()
         .map(|region| builder.platform.build(region.start, count))
         .transpose()?;
@@ -353,9 +353,13 @@ mod tests {
             protocol: BootProtocol::Linux64,
             ..boot_config(&info, &info.domains[0], None).unwrap()
         };
-        let check = |config: &BootConfig<'_>, memory, vcpus| {
+        fn check<'c>(
+            config: &BootConfig<'c>,
+            memory: u64,
+            vcpus: u32,
+        ) -> Result<Checked<'c>, BuildError> {
             DomainBuilder::new().check(config, memory, vcpus)
-        };
+        }
         let ok = check(&config, 64 << 20, 2).unwrap();
         assert!(ok.tables.is_some());
         assert!(matches!(

@@ -22,7 +22,7 @@ pub struct DomainPlan<'a> {
     /// What the loader gets.
     pub config: BootConfig<'a>,
     /// The plan, ACPI tables and RAM layout.
-    pub checked: Checked,
+    pub checked: Checked<'a>,
 }
 
 /// Every domain of a [`BootInfo`], checked.
@@ -278,7 +278,7 @@ impl fmt::Display for LaunchPlan<'_> {
             }
             writeln!(f, "  cmdline \"{}\"", esc(&d.cmdline))?;
             writeln!(f, "  guest memory:")?;
-            for pl in &p.checked.plan.placements {
+            for pl in p.checked.plan.placements() {
                 if matches!(pl.purpose, Purpose::Reserved(_)) {
                     continue;
                 }

@@ -54,7 +54,7 @@ pub fn run(data: &[u8]) {
     };
     FIXTURE.with(|f| {
         if let Ok(p) = plan(&f.ram, &config) {
-            let _ = load(&f.mem, &p, &config);
+            let _ = load(&f.mem, &p);
         }
         f.assert_guard_untouched();
     });

@@ -26,7 +26,7 @@ pub fn run(data: &[u8]) {
                 ..Default::default()
             };
             if let Ok(p) = plan(&f.ram, &config) {
-                let _ = load(&f.mem, &p, &config);
+                let _ = load(&f.mem, &p);
             }
         }
         f.assert_guard_untouched();
