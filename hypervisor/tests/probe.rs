@@ -5,6 +5,7 @@
 
 mod common;
 
+use pvh_loader::Kernel;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -130,7 +131,7 @@ fn library_boot_with_parked_application_processors() {
         return;
     }
     let config = pvh_loader::BootConfig {
-        kernel: pvh_guests::PROBE,
+        kernel: Kernel::pvh_elf(pvh_guests::PROBE),
         cmdline: b"smp",
         ..Default::default()
     };

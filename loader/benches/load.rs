@@ -13,6 +13,7 @@ use linux_loader::loader::elf::Elf;
 use linux_loader::loader::elf::start_info::{
     hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info,
 };
+use pvh_loader::Kernel;
 use pvh_loader::{BootConfig, GuestRam, Module};
 use std::hint::black_box;
 use std::io::Cursor;
@@ -49,7 +50,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("pvh_plan_and_load", |b| {
         let ram = GuestRam::new(RAM).unwrap();
         let config = BootConfig {
-            kernel: &kernel,
+            kernel: Kernel::pvh_elf(&kernel),
             cmdline: b"console=ttyS0",
             modules: vec![Module {
                 bytes: &initrd,

@@ -5,6 +5,7 @@
 //!     [--stub STUB_ELF] [--initrd FILE] [--mem MIB] [--cmdline TEXT]
 //! ```
 
+use pvh_loader::Kernel;
 use pvh_loader::{BootConfig, BootProtocol, GuestRam, Module};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
@@ -33,9 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let ram = GuestRam::new(mem_mib << 20)?;
     let config = BootConfig {
-        kernel: &kernel,
-        protocol,
-        stub: stub.as_deref(),
+        kernel: Kernel::from_protocol(protocol, &kernel, stub.as_deref()),
         cmdline: cmdline.as_bytes(),
         modules: initrd
             .iter()

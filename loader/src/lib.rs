@@ -57,7 +57,9 @@ pub use image::{KernelImage, MAX_UNPACKED, unpack, unpack_within};
 pub use input::{Input, InputError};
 pub use layout::{ACPI_REGION, GuestRam, GuestRamBuilder, Reservation};
 pub use load::{LoadedGuest, load, load_into_zeroed};
-pub use plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, Relocation};
+pub use plan::{
+    BootConfig, BootPlan, BootProtocol, Kernel, Module, Placement, Purpose, Relocation,
+};
 pub use planner::{check_disjoint, plan};
 pub use pvh_entry::{MemmapEntry, SubarchPolicy};
 pub use unpack_cache::{CacheOutcome, UnpackCache, Unpacked};

@@ -153,8 +153,8 @@ fn load_with<M: vm_memory::GuestMemory>(
     match &d.kernel {
         KernelLoad::Elf { source, segments } => {
             let bytes: &[u8] = match source {
-                ElfSource::Kernel => config.kernel,
-                ElfSource::Stub => config.stub.unwrap_or(&[]),
+                ElfSource::Kernel => config.kernel.image(),
+                ElfSource::Stub => config.kernel.stub_image().unwrap_or(&[]),
                 ElfSource::Unpacked(v) => v,
             };
             for (s, gpa) in segments {
@@ -174,7 +174,7 @@ fn load_with<M: vm_memory::GuestMemory>(
             }
         }
         KernelLoad::BzImage { placement } => {
-            let bz = BzImage::parse(config.kernel)?;
+            let bz = BzImage::parse(config.kernel.image())?;
             w.write(placement.load, bz.kernel())?;
             linux = Some((*placement, bz));
         }
@@ -203,7 +203,7 @@ fn load_with<M: vm_memory::GuestMemory>(
             // The one translation, then the one finishing step: initrd and
             // command line are the placement's.
             let options = TranslateOptions {
-                subarch: config.subarch,
+                subarch: config.kernel.subarch(),
                 initrd: InitrdChoice::None,
                 setup_header: Some(bz.header()),
                 memmap: None,

@@ -8,10 +8,8 @@ use pvh_entry::{MemmapEntry, SifFlags, SubarchPolicy};
 /// The entry protocol to boot with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BootProtocol {
-    /// PVH: a PVH ELF (PHYS32_ENTRY note) directly, or — with
-    /// [`BootConfig::stub`] — a bzImage through the guest stub (the stub is
-    /// the PVH ELF; the bzImage becomes module 0, the caller's modules
-    /// follow).
+    /// PVH: a PVH ELF (PHYS32_ENTRY note) directly ([`Kernel::PvhElf`]),
+    /// or a bzImage through the guest stub ([`Kernel::Stub`]).
     #[default]
     Pvh,
     /// The Linux 64-bit boot protocol on a bzImage: zero page, identity
@@ -64,22 +62,193 @@ pub struct Module<'a> {
     pub headroom: u64,
 }
 
+/// The kernel and the path it boots by: one variant per boot path, each
+/// holding only what that path uses, so a setting that means nothing for a
+/// path (a stub for a PVH ELF, a relocation for the Linux 64-bit protocol,
+/// a subarch for a direct PVH boot) cannot be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kernel<'a> {
+    /// A PVH ELF (`PHYS32_ENTRY` note), entered directly in 32-bit
+    /// protected mode with EBX at the start_info.
+    PvhElf {
+        /// The ELF.
+        image: &'a [u8],
+        /// Where it goes.
+        relocation: Relocation,
+    },
+    /// A bzImage through the Linux 64-bit boot protocol: zero page,
+    /// identity page tables, long mode.
+    Linux64 {
+        /// The bzImage.
+        bzimage: &'a [u8],
+        /// `hardware_subarch` policy for the zero page.
+        subarch: SubarchPolicy,
+    },
+    /// A bzImage through the PVH stub guest: the stub (a PVH ELF, the
+    /// caller's bytes) is entered; the bzImage becomes module 0, the
+    /// caller's modules follow, and the stub builds the zero page.
+    Stub {
+        /// The bzImage.
+        bzimage: &'a [u8],
+        /// The stub guest ELF.
+        stub: &'a [u8],
+        /// Where the stub goes.
+        relocation: Relocation,
+        /// The `hardware_subarch` policy the stub applies (passed as the
+        /// bzImage module's command line).
+        subarch: SubarchPolicy,
+    },
+    /// Xen-style: the bzImage's payload decompressed to its vmlinux ELF,
+    /// booted as a PVH ELF.
+    PvhUnpack {
+        /// The bzImage.
+        bzimage: &'a [u8],
+        /// Where the unpacked vmlinux goes.
+        relocation: Relocation,
+    },
+}
+
+impl Default for Kernel<'_> {
+    /// An empty PVH ELF (planning it fails: a placeholder for `..Default`).
+    fn default() -> Self {
+        Self::PvhElf {
+            image: &[],
+            relocation: Relocation::Preferred,
+        }
+    }
+}
+
+impl<'a> Kernel<'a> {
+    /// A PVH ELF at its preferred addresses.
+    pub fn pvh_elf(image: &'a [u8]) -> Self {
+        Self::PvhElf {
+            image,
+            relocation: Relocation::Preferred,
+        }
+    }
+
+    /// A bzImage through the Linux 64-bit protocol, PC subarch.
+    pub fn linux64(bzimage: &'a [u8]) -> Self {
+        Self::Linux64 {
+            bzimage,
+            subarch: SubarchPolicy::Pc,
+        }
+    }
+
+    /// A bzImage through the stub guest `stub`, PC subarch.
+    pub fn stub(bzimage: &'a [u8], stub: &'a [u8]) -> Self {
+        Self::Stub {
+            bzimage,
+            stub,
+            relocation: Relocation::Preferred,
+            subarch: SubarchPolicy::Pc,
+        }
+    }
+
+    /// A bzImage unpacked to its vmlinux and booted as PVH.
+    pub fn pvh_unpack(bzimage: &'a [u8]) -> Self {
+        Self::PvhUnpack {
+            bzimage,
+            relocation: Relocation::Preferred,
+        }
+    }
+
+    /// The path `protocol` names, for callers that choose it at run time
+    /// (a command line, a device tree): [`BootProtocol::Pvh`] with a stub
+    /// is the stub path, without one a PVH ELF; `stub` is not used by the
+    /// other protocols.
+    pub fn from_protocol(protocol: BootProtocol, image: &'a [u8], stub: Option<&'a [u8]>) -> Self {
+        match (protocol, stub) {
+            (BootProtocol::Pvh, Some(stub)) => Self::stub(image, stub),
+            (BootProtocol::Pvh, None) => Self::pvh_elf(image),
+            (BootProtocol::Linux64, _) => Self::linux64(image),
+            (BootProtocol::PvhUnpack, _) => Self::pvh_unpack(image),
+        }
+    }
+
+    /// `self` with `relocation` on the paths that place a PVH ELF (not
+    /// [`Kernel::Linux64`], whose kernel the Linux boot policy places).
+    #[must_use]
+    pub fn with_relocation(mut self, relocation: Relocation) -> Self {
+        match &mut self {
+            Self::PvhElf { relocation: r, .. }
+            | Self::Stub { relocation: r, .. }
+            | Self::PvhUnpack { relocation: r, .. } => *r = relocation,
+            Self::Linux64 { .. } => {}
+        }
+        self
+    }
+
+    /// `self` with `subarch` on the paths that build a zero page
+    /// ([`Kernel::Linux64`], [`Kernel::Stub`]).
+    #[must_use]
+    pub fn with_subarch(mut self, subarch: SubarchPolicy) -> Self {
+        match &mut self {
+            Self::Linux64 { subarch: s, .. } | Self::Stub { subarch: s, .. } => *s = subarch,
+            Self::PvhElf { .. } | Self::PvhUnpack { .. } => {}
+        }
+        self
+    }
+
+    /// The kernel image: the PVH ELF or the bzImage.
+    pub fn image(&self) -> &'a [u8] {
+        match *self {
+            Self::PvhElf { image, .. } => image,
+            Self::Linux64 { bzimage, .. }
+            | Self::Stub { bzimage, .. }
+            | Self::PvhUnpack { bzimage, .. } => bzimage,
+        }
+    }
+
+    /// The entry protocol of the path.
+    pub fn protocol(&self) -> BootProtocol {
+        match self {
+            Self::PvhElf { .. } | Self::Stub { .. } => BootProtocol::Pvh,
+            Self::Linux64 { .. } => BootProtocol::Linux64,
+            Self::PvhUnpack { .. } => BootProtocol::PvhUnpack,
+        }
+    }
+
+    /// The stub guest, on the stub path.
+    pub fn stub_image(&self) -> Option<&'a [u8]> {
+        match *self {
+            Self::Stub { stub, .. } => Some(stub),
+            _ => None,
+        }
+    }
+
+    /// Where the PVH ELF (the kernel, the stub or the unpacked vmlinux)
+    /// goes; `Preferred` on the Linux 64-bit path (its own policy places
+    /// the kernel).
+    pub fn relocation(&self) -> Relocation {
+        match *self {
+            Self::PvhElf { relocation, .. }
+            | Self::Stub { relocation, .. }
+            | Self::PvhUnpack { relocation, .. } => relocation,
+            Self::Linux64 { .. } => Relocation::Preferred,
+        }
+    }
+
+    /// The `hardware_subarch` policy (Linux64 and stub paths; PC elsewhere,
+    /// where no zero page is built).
+    pub fn subarch(&self) -> SubarchPolicy {
+        match *self {
+            Self::Linux64 { subarch, .. } | Self::Stub { subarch, .. } => subarch,
+            _ => SubarchPolicy::Pc,
+        }
+    }
+}
+
 /// Everything the loader needs to know about the guest to boot.
 #[derive(Debug, Clone, Default)]
 pub struct BootConfig<'a> {
-    /// The kernel image (PVH ELF or bzImage).
-    pub kernel: &'a [u8],
-    /// Entry protocol.
-    pub protocol: BootProtocol,
-    /// The guest stub ELF (PVH) for booting a bzImage with
-    /// [`BootProtocol::Pvh`].
-    pub stub: Option<&'a [u8]>,
+    /// The kernel and its boot path.
+    pub kernel: Kernel<'a>,
     /// Kernel command line, without NUL.
     pub cmdline: &'a [u8],
     /// Modules, in order.
     pub modules: Vec<Module<'a>>,
-    /// `hardware_subarch` policy for the zero page (Linux64).
-    pub subarch: SubarchPolicy,
     /// ACPI RSDP address, if the caller put tables somewhere itself.
     /// Ignored when [`BootConfig::acpi`] is set (the RSDP is then at the
     /// start of the planned region).
@@ -90,10 +259,19 @@ pub struct BootConfig<'a> {
     /// `ACPI_REGION` (RESERVED in the memory map), exposes it as
     /// [`BootPlan::acpi`], and start_info's `rsdp_paddr` points at it.
     pub acpi: Option<u64>,
-    /// Where a PVH ELF goes.
-    pub relocation: Relocation,
     /// Extra start_info flags.
     pub flags: SifFlags,
+}
+
+impl<'a> BootConfig<'a> {
+    /// A configuration booting `kernel`, with no command line, module or
+    /// ACPI region.
+    pub fn new(kernel: Kernel<'a>) -> Self {
+        Self {
+            kernel,
+            ..Self::default()
+        }
+    }
 }
 
 /// What a placement holds.

@@ -265,8 +265,8 @@ pub(crate) fn module_list<'a>(config: &BootConfig<'a>) -> Vec<Module<'a>> {
     let mut list = Vec::with_capacity(config.modules.len() + 1);
     if stub_path(config) {
         list.push(Module {
-            bytes: config.kernel,
-            cmdline: match config.subarch {
+            bytes: config.kernel.image(),
+            cmdline: match config.kernel.subarch() {
                 pvh_entry::SubarchPolicy::Pc => None,
                 policy => Some(linux::stub::option_for(policy).as_bytes()),
             },
@@ -279,7 +279,7 @@ pub(crate) fn module_list<'a>(config: &BootConfig<'a>) -> Vec<Module<'a>> {
 
 /// Whether `config` boots a bzImage through the stub.
 fn stub_path(config: &BootConfig<'_>) -> bool {
-    config.stub.is_some() && config.protocol == BootProtocol::Pvh
+    config.kernel.stub_image().is_some() && config.kernel.protocol() == BootProtocol::Pvh
 }
 
 /// The start_info's module entries.
@@ -468,7 +468,7 @@ pub fn plan<'a>(ram: &GuestRam, config: &BootConfig<'a>) -> Result<BootPlan<'a>,
     let mut p = Planner::new(ram)?;
     let acpi = config.acpi.map(|size| p.reserve_acpi(size)).transpose()?;
     let rsdp = acpi.as_ref().map(|r| r.start).or(config.rsdp);
-    let image = KernelImage::parse(config.kernel)?;
+    let image = KernelImage::parse(config.kernel.image())?;
     let wrong = |protocol: BootProtocol| LoadError::WrongImage {
         image: image.kind(),
         protocol: protocol.name(),
@@ -477,7 +477,7 @@ pub fn plan<'a>(ram: &GuestRam, config: &BootConfig<'a>) -> Result<BootPlan<'a>,
     // stub: the one policy says what it needs, before anything is placed,
     // so `pvh boot` refuses what the stub would refuse, with the same
     // error.
-    let needs = match (&image, config.protocol, config.stub) {
+    let needs = match (&image, config.kernel.protocol(), config.kernel.stub_image()) {
         (KernelImage::BzImage(bz), BootProtocol::Linux64, None)
         | (KernelImage::BzImage(bz), BootProtocol::Pvh, Some(_)) => {
             let needs = KernelNeeds::of(bz)?;
@@ -490,58 +490,59 @@ pub fn plan<'a>(ram: &GuestRam, config: &BootConfig<'a>) -> Result<BootPlan<'a>,
     let memmap = ram.memmap();
     let spec_for = |addrs: &[u64]| -> Vec<ModuleSpec<'_>> { module_specs(&modules, addrs) };
 
-    let (mode, kernel, entry, delta) = match (config.protocol, &image, config.stub) {
-        (BootProtocol::Pvh, KernelImage::BzImage(_), Some(stub)) => {
-            let elf = ElfImage::parse(stub)?;
-            let e = place_elf(&mut p, &elf, config.relocation)?;
-            let k = KernelLoad::Elf {
-                source: ElfSource::Stub,
-                segments: e.segments,
-            };
-            (EntryMode::Protected32, k, e.entry, e.delta)
-        }
-        (BootProtocol::Pvh, KernelImage::PvhElf(elf), None) => {
-            let e = place_elf(&mut p, elf, config.relocation)?;
-            let k = KernelLoad::Elf {
-                source: ElfSource::Kernel,
-                segments: e.segments,
-            };
-            (EntryMode::Protected32, k, e.entry, e.delta)
-        }
-        (BootProtocol::PvhUnpack, KernelImage::BzImage(bz), None) => {
-            // In an `Arc<Vec>`: an `Arc<[u8]>` would copy the vmlinux once more.
-            let vmlinux = Arc::new(unpack_within(bz, ram.size())?);
-            let elf = ElfImage::parse(&vmlinux)?;
-            let e = place_elf(&mut p, &elf, config.relocation)?;
-            let k = KernelLoad::Elf {
-                source: ElfSource::Unpacked(vmlinux.clone()),
-                segments: e.segments,
-            };
-            (EntryMode::Protected32, k, e.entry, e.delta)
-        }
-        (BootProtocol::Linux64, KernelImage::BzImage(_), None) => {
-            // Placed below, once the start_info block (which holds the
-            // command line the policy checks) has its address.
-            let placeholder = LinuxPlacement {
-                load: 0,
-                runtime: 0,
-                window: 0,
-                copy: true,
-                zero_page: 0,
-                initrd: None,
-                cmdline: None,
-            };
-            (
-                EntryMode::Long64,
-                KernelLoad::BzImage {
-                    placement: placeholder,
-                },
-                0,
-                0,
-            )
-        }
-        (protocol, _, _) => return Err(wrong(protocol)),
-    };
+    let (mode, kernel, entry, delta) =
+        match (config.kernel.protocol(), &image, config.kernel.stub_image()) {
+            (BootProtocol::Pvh, KernelImage::BzImage(_), Some(stub)) => {
+                let elf = ElfImage::parse(stub)?;
+                let e = place_elf(&mut p, &elf, config.kernel.relocation())?;
+                let k = KernelLoad::Elf {
+                    source: ElfSource::Stub,
+                    segments: e.segments,
+                };
+                (EntryMode::Protected32, k, e.entry, e.delta)
+            }
+            (BootProtocol::Pvh, KernelImage::PvhElf(elf), None) => {
+                let e = place_elf(&mut p, elf, config.kernel.relocation())?;
+                let k = KernelLoad::Elf {
+                    source: ElfSource::Kernel,
+                    segments: e.segments,
+                };
+                (EntryMode::Protected32, k, e.entry, e.delta)
+            }
+            (BootProtocol::PvhUnpack, KernelImage::BzImage(bz), None) => {
+                // In an `Arc<Vec>`: an `Arc<[u8]>` would copy the vmlinux once more.
+                let vmlinux = Arc::new(unpack_within(bz, ram.size())?);
+                let elf = ElfImage::parse(&vmlinux)?;
+                let e = place_elf(&mut p, &elf, config.kernel.relocation())?;
+                let k = KernelLoad::Elf {
+                    source: ElfSource::Unpacked(vmlinux.clone()),
+                    segments: e.segments,
+                };
+                (EntryMode::Protected32, k, e.entry, e.delta)
+            }
+            (BootProtocol::Linux64, KernelImage::BzImage(_), None) => {
+                // Placed below, once the start_info block (which holds the
+                // command line the policy checks) has its address.
+                let placeholder = LinuxPlacement {
+                    load: 0,
+                    runtime: 0,
+                    window: 0,
+                    copy: true,
+                    zero_page: 0,
+                    initrd: None,
+                    cmdline: None,
+                };
+                (
+                    EntryMode::Long64,
+                    KernelLoad::BzImage {
+                        placement: placeholder,
+                    },
+                    0,
+                    0,
+                )
+            }
+            (protocol, _, _) => return Err(wrong(protocol)),
+        };
     let (mut kernel, mut entry) = (kernel, entry);
 
     // The start_info block's size does not depend on where modules go.
@@ -561,7 +562,7 @@ pub fn plan<'a>(ram: &GuestRam, config: &BootConfig<'a>) -> Result<BootPlan<'a>,
         let si = p.alloc(Purpose::StartInfo, total, 8, FIRST_ALLOC, FOUR_GIB, false)?;
         let (placement, _) =
             pvh_entry::Placement::packed(si, &start_info_spec(config, rsdp, &sized, &memmap))?;
-        let needs = needs.as_ref().ok_or(wrong(config.protocol))?;
+        let needs = needs.as_ref().ok_or(wrong(config.kernel.protocol()))?;
         let cmdline = (placement.strings, config.cmdline.len() as u64);
         let initrd = modules.first().filter(|m| !m.bytes.is_empty());
         let lp = place_linux(&mut p, needs, initrd, cmdline, &memmap)?;

@@ -10,7 +10,7 @@ use pvh_loader::*;
 
 fn cfg(kernel: &[u8], acpi: Option<u64>) -> BootConfig<'_> {
     BootConfig {
-        kernel,
+        kernel: Kernel::pvh_elf(kernel),
         cmdline: b"console=ttyS0",
         acpi,
         ..Default::default()

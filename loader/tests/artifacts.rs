@@ -62,7 +62,7 @@ fn debian_vmlinux_boots_through_pvh() {
     let mem = memory(RAM as usize, 0xa5);
     let initrd = vec![0x1du8; 32 << 20];
     let config = BootConfig {
-        kernel: &vmlinux,
+        kernel: Kernel::pvh_elf(&vmlinux),
         cmdline: b"console=ttyS0 earlyprintk=ttyS0",
         modules: vec![Module {
             bytes: &initrd,
@@ -112,8 +112,7 @@ fn debian_bzimage_unpacks_to_the_debian_vmlinux() {
     assert!(unpacked == vmlinux);
     let ram = kvm_ram(RAM).unwrap();
     let config = BootConfig {
-        kernel: &bz,
-        protocol: BootProtocol::PvhUnpack,
+        kernel: Kernel::pvh_unpack(&bz),
         ..Default::default()
     };
     let p = plan(&ram, &config).unwrap();
@@ -134,8 +133,7 @@ fn debian_bzimage_linux64() {
     let mem = memory(RAM as usize + (16 << 20), 0x5a);
     let initrd = vec![0x1du8; 32 << 20];
     let config = BootConfig {
-        kernel: &bz,
-        protocol: BootProtocol::Linux64,
+        kernel: Kernel::linux64(&bz),
         cmdline: b"console=ttyS0",
         modules: vec![Module {
             bytes: &initrd,
@@ -178,8 +176,12 @@ fn debian_bzimage_through_a_stub() {
     let stub = simple_elf().build();
     let initrd = vec![0x1du8; 32 << 20];
     let config = BootConfig {
-        kernel: &bz,
-        stub: Some(&stub),
+        kernel: Kernel::Stub {
+            bzimage: &bz,
+            stub: &stub,
+            relocation: Relocation::Preferred,
+            subarch: SubarchPolicy::Pc,
+        },
         modules: vec![Module {
             bytes: &initrd,
             cmdline: Some(b"initrd"),

@@ -11,8 +11,7 @@ use zerocopy::FromBytes;
 
 fn linux64(kernel: &[u8]) -> BootConfig<'_> {
     BootConfig {
-        kernel,
-        protocol: BootProtocol::Linux64,
+        kernel: Kernel::linux64(kernel),
         cmdline: b"console=ttyS0 quiet",
         ..Default::default()
     }
@@ -266,7 +265,7 @@ fn wrong_image_for_protocol() {
     );
     let bz = Bz::default().build();
     let config = BootConfig {
-        kernel: &bz,
+        kernel: Kernel::pvh_elf(&bz),
         ..Default::default()
     };
     assert_eq!(
@@ -277,8 +276,7 @@ fn wrong_image_for_protocol() {
         }
     );
     let config = BootConfig {
-        kernel: &elf,
-        protocol: BootProtocol::PvhUnpack,
+        kernel: Kernel::pvh_unpack(&elf),
         ..Default::default()
     };
     assert!(matches!(
@@ -290,7 +288,7 @@ fn wrong_image_for_protocol() {
         plan(
             &ram,
             &BootConfig {
-                kernel: &junk,
+                kernel: Kernel::pvh_elf(&junk),
                 ..Default::default()
             }
         ),
@@ -307,8 +305,7 @@ fn unpack_case(payload: Vec<u8>) -> Result<(LoadedGuest, vm_memory::GuestMemoryM
     }
     .build();
     let config = BootConfig {
-        kernel: &bz,
-        protocol: BootProtocol::PvhUnpack,
+        kernel: Kernel::pvh_unpack(&bz),
         ..Default::default()
     };
     let ram = kvm_ram(16 << 20).unwrap();
@@ -388,8 +385,12 @@ fn stub_boot_passes_bzimage_as_module_0_and_initrd_as_module_1() {
     let bz = Bz::default().build();
     let initrd = vec![0x33u8; 3000];
     let config = BootConfig {
-        kernel: &bz,
-        stub: Some(&stub),
+        kernel: Kernel::Stub {
+            bzimage: &bz,
+            stub: &stub,
+            relocation: Relocation::Preferred,
+            subarch: SubarchPolicy::Pc,
+        },
         cmdline: b"root=/dev/ram0",
         modules: vec![Module {
             bytes: &initrd,
@@ -415,7 +416,7 @@ fn stub_boot_passes_bzimage_as_module_0_and_initrd_as_module_1() {
     assert_eq!(view.read_cmdline(&mut buf).unwrap(), b"root=/dev/ram0");
     // A non-ELF stub is rejected.
     let bad = BootConfig {
-        stub: Some(&bz),
+        kernel: Kernel::stub(&bz, &bz),
         ..config.clone()
     };
     assert!(plan(&ram, &bad).is_err());

@@ -12,11 +12,11 @@ fn ram() -> GuestRam {
     kvm_ram(512 << 20).unwrap()
 }
 
-fn boot(kernel: &[u8]) -> Result<BootPlan, LoadError> {
+fn boot(kernel: &[u8]) -> Result<BootPlan<'_>, LoadError> {
     plan(
         &ram(),
         &BootConfig {
-            kernel,
+            kernel: Kernel::pvh_elf(kernel),
             ..Default::default()
         },
     )

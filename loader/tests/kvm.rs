@@ -74,11 +74,11 @@ fn pvh_entry_state_runs_on_kvm() {
     let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
     let config = BootConfig {
-        kernel: &elf,
+        kernel: Kernel::pvh_elf(&elf),
         cmdline: b"x",
         ..Default::default()
     };
-    let guest = load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
+    let guest = load(&mem, &plan(&ram, &config).unwrap()).unwrap();
     let Some((rax, byte, sregs)) = run(&mem, &guest) else {
         return;
     };
@@ -102,12 +102,11 @@ fn linux64_entry_state_runs_on_kvm() {
     let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
     let config = BootConfig {
-        kernel: &bz,
-        protocol: BootProtocol::Linux64,
+        kernel: Kernel::linux64(&bz),
         cmdline: b"x",
         ..Default::default()
     };
-    let guest = load(&mem, &plan(&ram, &config).unwrap(), &config).unwrap();
+    let guest = load(&mem, &plan(&ram, &config).unwrap()).unwrap();
     let Some((rax, byte, sregs)) = run(&mem, &guest) else {
         return;
     };

@@ -146,7 +146,7 @@ fn elf_spec() -> impl Strategy<Value = Elf> {
 
 fn pvh(kernel: &[u8]) -> BootConfig<'_> {
     BootConfig {
-        kernel,
+        kernel: Kernel::pvh_elf(kernel),
         cmdline: b"console=ttyS0",
         ..Default::default()
     }
@@ -177,7 +177,7 @@ proptest! {
         let bytes = spec.build();
         run(&pvh(&bytes))?;
         let mut anywhere = pvh(&bytes);
-        anywhere.relocation = Relocation::Anywhere;
+        anywhere.kernel = anywhere.kernel.with_relocation(Relocation::Anywhere);
         run(&anywhere)?;
     }
 
@@ -236,9 +236,11 @@ proptest! {
         let stub = simple_elf().reloc(0x1000, 0x10_0000, 0xffff_ffff).build();
         let initrd = [7u8; 5000];
         let config = BootConfig {
-            kernel: &bytes,
-            protocol: [BootProtocol::Linux64, BootProtocol::PvhUnpack, BootProtocol::Pvh][protocol as usize],
-            stub: (protocol == 2).then_some(&stub[..]),
+            kernel: Kernel::from_protocol(
+                [BootProtocol::Linux64, BootProtocol::PvhUnpack, BootProtocol::Pvh][protocol as usize],
+                &bytes,
+                (protocol == 2).then_some(&stub[..]),
+            ),
             cmdline: b"quiet",
             modules: vec![Module { bytes: &initrd, cmdline: None, above_4g: false, headroom: 0 }],
             ..Default::default()
@@ -257,8 +259,11 @@ proptest! {
         }
         bytes.extend(tail);
         let config = BootConfig {
-            kernel: &bytes,
-            protocol: [BootProtocol::Linux64, BootProtocol::PvhUnpack][protocol as usize],
+            kernel: Kernel::from_protocol(
+                [BootProtocol::Linux64, BootProtocol::PvhUnpack][protocol as usize],
+                &bytes,
+                None,
+            ),
             ..Default::default()
         };
         run(&config)?;

@@ -9,7 +9,7 @@ use pvh_loader::*;
 
 fn cfg(kernel: &[u8]) -> BootConfig<'_> {
     BootConfig {
-        kernel,
+        kernel: Kernel::pvh_elf(kernel),
         cmdline: b"console=ttyS0",
         ..Default::default()
     }
@@ -311,10 +311,10 @@ fn relocation_at_an_address_checks_the_note() {
     let elf = simple_elf().reloc(0x10_0000, 0x10_0000, 0x7f_ffff).build();
     let ram = kvm_ram(16 << 20).unwrap();
     let mut config = cfg(&elf);
-    config.relocation = Relocation::At(0x30_0000);
+    config.kernel = config.kernel.with_relocation(Relocation::At(0x30_0000));
     let p = plan(&ram, &config).unwrap();
     assert_eq!((p.entry(), p.relocation_delta()), (0x30_0010, 0x20_0000));
-    config.relocation = Relocation::At(0x30_1000);
+    config.kernel = config.kernel.with_relocation(Relocation::At(0x30_1000));
     assert!(matches!(
         plan(&ram, &config),
         Err(LoadError::BadLoadAddress {
@@ -322,14 +322,14 @@ fn relocation_at_an_address_checks_the_note() {
             ..
         })
     ));
-    config.relocation = Relocation::At(0x80_0000); // last byte beyond max
+    config.kernel = config.kernel.with_relocation(Relocation::At(0x80_0000)); // last byte beyond max
     assert!(matches!(
         plan(&ram, &config),
         Err(LoadError::BadLoadAddress { .. })
     ));
     let plain = simple_elf().build();
     let mut config = cfg(&plain);
-    config.relocation = Relocation::At(0x30_0000);
+    config.kernel = config.kernel.with_relocation(Relocation::At(0x30_0000));
     assert!(matches!(
         plan(&ram, &config),
         Err(LoadError::NotRelocatable {
@@ -346,7 +346,7 @@ fn relocation_anywhere_and_no_space() {
         .build();
     let ram = kvm_ram(16 << 20).unwrap();
     let mut config = cfg(&elf);
-    config.relocation = Relocation::Anywhere;
+    config.kernel = config.kernel.with_relocation(Relocation::Anywhere);
     assert_eq!(plan(&ram, &config).unwrap().entry(), 0x50_0010);
     // Max address too low for any fit above min.
     let elf = Elf::new64(vec![Seg::code(0x100_0000, &[0; 16])])
@@ -685,7 +685,7 @@ fn linux_loader_cmdline_is_accepted() {
     let ram = kvm_ram(8 << 20).unwrap();
     let mem = memory(8 << 20, 0);
     let config = BootConfig {
-        kernel: &elf,
+        kernel: Kernel::pvh_elf(&elf),
         cmdline: &bytes,
         ..Default::default()
     };

@@ -70,8 +70,7 @@ fn second_unpack_is_a_hit_with_the_same_bytes_and_the_same_plan() {
     let unpack_plan = plan(
         &ram,
         &BootConfig {
-            kernel: &image,
-            protocol: BootProtocol::PvhUnpack,
+            kernel: Kernel::pvh_unpack(&image),
             ..Default::default()
         },
     )
@@ -79,8 +78,7 @@ fn second_unpack_is_a_hit_with_the_same_bytes_and_the_same_plan() {
     let cached_plan = plan(
         &ram,
         &BootConfig {
-            kernel: &second,
-            protocol: BootProtocol::Pvh,
+            kernel: Kernel::pvh_elf(&second),
             ..Default::default()
         },
     )

@@ -9,7 +9,8 @@
 
 use pvh_entry::conformance::{Outcome, RULES, Subject, check};
 use pvh_entry::{SifFlags, VmMemory};
-use pvh_loader::{BootConfig, BootProtocol, ElfImage, GuestRam, Module, load, plan};
+use pvh_loader::Kernel;
+use pvh_loader::{BootConfig, ElfImage, GuestRam, Module, load, plan};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 fn judge(memory: u64, modules: usize, cpus: u8) {
@@ -19,8 +20,7 @@ fn judge(memory: u64, modules: usize, cpus: u8) {
         .collect();
     let cmdlines: Vec<String> = (0..modules).map(|i| format!("module{i} x=y")).collect();
     let config = pvh_hypervisor::boot::acpi_config(BootConfig {
-        kernel: probe,
-        protocol: BootProtocol::Pvh,
+        kernel: Kernel::pvh_elf(probe),
         cmdline: b"console=ttyS0 pvh.conformance=1",
         modules: contents
             .iter()

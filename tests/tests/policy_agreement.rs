@@ -26,7 +26,7 @@ use pvh_entry::{SliceMemory, SubarchPolicy};
 use pvh_loader::inspect::inspect;
 use pvh_loader::wrap::{WrapError, WrapOptions, wrap_with};
 use pvh_loader::{
-    BootConfig, BootProtocol, GuestRam, LoadError, LoadedGuest, Module, Purpose, load, plan,
+    BootConfig, GuestRam, Kernel, LoadError, LoadedGuest, Module, Purpose, load, plan,
 };
 use pvh_tests::images::SynthBz;
 use std::ops::Range;
@@ -311,16 +311,17 @@ fn agree(c: &Case) -> Result<(), TestCaseError> {
         ..Default::default()
     }));
     let linux_cfg = BootConfig {
-        kernel: &kernel,
-        protocol: BootProtocol::Linux64,
+        kernel: Kernel::Linux64 {
+            bzimage: &kernel,
+            subarch: c.subarch,
+        },
         cmdline: c.cmdline.as_bytes(),
         modules: modules.clone(),
-        subarch: c.subarch,
         ..Default::default()
     };
     let stub_cfg = BootConfig {
-        protocol: BootProtocol::Pvh,
-        stub: Some(pvh_guests::STUB),
+        kernel: Kernel::stub(linux_cfg.kernel.image(), pvh_guests::STUB)
+            .with_subarch(linux_cfg.kernel.subarch()),
         ..linux_cfg.clone()
     };
     // Module 0 is the initrd (the PVH convention every path follows), and
@@ -436,7 +437,7 @@ fn agree(c: &Case) -> Result<(), TestCaseError> {
     }
     if let Ok(w) = &wrapped {
         let cfg = BootConfig {
-            kernel: &w.elf,
+            kernel: Kernel::pvh_elf(&w.elf),
             ..Default::default()
         };
         if let Ok(b) = boot(c.ram, &cfg) {

@@ -7,6 +7,7 @@ use object::Endianness;
 use object::elf::{FileHeader64, PT_LOAD, PT_NOTE};
 use object::read::elf::{FileHeader, ProgramHeader};
 use pvh_guests::harness::{artifacts_dir, skip_or_fail, which};
+use pvh_loader::Kernel;
 use pvh_loader::inspect::{Format, inspect};
 use pvh_loader::wrap::{WrapError, wrap};
 use std::ffi::OsString;
@@ -397,7 +398,7 @@ fn refused_elves() -> Vec<(&'static str, Vec<u8>)> {
 fn boot_error(kernel: &[u8]) -> Option<pvh_loader::LoadError> {
     let ram = pvh_loader::GuestRam::new(64 << 20).unwrap();
     let config = pvh_loader::BootConfig {
-        kernel,
+        kernel: Kernel::pvh_elf(kernel),
         ..Default::default()
     };
     pvh_loader::plan(&ram, &config).err()

@@ -279,13 +279,15 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
     // compare the plans), without decompressing again.
     let unpacked = match (domain.boot.protocol, args.no_unpack_cache) {
         (BootProtocol::PvhUnpack, false) => {
-            cached_unpack(config.kernel, args.memory, args.verbose)?
+            cached_unpack(config.kernel.image(), args.memory, args.verbose)?
         }
         _ => None,
     };
     if let Some(vmlinux) = &unpacked {
-        config.kernel = vmlinux;
-        config.protocol = BootProtocol::Pvh;
+        config.kernel = pvh_loader::Kernel::PvhElf {
+            image: vmlinux,
+            relocation: config.kernel.relocation(),
+        };
     }
     let checked = builder
         .check(&config, args.memory, domain.vcpus)

@@ -11,7 +11,7 @@ use core::ops::Range;
 use pvh_acpi::{self as acpi, AcpiError, AcpiTables, Platform};
 use pvh_bootparams::XLoadFlags;
 use pvh_loader::{
-    BootConfig, BootPlan, BootProtocol, ElfClass, GuestRam, KernelImage, LoadError, Module,
+    BootConfig, BootPlan, BootProtocol, ElfClass, GuestRam, Kernel, KernelImage, LoadError, Module,
 };
 
 use super::types::{BootDomain, BootInfo, ModuleKind};
@@ -171,12 +171,10 @@ pub fn boot_config<'a>(
         _ => None,
     };
     let config = BootConfig {
-        kernel: &kernel.bytes,
-        protocol: d.boot.protocol,
-        stub,
+        kernel: Kernel::from_protocol(d.boot.protocol, &kernel.bytes, stub)
+            .with_subarch(d.boot.subarch),
         cmdline: d.cmdline.as_bytes(),
         modules,
-        subarch: d.boot.subarch,
         ..Default::default()
     };
     Ok(if d.boot.acpi {
@@ -294,7 +292,7 @@ mod tests {
     fn modules_in_pvh_order_with_their_command_lines() {
         let info = single(DomainBoot::default());
         let config = boot_config(&info, &info.domains[0], None).unwrap();
-        assert_eq!(config.kernel, b"not an image");
+        assert_eq!(config.kernel.image(), b"not an image");
         assert_eq!(config.cmdline, b"console=ttyS0");
         type Seen<'a> = (&'a [u8], Option<&'a [u8]>, u64);
         let modules: Vec<Seen<'_>> = config
@@ -311,7 +309,7 @@ mod tests {
                 (&b"second"[..], None, 0)
             ]
         );
-        assert_eq!(config.stub, None, "not a bzImage: no stub");
+        assert_eq!(config.kernel.stub_image(), None, "not a bzImage: no stub");
         assert_eq!(config.acpi, Some(acpi::REGION_SIZE));
         let info = single(DomainBoot {
             acpi: false,
@@ -320,8 +318,8 @@ mod tests {
         });
         let config = boot_config(&info, &info.domains[0], None).unwrap();
         assert_eq!(config.acpi, None);
-        assert_eq!(config.protocol, BootProtocol::Linux64);
-        assert_eq!(config.subarch, SubarchPolicy::Xen);
+        assert_eq!(config.kernel.protocol(), BootProtocol::Linux64);
+        assert_eq!(config.kernel.subarch(), SubarchPolicy::Xen);
     }
 
     #[test]
@@ -349,8 +347,7 @@ mod tests {
         let info = single(DomainBoot::default());
         let kernel = SynthBzImage::default().build();
         let config = BootConfig {
-            kernel: &kernel,
-            protocol: BootProtocol::Linux64,
+            kernel: Kernel::linux64(&kernel),
             ..boot_config(&info, &info.domains[0], None).unwrap()
         };
         fn check<'c>(

@@ -7,6 +7,7 @@
 //! (`tests/tests/fuzz_corpus.rs`).
 
 use crate::guest_ram::Fixture;
+use pvh_loader::Kernel;
 use pvh_loader::{BootConfig, BootProtocol, KernelImage, Module, load, plan, unpack};
 
 const RAM: u64 = 8 << 20;
@@ -41,8 +42,7 @@ pub fn run(data: &[u8]) {
     };
     let initrd = [0x3cu8; 4096];
     let config = BootConfig {
-        kernel: image,
-        protocol,
+        kernel: Kernel::from_protocol(protocol, image, None),
         cmdline: b"quiet",
         modules: vec![Module {
             bytes: &initrd,

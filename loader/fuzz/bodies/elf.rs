@@ -6,6 +6,7 @@
 //! (`tests/tests/fuzz_corpus.rs`).
 
 use crate::guest_ram::Fixture;
+use pvh_loader::Kernel;
 use pvh_loader::{BootConfig, Relocation, load, plan};
 
 const RAM: u64 = 4 << 20;
@@ -20,8 +21,10 @@ pub fn run(data: &[u8]) {
     FIXTURE.with(|f| {
         for relocation in [Relocation::Preferred, Relocation::Anywhere] {
             let config = BootConfig {
-                kernel: data,
-                relocation,
+                kernel: Kernel::PvhElf {
+                    image: data,
+                    relocation: relocation,
+                },
                 cmdline: b"console=ttyS0",
                 ..Default::default()
             };
