@@ -14,7 +14,7 @@
 # Planning cost: `pvh launch --plan` (parse the tree, check every domain,
 # print the plan; no VM) for N = 1, 16, 128 and 1024 domains, with the
 # time per domain, which stays flat if planning is linear in the nodes
-# (criterion's finer view: `cargo bench -p pvh-hypervisor --bench
+# (criterion's finer view: `cargo bench -p pvh-bootdomains --bench
 # bootinfo`).
 #
 # Builds what it needs (cargo build --release). Scratch files and logs:

@@ -20,9 +20,8 @@
 //! use pvh_hypervisor::devices::ConsoleOut;
 //!
 //! let config = pvh_loader::BootConfig {
-//!     kernel: pvh_guests::PROBE,
 //!     cmdline: b"console=ttyS0",
-//!     ..Default::default()
+//!     ..pvh_loader::BootConfig::new(pvh_loader::Kernel::pvh_elf(pvh_guests::PROBE))
 //! };
 //! let opts = BootOptions {
 //!     kvm_device: "/dev/kvm".into(),

@@ -3,30 +3,32 @@
 //! rust-vmm `vm-memory`, and returns the boot vCPU's initial state.
 //!
 //! Two steps: [`plan()`] decides and checks every placement without writing
-//! anything; [`load`] writes exactly what the plan says (start_info only
+//! anything and returns a read-only plan that borrows its inputs; [`load`]
+//! (given the plan alone) writes exactly what the plan says (start_info only
 //! through `pvh_entry::write_start_info`, the zero page only through
 //! `pvh_entry::zeropage::translate`) and returns a [`LoadedGuest`].
 //!
 //! ```no_run
-//! use pvh_loader::{BootConfig, BootProtocol, GuestRam, Module, load, plan};
+//! use pvh_loader::{BootConfig, GuestRam, Kernel, Module, load, plan};
 //! use vm_memory::{GuestAddress, GuestMemoryMmap};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let kernel = std::fs::read("vmlinux")?;
 //! let initrd = std::fs::read("initrd.img")?;
-//! let ram = GuestRam::new(512 << 20)?;
+//! // The VMM's layout: its RAM and the ranges it keeps (KVM's TSS here).
+//! let ram = GuestRam::builder(512 << 20)
+//!     .reserve("KVM identity map + TSS", 0xfffb_c000..0xfffc_0000)
+//!     .build()?;
 //! let ranges: Vec<_> = ram.regions().iter().map(|&(a, l)| (GuestAddress(a), l as usize)).collect();
 //! let mem = GuestMemoryMmap::<()>::from_ranges(&ranges)?;
 //! let config = BootConfig {
-//!     kernel: &kernel,
-//!     protocol: BootProtocol::Pvh,
 //!     cmdline: b"console=ttyS0",
 //!     modules: vec![Module { bytes: &initrd, ..Default::default() }],
-//!     ..Default::default()
+//!     ..BootConfig::new(Kernel::pvh_elf(&kernel))
 //! };
 //! let plan = plan(&ram, &config)?;
 //! println!("{plan}");
-//! let guest = load(&mem, &plan, &config)?;
+//! let guest = load(&mem, &plan)?;
 //! assert_eq!(guest.cpu.rbx, guest.start_info);
 //! # Ok(())
 //! # }

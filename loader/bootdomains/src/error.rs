@@ -26,6 +26,7 @@ pub fn esc_path(p: &Path) -> Escaped<'_> {
 /// The flattened tree is not structurally sound (checked before the `fdt`
 /// crate reads it, because that crate panics on inconsistent blobs).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BlobError {
     /// Shorter than the 40-byte FDT header.
     #[error("device tree blob is {len} bytes, shorter than the 40-byte header")]
@@ -153,6 +154,7 @@ impl fmt::Display for CellCount {
 /// hypervisor can build. Node paths and strings from the tree are escaped
 /// when printed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BootInfoError {
     /// The blob is structurally broken.
     #[error(transparent)]

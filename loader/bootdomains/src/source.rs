@@ -52,6 +52,7 @@ pub struct ModuleSpec {
 
 /// A `--module` argument that does not follow [`ModuleSpec`]'s syntax.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModuleSpecError {
     /// Nothing before the `@` or `,`.
     #[error("the module file name is empty")]
