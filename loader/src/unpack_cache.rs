@@ -3,7 +3,7 @@
 //! vmlinux costs: no decompression.
 //!
 //! ```no_run
-//! use pvh_loader::{BootConfig, BootProtocol, KernelImage, UnpackCache};
+//! use pvh_loader::{BootConfig, Kernel, KernelImage, UnpackCache};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let image = std::fs::read("bzImage")?;
