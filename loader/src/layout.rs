@@ -195,8 +195,8 @@ impl GuestRam {
                 .into_iter()
                 .flat_map(|r| {
                     if overlaps(&r, hole) {
-                        let below = (r.start < hole.start).then(|| r.start..hole.start);
-                        let above = (r.end > hole.end).then(|| hole.end..r.end);
+                        let below = (r.start < hole.start).then_some(r.start..hole.start);
+                        let above = (r.end > hole.end).then_some(hole.end..r.end);
                         [below, above]
                     } else {
                         [Some(r), None]

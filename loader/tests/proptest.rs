@@ -52,7 +52,7 @@ fn check(mem: &GuestMemoryMmap, config: &BootConfig<'_>) -> Result<bool, TestCas
                     prop_assert!(ram.is_usable(&pl.range()), "{:?} outside RAM", pl);
                 }
             }
-            prop_assert!(check_disjoint(&p.placements()).is_ok());
+            prop_assert!(check_disjoint(p.placements()).is_ok());
             load(mem, &p).is_ok()
         }
         Err(_) => false,

@@ -656,7 +656,7 @@ fn plan_display_lists_every_placement() {
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
-    check_disjoint(&p.placements()).unwrap();
+    check_disjoint(p.placements()).unwrap();
 }
 
 #[test]

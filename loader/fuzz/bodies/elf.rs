@@ -23,7 +23,7 @@ pub fn run(data: &[u8]) {
             let config = BootConfig {
                 kernel: Kernel::PvhElf {
                     image: data,
-                    relocation: relocation,
+                    relocation,
                 },
                 cmdline: b"console=ttyS0",
                 ..Default::default()
