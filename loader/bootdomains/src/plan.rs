@@ -1,5 +1,5 @@
 //! The one check of a whole tree before anything runs: every domain turned
-//! into its loader configuration and checked ([`build::check`]: the loader's
+//! into its loader configuration and checked ([`crate::build::check`]: the loader's
 //! plan in the domain's memory, its ACPI tables, its vCPU count). `pvh
 //! launch --plan` prints exactly this; `pvh launch` builds and runs only
 //! what passed it, so a tree passes `--plan` if and only if `launch` can
