@@ -19,10 +19,8 @@
 //! use pvh_hypervisor::boot::{BootOptions, boot};
 //! use pvh_hypervisor::devices::ConsoleOut;
 //!
-//! let config = pvh_loader::BootConfig {
-//!     cmdline: b"console=ttyS0",
-//!     ..pvh_loader::BootConfig::new(pvh_loader::Kernel::pvh_elf(pvh_guests::PROBE))
-//! };
+//! let config = pvh_loader::BootConfig::new(pvh_loader::Kernel::pvh_elf(pvh_guests::PROBE))
+//!     .cmdline(b"console=ttyS0");
 //! let opts = BootOptions {
 //!     kvm_device: "/dev/kvm".into(),
 //!     memory: 64 << 20,

@@ -130,11 +130,7 @@ fn library_boot_with_parked_application_processors() {
     if !kvm_available("library_boot_with_parked_application_processors") {
         return;
     }
-    let config = pvh_loader::BootConfig {
-        kernel: Kernel::pvh_elf(pvh_guests::PROBE),
-        cmdline: b"smp",
-        ..Default::default()
-    };
+    let config = pvh_loader::BootConfig::new(Kernel::pvh_elf(pvh_guests::PROBE)).cmdline(b"smp");
     let (report, _vm) = pvh_hypervisor::boot::boot(&config, &options(2)).unwrap();
     assert!(
         matches!(report.end, pvh_hypervisor::VmEnd::ExitPort(0)),

@@ -49,17 +49,14 @@ fn bench(c: &mut Criterion) {
 
     g.bench_function("pvh_plan_and_load", |b| {
         let ram = GuestRam::new(RAM).unwrap();
-        let config = BootConfig {
-            kernel: Kernel::pvh_elf(&kernel),
-            cmdline: b"console=ttyS0",
-            modules: vec![Module {
-                bytes: &initrd,
-                cmdline: None,
-                above_4g: false,
-                headroom: 0,
-            }],
-            ..Default::default()
-        };
+        let config = BootConfig::new(Kernel::pvh_elf(&kernel))
+            .cmdline(b"console=ttyS0")
+            .modules(vec![
+                Module::new(&initrd)
+                    .cmdline(None)
+                    .above_4g(false)
+                    .headroom(0),
+            ]);
         b.iter(|| {
             let plan = pvh_loader::plan(&ram, &config).unwrap();
             black_box(pvh_loader::load(&mem, &plan).unwrap());

@@ -33,20 +33,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let ram = GuestRam::new(mem_mib << 20)?;
-    let config = BootConfig {
-        kernel: Kernel::from_protocol(protocol, &kernel, stub.as_deref()),
-        cmdline: cmdline.as_bytes(),
-        modules: initrd
-            .iter()
-            .map(|b| Module {
-                bytes: b,
-                cmdline: None,
-                above_4g: false,
-                headroom: 0,
-            })
-            .collect(),
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::from_protocol(protocol, &kernel, stub.as_deref()))
+        .cmdline(cmdline.as_bytes())
+        .modules(
+            initrd
+                .iter()
+                .map(|b| Module::new(b).cmdline(None).above_4g(false).headroom(0))
+                .collect(),
+        );
     let plan = pvh_loader::plan(&ram, &config)?;
     print!("{plan}");
     let ranges: Vec<_> = ram

@@ -21,11 +21,9 @@
 //!     .build()?;
 //! let ranges: Vec<_> = ram.regions().iter().map(|&(a, l)| (GuestAddress(a), l as usize)).collect();
 //! let mem = GuestMemoryMmap::<()>::from_ranges(&ranges)?;
-//! let config = BootConfig {
-//!     cmdline: b"console=ttyS0",
-//!     modules: vec![Module { bytes: &initrd, ..Default::default() }],
-//!     ..BootConfig::new(Kernel::pvh_elf(&kernel))
-//! };
+//! let config = BootConfig::new(Kernel::pvh_elf(&kernel))
+//!     .cmdline(b"console=ttyS0")
+//!     .module(Module::new(&initrd));
 //! let plan = plan(&ram, &config)?;
 //! println!("{plan}");
 //! let guest = load(&mem, &plan)?;

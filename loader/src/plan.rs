@@ -46,8 +46,11 @@ pub enum Relocation {
     At(u64),
 }
 
-/// A boot module (module 0 is the initrd by convention).
+/// A boot module (module 0 is the initrd by convention). Built with
+/// [`Module::new`] and its setters (`Module::new(&initrd).headroom(n)`);
+/// the fields stay readable and assignable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Module<'a> {
     /// Contents.
     pub bytes: &'a [u8],
@@ -240,8 +243,12 @@ impl<'a> Kernel<'a> {
     }
 }
 
-/// Everything the loader needs to know about the guest to boot.
+/// Everything the loader needs to know about the guest to boot. Built with
+/// [`BootConfig::new`] and its setters
+/// (`BootConfig::new(Kernel::pvh_elf(&elf)).cmdline(b"console=ttyS0")`);
+/// the fields stay readable and assignable.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct BootConfig<'a> {
     /// The kernel and its boot path.
     pub kernel: Kernel<'a>,
@@ -271,6 +278,93 @@ impl<'a> BootConfig<'a> {
             kernel,
             ..Self::default()
         }
+    }
+
+    /// Boots `kernel` instead.
+    #[must_use]
+    pub fn kernel(mut self, kernel: Kernel<'a>) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// The kernel command line (no NUL).
+    #[must_use]
+    pub fn cmdline(mut self, cmdline: &'a [u8]) -> Self {
+        self.cmdline = cmdline;
+        self
+    }
+
+    /// The modules, in order.
+    #[must_use]
+    pub fn modules(mut self, modules: Vec<Module<'a>>) -> Self {
+        self.modules = modules;
+        self
+    }
+
+    /// Appends a module.
+    #[must_use]
+    pub fn module(mut self, module: Module<'a>) -> Self {
+        self.modules.push(module);
+        self
+    }
+
+    /// The caller's own RSDP address ([`BootConfig::rsdp`]).
+    #[must_use]
+    pub fn rsdp(mut self, rsdp: Option<u64>) -> Self {
+        self.rsdp = rsdp;
+        self
+    }
+
+    /// An ACPI region of this many bytes ([`BootConfig::acpi`]).
+    #[must_use]
+    pub fn acpi(mut self, acpi: Option<u64>) -> Self {
+        self.acpi = acpi;
+        self
+    }
+
+    /// Extra start_info flags.
+    #[must_use]
+    pub fn flags(mut self, flags: SifFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+}
+
+impl<'a> Module<'a> {
+    /// A module holding `bytes`: no command line, below 4 GiB, no headroom.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            ..Self::default()
+        }
+    }
+
+    /// Holds `bytes` instead.
+    #[must_use]
+    pub fn bytes(mut self, bytes: &'a [u8]) -> Self {
+        self.bytes = bytes;
+        self
+    }
+
+    /// Its command line (no NUL).
+    #[must_use]
+    pub fn cmdline(mut self, cmdline: Option<&'a [u8]>) -> Self {
+        self.cmdline = cmdline;
+        self
+    }
+
+    /// Whether it may go above 4 GiB.
+    #[must_use]
+    pub fn above_4g(mut self, above_4g: bool) -> Self {
+        self.above_4g = above_4g;
+        self
+    }
+
+    /// Bytes kept free after it ([`Module::headroom`]).
+    #[must_use]
+    pub fn headroom(mut self, headroom: u64) -> Self {
+        self.headroom = headroom;
+        self
     }
 }
 

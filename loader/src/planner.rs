@@ -264,14 +264,12 @@ pub fn check_disjoint(placements: &[Placement]) -> Result<(), LoadError> {
 pub(crate) fn module_list<'a>(config: &BootConfig<'a>) -> Vec<Module<'a>> {
     let mut list = Vec::with_capacity(config.modules.len() + 1);
     if stub_path(config) {
-        list.push(Module {
-            bytes: config.kernel.image(),
-            cmdline: match config.kernel.subarch() {
+        list.push(
+            Module::new(config.kernel.image()).cmdline(match config.kernel.subarch() {
                 pvh_entry::SubarchPolicy::Pc => None,
                 policy => Some(linux::stub::option_for(policy).as_bytes()),
-            },
-            ..Module::default()
-        });
+            }),
+        );
     }
     list.extend_from_slice(&config.modules);
     list

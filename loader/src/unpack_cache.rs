@@ -13,7 +13,7 @@
 //! eprintln!("unpack cache: {}", vmlinux.outcome());
 //! // Booting the vmlinux through PVH plans exactly what
 //! // `BootProtocol::PvhUnpack` plans for the bzImage.
-//! let config = BootConfig { kernel: Kernel::pvh_elf(&vmlinux), ..Default::default() };
+//! let config = BootConfig::new(Kernel::pvh_elf(&vmlinux));
 //! # let _ = config;
 //! # Ok(())
 //! # }

@@ -9,12 +9,9 @@ use pvh_entry::{MemmapType, StartInfoView, VmMemory};
 use pvh_loader::*;
 
 fn cfg(kernel: &[u8], acpi: Option<u64>) -> BootConfig<'_> {
-    BootConfig {
-        kernel: Kernel::pvh_elf(kernel),
-        cmdline: b"console=ttyS0",
-        acpi,
-        ..Default::default()
-    }
+    BootConfig::new(Kernel::pvh_elf(kernel))
+        .cmdline(b"console=ttyS0")
+        .acpi(acpi)
 }
 
 #[test]
@@ -87,16 +84,10 @@ fn without_a_region_rsdp_is_the_callers_or_absent() {
     let view = StartInfoView::read(&vm, guest.start_info).unwrap();
     assert_eq!(view.rsdp_paddr(), None);
 
-    let config = BootConfig {
-        rsdp: Some(0xf_0000),
-        ..cfg(&elf, None)
-    };
+    let config = cfg(&elf, None).rsdp(Some(0xf_0000));
     assert_eq!(plan(&ram, &config).unwrap().rsdp(), Some(0xf_0000));
     // A region wins over a caller's address: start_info names the tables
     // the plan reserved.
-    let config = BootConfig {
-        rsdp: Some(0xf_0000),
-        ..cfg(&elf, Some(0x1000))
-    };
+    let config = cfg(&elf, Some(0x1000)).rsdp(Some(0xf_0000));
     assert_eq!(plan(&ram, &config).unwrap().rsdp(), Some(0xe_0000));
 }

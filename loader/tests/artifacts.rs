@@ -61,17 +61,14 @@ fn debian_vmlinux_boots_through_pvh() {
     let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0xa5);
     let initrd = vec![0x1du8; 32 << 20];
-    let config = BootConfig {
-        kernel: Kernel::pvh_elf(&vmlinux),
-        cmdline: b"console=ttyS0 earlyprintk=ttyS0",
-        modules: vec![Module {
-            bytes: &initrd,
-            cmdline: None,
-            above_4g: false,
-            headroom: 0,
-        }],
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_elf(&vmlinux))
+        .cmdline(b"console=ttyS0 earlyprintk=ttyS0")
+        .modules(vec![
+            Module::new(&initrd)
+                .cmdline(None)
+                .above_4g(false)
+                .headroom(0),
+        ]);
     let plan = plan(&ram, &config).unwrap();
     let guest = load(&mem, &plan).unwrap();
     assert_eq!(guest.cpu.rip, phys32_entry(&vmlinux));
@@ -111,10 +108,7 @@ fn debian_bzimage_unpacks_to_the_debian_vmlinux() {
     assert_eq!(unpacked.len(), vmlinux.len());
     assert!(unpacked == vmlinux);
     let ram = kvm_ram(RAM).unwrap();
-    let config = BootConfig {
-        kernel: Kernel::pvh_unpack(&bz),
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_unpack(&bz));
     let p = plan(&ram, &config).unwrap();
     assert_eq!(p.entry(), phys32_entry(&vmlinux));
     let mem = memory(RAM as usize, 0);
@@ -132,17 +126,14 @@ fn debian_bzimage_linux64() {
     let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize + (16 << 20), 0x5a);
     let initrd = vec![0x1du8; 32 << 20];
-    let config = BootConfig {
-        kernel: Kernel::linux64(&bz),
-        cmdline: b"console=ttyS0",
-        modules: vec![Module {
-            bytes: &initrd,
-            cmdline: None,
-            above_4g: false,
-            headroom: 0,
-        }],
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::linux64(&bz))
+        .cmdline(b"console=ttyS0")
+        .modules(vec![
+            Module::new(&initrd)
+                .cmdline(None)
+                .above_4g(false)
+                .headroom(0),
+        ]);
     let p = plan(&ram, &config).unwrap();
     let g = load(&mem, &p).unwrap();
     let setup = (usize::from(bz[0x1f1]) + 1) * 512;
@@ -175,21 +166,18 @@ fn debian_bzimage_through_a_stub() {
     };
     let stub = simple_elf().build();
     let initrd = vec![0x1du8; 32 << 20];
-    let config = BootConfig {
-        kernel: Kernel::Stub {
-            bzimage: &bz,
-            stub: &stub,
-            relocation: Relocation::Preferred,
-            subarch: SubarchPolicy::Pc,
-        },
-        modules: vec![Module {
-            bytes: &initrd,
-            cmdline: Some(b"initrd"),
-            above_4g: false,
-            headroom: 0,
-        }],
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::Stub {
+        bzimage: &bz,
+        stub: &stub,
+        relocation: Relocation::Preferred,
+        subarch: SubarchPolicy::Pc,
+    })
+    .modules(vec![
+        Module::new(&initrd)
+            .cmdline(Some(b"initrd"))
+            .above_4g(false)
+            .headroom(0),
+    ]);
     let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
     let g = load(&mem, &plan(&ram, &config).unwrap()).unwrap();

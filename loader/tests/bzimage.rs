@@ -10,11 +10,7 @@ use pvh_loader::*;
 use zerocopy::FromBytes;
 
 fn linux64(kernel: &[u8]) -> BootConfig<'_> {
-    BootConfig {
-        kernel: Kernel::linux64(kernel),
-        cmdline: b"console=ttyS0 quiet",
-        ..Default::default()
-    }
+    BootConfig::new(Kernel::linux64(kernel)).cmdline(b"console=ttyS0 quiet")
 }
 
 fn zero_page(mem: &vm_memory::GuestMemoryMmap, at: u64) -> BootParams {
@@ -26,11 +22,7 @@ fn linux64_initrd_headroom_goes_with_it_and_not_into_the_zero_page() {
     let bz = Bz::default().build();
     let initrd = vec![0x17u8; 10_000];
     let mut config = linux64(&bz);
-    config.modules = vec![Module {
-        bytes: &initrd,
-        headroom: 0x5_0000,
-        ..Module::default()
-    }];
+    config.modules = vec![Module::new(&initrd).headroom(0x5_0000)];
     let ram = kvm_ram(64 << 20).unwrap();
     let mem = memory(64 << 20, 0);
     let plan = plan(&ram, &config).unwrap();
@@ -49,12 +41,12 @@ fn linux64_boot_state_zero_page_and_page_tables() {
     let initrd = vec![0x17u8; 10_000];
     let mut config = linux64(&bz);
     config.rsdp = Some(0xe_0000);
-    config.modules = vec![Module {
-        bytes: &initrd,
-        cmdline: None,
-        above_4g: false,
-        headroom: 0,
-    }];
+    config.modules = vec![
+        Module::new(&initrd)
+            .cmdline(None)
+            .above_4g(false)
+            .headroom(0),
+    ];
     let ram = kvm_ram(64 << 20).unwrap();
     let mem = memory(64 << 20, 0xaa);
     let plan = plan(&ram, &config).unwrap();
@@ -228,23 +220,23 @@ fn linux64_initrd_respects_initrd_addr_max() {
     .build();
     let initrd = vec![1u8; 4096];
     let mut config = linux64(&bz);
-    config.modules = vec![Module {
-        bytes: &initrd,
-        cmdline: None,
-        above_4g: false,
-        headroom: 0,
-    }];
+    config.modules = vec![
+        Module::new(&initrd)
+            .cmdline(None)
+            .above_4g(false)
+            .headroom(0),
+    ];
     let ram = kvm_ram(64 << 20).unwrap();
     let p = plan(&ram, &config).unwrap();
     let m = p.find(Purpose::Module(0)).unwrap();
     assert!(m.start + m.len <= 0x80_0000, "{m:?}");
     // The second module is not an initrd: top of RAM.
-    config.modules.push(Module {
-        bytes: &initrd,
-        cmdline: None,
-        above_4g: false,
-        headroom: 0,
-    });
+    config.modules.push(
+        Module::new(&initrd)
+            .cmdline(None)
+            .above_4g(false)
+            .headroom(0),
+    );
     let p = plan(&ram, &config).unwrap();
     assert_eq!(
         p.find(Purpose::Module(1)).unwrap().start,
@@ -264,10 +256,7 @@ fn wrong_image_for_protocol() {
         }
     );
     let bz = Bz::default().build();
-    let config = BootConfig {
-        kernel: Kernel::pvh_elf(&bz),
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_elf(&bz));
     assert_eq!(
         plan(&ram, &config).unwrap_err(),
         LoadError::WrongImage {
@@ -275,23 +264,14 @@ fn wrong_image_for_protocol() {
             protocol: "pvh"
         }
     );
-    let config = BootConfig {
-        kernel: Kernel::pvh_unpack(&elf),
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_unpack(&elf));
     assert!(matches!(
         plan(&ram, &config),
         Err(LoadError::WrongImage { .. })
     ));
     let junk = [0u8; 100];
     assert!(matches!(
-        plan(
-            &ram,
-            &BootConfig {
-                kernel: Kernel::pvh_elf(&junk),
-                ..Default::default()
-            }
-        ),
+        plan(&ram, &BootConfig::new(Kernel::pvh_elf(&junk))),
         Err(LoadError::UnknownImage { .. })
     ));
 }
@@ -304,10 +284,7 @@ fn unpack_case(payload: Vec<u8>) -> Result<(LoadedGuest, vm_memory::GuestMemoryM
         ..Default::default()
     }
     .build();
-    let config = BootConfig {
-        kernel: Kernel::pvh_unpack(&bz),
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_unpack(&bz));
     let ram = kvm_ram(16 << 20).unwrap();
     let p = plan(&ram, &config)?;
     let mem = memory(16 << 20, 0xaa);
@@ -384,22 +361,19 @@ fn stub_boot_passes_bzimage_as_module_0_and_initrd_as_module_1() {
     let stub = simple_elf().build();
     let bz = Bz::default().build();
     let initrd = vec![0x33u8; 3000];
-    let config = BootConfig {
-        kernel: Kernel::Stub {
-            bzimage: &bz,
-            stub: &stub,
-            relocation: Relocation::Preferred,
-            subarch: SubarchPolicy::Pc,
-        },
-        cmdline: b"root=/dev/ram0",
-        modules: vec![Module {
-            bytes: &initrd,
-            cmdline: None,
-            above_4g: false,
-            headroom: 0,
-        }],
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::Stub {
+        bzimage: &bz,
+        stub: &stub,
+        relocation: Relocation::Preferred,
+        subarch: SubarchPolicy::Pc,
+    })
+    .cmdline(b"root=/dev/ram0")
+    .modules(vec![
+        Module::new(&initrd)
+            .cmdline(None)
+            .above_4g(false)
+            .headroom(0),
+    ]);
     let ram = kvm_ram(64 << 20).unwrap();
     let mem = memory(64 << 20, 0);
     let p = plan(&ram, &config).unwrap();
@@ -415,10 +389,7 @@ fn stub_boot_passes_bzimage_as_module_0_and_initrd_as_module_1() {
     let mut buf = [0u8; 32];
     assert_eq!(view.read_cmdline(&mut buf).unwrap(), b"root=/dev/ram0");
     // A non-ELF stub is rejected.
-    let bad = BootConfig {
-        kernel: Kernel::stub(&bz, &bz),
-        ..config.clone()
-    };
+    let bad = config.clone().kernel(Kernel::stub(&bz, &bz));
     assert!(plan(&ram, &bad).is_err());
 }
 
@@ -427,12 +398,12 @@ fn linux64_nothing_outside_planned_ram() {
     let bz = Bz::default().build();
     let initrd = vec![2u8; 1 << 20];
     let mut config = linux64(&bz);
-    config.modules = vec![Module {
-        bytes: &initrd,
-        cmdline: None,
-        above_4g: false,
-        headroom: 0,
-    }];
+    config.modules = vec![
+        Module::new(&initrd)
+            .cmdline(None)
+            .above_4g(false)
+            .headroom(0),
+    ];
     let ram = kvm_ram(32 << 20).unwrap();
     let mem = memory(40 << 20, 0x5a);
     load(&mem, &plan(&ram, &config).unwrap()).unwrap();

@@ -13,13 +13,7 @@ fn ram() -> GuestRam {
 }
 
 fn boot(kernel: &[u8]) -> Result<BootPlan<'_>, LoadError> {
-    plan(
-        &ram(),
-        &BootConfig {
-            kernel: Kernel::pvh_elf(kernel),
-            ..Default::default()
-        },
-    )
+    plan(&ram(), &BootConfig::new(Kernel::pvh_elf(kernel)))
 }
 
 /// The strict verdict is the first problem of the report, and the loader's

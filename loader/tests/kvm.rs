@@ -73,11 +73,7 @@ fn pvh_entry_state_runs_on_kvm() {
         .build();
     let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
-    let config = BootConfig {
-        kernel: Kernel::pvh_elf(&elf),
-        cmdline: b"x",
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_elf(&elf)).cmdline(b"x");
     let guest = load(&mem, &plan(&ram, &config).unwrap()).unwrap();
     let Some((rax, byte, sregs)) = run(&mem, &guest) else {
         return;
@@ -101,11 +97,7 @@ fn linux64_entry_state_runs_on_kvm() {
     .build();
     let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
-    let config = BootConfig {
-        kernel: Kernel::linux64(&bz),
-        cmdline: b"x",
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::linux64(&bz)).cmdline(b"x");
     let guest = load(&mem, &plan(&ram, &config).unwrap()).unwrap();
     let Some((rax, byte, sregs)) = run(&mem, &guest) else {
         return;

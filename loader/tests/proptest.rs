@@ -145,11 +145,7 @@ fn elf_spec() -> impl Strategy<Value = Elf> {
 }
 
 fn pvh(kernel: &[u8]) -> BootConfig<'_> {
-    BootConfig {
-        kernel: Kernel::pvh_elf(kernel),
-        cmdline: b"console=ttyS0",
-        ..Default::default()
-    }
+    BootConfig::new(Kernel::pvh_elf(kernel)).cmdline(b"console=ttyS0")
 }
 
 proptest! {
@@ -203,7 +199,7 @@ proptest! {
         let elf = simple_elf().build();
         let blobs: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0x3c; n]).collect();
         let mut config = pvh(&elf);
-        config.modules = blobs.iter().map(|b| Module { bytes: b, cmdline: Some(b"m"), above_4g: high, headroom: 0 }).collect();
+        config.modules = blobs.iter().map(|b| Module::new(b).cmdline(Some(b"m")).above_4g(high).headroom(0)).collect();
         let total: usize = sizes.iter().map(|n| n.div_ceil(4096) * 4096).sum();
         let loaded = run(&config)?;
         // Fits only if the modules fit in RAM above 1 MiB.
@@ -235,16 +231,11 @@ proptest! {
         }
         let stub = simple_elf().reloc(0x1000, 0x10_0000, 0xffff_ffff).build();
         let initrd = [7u8; 5000];
-        let config = BootConfig {
-            kernel: Kernel::from_protocol(
+        let config = BootConfig::new(Kernel::from_protocol(
                 [BootProtocol::Linux64, BootProtocol::PvhUnpack, BootProtocol::Pvh][protocol as usize],
                 &bytes,
                 (protocol == 2).then_some(&stub[..]),
-            ),
-            cmdline: b"quiet",
-            modules: vec![Module { bytes: &initrd, cmdline: None, above_4g: false, headroom: 0 }],
-            ..Default::default()
-        };
+            )).cmdline(b"quiet").modules(vec![Module::new(&initrd).cmdline(None).above_4g(false).headroom(0)]);
         run(&config)?;
     }
 
@@ -258,14 +249,11 @@ proptest! {
             bytes[0x202..0x206].copy_from_slice(b"HdrS");
         }
         bytes.extend(tail);
-        let config = BootConfig {
-            kernel: Kernel::from_protocol(
+        let config = BootConfig::new(Kernel::from_protocol(
                 [BootProtocol::Linux64, BootProtocol::PvhUnpack][protocol as usize],
                 &bytes,
                 None,
-            ),
-            ..Default::default()
-        };
+            ));
         run(&config)?;
     }
 

@@ -8,11 +8,7 @@ use pvh_entry::{MemmapType, StartInfoView, VmMemory};
 use pvh_loader::*;
 
 fn cfg(kernel: &[u8]) -> BootConfig<'_> {
-    BootConfig {
-        kernel: Kernel::pvh_elf(kernel),
-        cmdline: b"console=ttyS0",
-        ..Default::default()
-    }
+    BootConfig::new(Kernel::pvh_elf(kernel)).cmdline(b"console=ttyS0")
 }
 
 fn err(kernel: &[u8]) -> LoadError {
@@ -372,18 +368,14 @@ fn start_info_modules_cmdlines_and_memmap_are_written() {
     let mut config = cfg(&elf);
     config.rsdp = Some(0xe_0000);
     config.modules = vec![
-        Module {
-            bytes: &initrd,
-            cmdline: None,
-            above_4g: false,
-            headroom: 0,
-        },
-        Module {
-            bytes: &extra,
-            cmdline: Some(b"extra=1"),
-            above_4g: false,
-            headroom: 0,
-        },
+        Module::new(&initrd)
+            .cmdline(None)
+            .above_4g(false)
+            .headroom(0),
+        Module::new(&extra)
+            .cmdline(Some(b"extra=1"))
+            .above_4g(false)
+            .headroom(0),
     ];
     let p = plan(&ram, &config).unwrap();
     let guest = load(&mem, &p).unwrap();
@@ -427,16 +419,8 @@ fn module_headroom_is_kept_free_after_each_module() {
     let (a, b) = (vec![1u8; 5000], vec![2u8; 300]);
     let mut config = cfg(&elf);
     config.modules = vec![
-        Module {
-            bytes: &a,
-            headroom: 0x3_0000,
-            ..Module::default()
-        },
-        Module {
-            bytes: &b,
-            headroom: 0x10_0123,
-            ..Module::default()
-        },
+        Module::new(&a).headroom(0x3_0000),
+        Module::new(&b).headroom(0x10_0123),
     ];
     let p = plan(&ram, &config).unwrap();
     for (i, (len, room)) in [(5000u64, 0x3_0000u64), (300, 0x10_0123)]
@@ -491,12 +475,10 @@ fn many_modules_fit_while_memory_lasts() {
     let blob = [7u8; 100];
     let mut config = cfg(&elf);
     config.modules = vec![
-        Module {
-            bytes: &blob,
-            cmdline: Some(b"m"),
-            above_4g: false,
-            headroom: 0,
-        };
+        Module::new(&blob)
+            .cmdline(Some(b"m"))
+            .above_4g(false)
+            .headroom(0);
         1000
     ];
     let p = plan(&ram, &config).unwrap();
@@ -514,15 +496,7 @@ fn many_modules_fit_while_memory_lasts() {
     .unwrap();
     assert_eq!(view.module_count(), 1000);
     // 3000 pages of modules do not fit in 16 MiB.
-    config.modules = vec![
-        Module {
-            bytes: &blob,
-            cmdline: None,
-            above_4g: false,
-            headroom: 0,
-        };
-        4000
-    ];
+    config.modules = vec![Module::new(&blob).cmdline(None).above_4g(false).headroom(0); 4000];
     assert!(matches!(
         plan(&ram, &config),
         Err(LoadError::NoSpace {
@@ -538,12 +512,7 @@ fn module_too_big_is_a_typed_error() {
     let ram = kvm_ram(8 << 20).unwrap();
     let big = vec![0u8; 9 << 20];
     let mut config = cfg(&elf);
-    config.modules = vec![Module {
-        bytes: &big,
-        cmdline: None,
-        above_4g: false,
-        headroom: 0,
-    }];
+    config.modules = vec![Module::new(&big).cmdline(None).above_4g(false).headroom(0)];
     assert!(matches!(
         plan(&ram, &config),
         Err(LoadError::NoSpace {
@@ -560,18 +529,8 @@ fn modules_stay_below_4g_unless_allowed() {
     let blob = [1u8; 4096];
     let mut config = cfg(&elf);
     config.modules = vec![
-        Module {
-            bytes: &blob,
-            cmdline: None,
-            above_4g: false,
-            headroom: 0,
-        },
-        Module {
-            bytes: &blob,
-            cmdline: None,
-            above_4g: true,
-            headroom: 0,
-        },
+        Module::new(&blob).cmdline(None).above_4g(false).headroom(0),
+        Module::new(&blob).cmdline(None).above_4g(true).headroom(0),
     ];
     let p = plan(&ram, &config).unwrap();
     let m0 = p.find(Purpose::Module(0)).unwrap();
@@ -629,12 +588,12 @@ fn nothing_is_written_outside_the_planned_ram() {
     let mem = memory(16 << 20, 0x5a);
     let blob = vec![9u8; 3 << 20];
     let mut config = cfg(&elf);
-    config.modules = vec![Module {
-        bytes: &blob,
-        cmdline: Some(b"x"),
-        above_4g: false,
-        headroom: 0,
-    }];
+    config.modules = vec![
+        Module::new(&blob)
+            .cmdline(Some(b"x"))
+            .above_4g(false)
+            .headroom(0),
+    ];
     load(&mem, &plan(&ram, &config).unwrap()).unwrap();
     assert!(read(&mem, 8 << 20, 8 << 20).iter().all(|&b| b == 0x5a));
 }
@@ -684,11 +643,7 @@ fn linux_loader_cmdline_is_accepted() {
     let elf = simple_elf().build();
     let ram = kvm_ram(8 << 20).unwrap();
     let mem = memory(8 << 20, 0);
-    let config = BootConfig {
-        kernel: Kernel::pvh_elf(&elf),
-        cmdline: &bytes,
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_elf(&elf)).cmdline(&bytes);
     let guest = load(&mem, &plan(&ram, &config).unwrap()).unwrap();
     let vm = VmMemory(&mem);
     let view = StartInfoView::read(&vm, guest.start_info).unwrap();

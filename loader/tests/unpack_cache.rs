@@ -67,22 +67,8 @@ fn second_unpack_is_a_hit_with_the_same_bytes_and_the_same_plan() {
 
     // The cached vmlinux through PVH plans what pvh-unpack plans.
     let ram = kvm_ram(16 << 20).unwrap();
-    let unpack_plan = plan(
-        &ram,
-        &BootConfig {
-            kernel: Kernel::pvh_unpack(&image),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let cached_plan = plan(
-        &ram,
-        &BootConfig {
-            kernel: Kernel::pvh_elf(&second),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let unpack_plan = plan(&ram, &BootConfig::new(Kernel::pvh_unpack(&image))).unwrap();
+    let cached_plan = plan(&ram, &BootConfig::new(Kernel::pvh_elf(&second))).unwrap();
     assert_eq!(unpack_plan.to_string(), cached_plan.to_string());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,21 +19,20 @@ fn judge(memory: u64, modules: usize, cpus: u8) {
         .map(|i| vec![i as u8; 1000 + 4096 * i])
         .collect();
     let cmdlines: Vec<String> = (0..modules).map(|i| format!("module{i} x=y")).collect();
-    let config = pvh_hypervisor::boot::acpi_config(BootConfig {
-        kernel: Kernel::pvh_elf(probe),
-        cmdline: b"console=ttyS0 pvh.conformance=1",
-        modules: contents
-            .iter()
-            .zip(&cmdlines)
-            .map(|(bytes, c)| Module {
-                bytes,
-                cmdline: (modules % 2 == 0).then_some(c.as_bytes()),
-                ..Module::default()
-            })
-            .collect(),
-        flags: SifFlags::empty(),
-        ..Default::default()
-    });
+    let config = pvh_hypervisor::boot::acpi_config(
+        BootConfig::new(Kernel::pvh_elf(probe))
+            .cmdline(b"console=ttyS0 pvh.conformance=1")
+            .modules(
+                contents
+                    .iter()
+                    .zip(&cmdlines)
+                    .map(|(bytes, c)| {
+                        Module::new(bytes).cmdline((modules % 2 == 0).then_some(c.as_bytes()))
+                    })
+                    .collect(),
+            )
+            .flags(SifFlags::empty()),
+    );
     let ram = GuestRam::new(memory).unwrap();
     let plan = plan(&ram, &config).unwrap();
     let ranges: Vec<(GuestAddress, usize)> = ram

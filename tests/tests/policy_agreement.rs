@@ -301,29 +301,19 @@ fn agree(c: &Case) -> Result<(), TestCaseError> {
     let extra: Vec<Vec<u8>> = c.extra.iter().map(|&n| vec![0xe5; n]).collect();
     let mut modules: Vec<Module<'_>> = Vec::new();
     if let Some(i) = &first {
-        modules.push(Module {
-            bytes: i,
-            ..Default::default()
-        });
+        modules.push(Module::new(i));
     }
-    modules.extend(extra.iter().map(|e| Module {
-        bytes: e,
-        ..Default::default()
-    }));
-    let linux_cfg = BootConfig {
-        kernel: Kernel::Linux64 {
-            bzimage: &kernel,
-            subarch: c.subarch,
-        },
-        cmdline: c.cmdline.as_bytes(),
-        modules: modules.clone(),
-        ..Default::default()
-    };
-    let stub_cfg = BootConfig {
-        kernel: Kernel::stub(linux_cfg.kernel.image(), pvh_guests::STUB)
+    modules.extend(extra.iter().map(|e| Module::new(e)));
+    let linux_cfg = BootConfig::new(Kernel::Linux64 {
+        bzimage: &kernel,
+        subarch: c.subarch,
+    })
+    .cmdline(c.cmdline.as_bytes())
+    .modules(modules.clone());
+    let stub_cfg = linux_cfg.clone().kernel(
+        Kernel::stub(linux_cfg.kernel.image(), pvh_guests::STUB)
             .with_subarch(linux_cfg.kernel.subarch()),
-        ..linux_cfg.clone()
-    };
+    );
     // Module 0 is the initrd (the PVH convention every path follows), and
     // the wrapped image embeds it.
     let initrd: Option<&[u8]> = modules.first().map(|m| m.bytes);
@@ -436,10 +426,7 @@ fn agree(c: &Case) -> Result<(), TestCaseError> {
         stub_booted.push(("stub", b, taken, (m0.start + setup, m0.end)));
     }
     if let Ok(w) = &wrapped {
-        let cfg = BootConfig {
-            kernel: Kernel::pvh_elf(&w.elf),
-            ..Default::default()
-        };
+        let cfg = BootConfig::new(Kernel::pvh_elf(&w.elf));
         if let Ok(b) = boot(c.ram, &cfg) {
             let l = w.layout;
             let code = (l.kernel_code, l.end);

@@ -397,10 +397,7 @@ fn refused_elves() -> Vec<(&'static str, Vec<u8>)> {
 
 fn boot_error(kernel: &[u8]) -> Option<pvh_loader::LoadError> {
     let ram = pvh_loader::GuestRam::new(64 << 20).unwrap();
-    let config = pvh_loader::BootConfig {
-        kernel: Kernel::pvh_elf(kernel),
-        ..Default::default()
-    };
+    let config = pvh_loader::BootConfig::new(Kernel::pvh_elf(kernel));
     pvh_loader::plan(&ram, &config).err()
 }
 

@@ -148,19 +148,16 @@ pub fn boot_config<'a>(
     let mut modules = Vec::new();
     for &i in d.ramdisk.iter().chain(&d.extra_modules) {
         let m = info.module(i).ok_or(missing(i))?;
-        modules.push(Module {
-            bytes: &m.bytes,
-            cmdline: (!m.cmdline.is_empty()).then_some(m.cmdline.as_bytes()),
-            above_4g: false,
-            // Only what the guest itself decompresses: a ramdisk or other
-            // module. (A kernel booted through the stub is relocated by the
-            // stub, not decompressed where it lies.)
-            headroom: if m.kind == ModuleKind::Kernel {
-                0
-            } else {
-                m.headroom
-            },
-        });
+        modules.push(
+            Module::new(&m.bytes)
+                .cmdline((!m.cmdline.is_empty()).then_some(m.cmdline.as_bytes()))
+                .above_4g(false)
+                .headroom(if m.kind == ModuleKind::Kernel {
+                    0
+                } else {
+                    m.headroom
+                }),
+        );
     }
     if d.long_mode {
         check_64bit(&kernel.bytes)?;
@@ -170,13 +167,11 @@ pub fn boot_config<'a>(
         (BootProtocol::Pvh, true) => Some(stub.ok_or(BuildError::NoStub)?),
         _ => None,
     };
-    let config = BootConfig {
-        kernel: Kernel::from_protocol(d.boot.protocol, &kernel.bytes, stub)
-            .with_subarch(d.boot.subarch),
-        cmdline: d.cmdline.as_bytes(),
-        modules,
-        ..Default::default()
-    };
+    let config = BootConfig::new(
+        Kernel::from_protocol(d.boot.protocol, &kernel.bytes, stub).with_subarch(d.boot.subarch),
+    )
+    .cmdline(d.cmdline.as_bytes())
+    .modules(modules);
     Ok(if d.boot.acpi {
         with_acpi_region(config)
     } else {
@@ -187,10 +182,7 @@ pub fn boot_config<'a>(
 /// `config` with an ACPI region of [`acpi::REGION_SIZE`] bytes reserved
 /// in its plan, for the tables [`check`] builds.
 pub fn with_acpi_region(config: BootConfig<'_>) -> BootConfig<'_> {
-    BootConfig {
-        acpi: Some(acpi::REGION_SIZE),
-        ..config
-    }
+    config.acpi(Some(acpi::REGION_SIZE))
 }
 
 /// `mode` bit 2: the kernel must be a 64-bit ELF or a bzImage with a
@@ -346,10 +338,9 @@ mod tests {
     fn check_refuses_what_launch_would_refuse() {
         let info = single(DomainBoot::default());
         let kernel = SynthBzImage::default().build();
-        let config = BootConfig {
-            kernel: Kernel::linux64(&kernel),
-            ..boot_config(&info, &info.domains[0], None).unwrap()
-        };
+        let config = boot_config(&info, &info.domains[0], None)
+            .unwrap()
+            .kernel(Kernel::linux64(&kernel));
         fn check<'c>(
             config: &BootConfig<'c>,
             memory: u64,

@@ -41,17 +41,14 @@ pub fn run(data: &[u8]) {
         }
     };
     let initrd = [0x3cu8; 4096];
-    let config = BootConfig {
-        kernel: Kernel::from_protocol(protocol, image, None),
-        cmdline: b"quiet",
-        modules: vec![Module {
-            bytes: &initrd,
-            cmdline: None,
-            above_4g: false,
-            headroom: 0,
-        }],
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::from_protocol(protocol, image, None))
+        .cmdline(b"quiet")
+        .modules(vec![
+            Module::new(&initrd)
+                .cmdline(None)
+                .above_4g(false)
+                .headroom(0),
+        ]);
     FIXTURE.with(|f| {
         if let Ok(p) = plan(&f.ram, &config) {
             let _ = load(&f.mem, &p);

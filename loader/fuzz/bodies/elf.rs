@@ -20,14 +20,11 @@ pub fn run(data: &[u8]) {
     let _ = pvh_loader::ElfImage::parse(data);
     FIXTURE.with(|f| {
         for relocation in [Relocation::Preferred, Relocation::Anywhere] {
-            let config = BootConfig {
-                kernel: Kernel::PvhElf {
-                    image: data,
-                    relocation,
-                },
-                cmdline: b"console=ttyS0",
-                ..Default::default()
-            };
+            let config = BootConfig::new(Kernel::PvhElf {
+                image: data,
+                relocation,
+            })
+            .cmdline(b"console=ttyS0");
             if let Ok(p) = plan(&f.ram, &config) {
                 let _ = load(&f.mem, &p);
             }
