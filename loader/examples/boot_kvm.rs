@@ -15,7 +15,7 @@
 
 use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_userspace_memory_region};
 use kvm_ioctls::{Kvm, VcpuExit};
-use pvh_loader::{BootConfig, GuestRam, load, plan};
+use pvh_loader::{BootConfig, GuestRam, Kernel, load, plan};
 use std::error::Error;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
@@ -57,8 +57,15 @@ pub struct Run {
 
 /// Boots `kernel` with `cmdline` and runs it to its end.
 pub fn boot(kernel: &[u8], cmdline: &[u8]) -> Result<Run, Box<dyn Error>> {
-    // Guest RAM: pvh-loader's layout, backed by vm-memory, registered with KVM.
-    let ram = GuestRam::new(RAM)?;
+    // Guest RAM: pvh-loader's layout with the pages KVM keeps reserved
+    // (RESERVED in the guest's memory map), backed by vm-memory, registered
+    // with KVM.
+    let ram = GuestRam::builder(RAM)
+        .reserve(
+            "KVM identity map + TSS",
+            KVM_IDENTITY_MAP..KVM_TSS as u64 + 0x3000,
+        )
+        .build()?;
     let ranges: Vec<_> = ram
         .regions()
         .iter()
@@ -89,13 +96,9 @@ pub fn boot(kernel: &[u8], cmdline: &[u8]) -> Result<Run, Box<dyn Error>> {
     }
 
     // The library: plan (decides and checks), then load (writes).
-    let config = BootConfig {
-        kernel,
-        cmdline,
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_elf(kernel)).cmdline(cmdline);
     let plan = plan(&ram, &config)?;
-    let guest = load(&mem, &plan, &config)?;
+    let guest = load(&mem, &plan)?;
 
     // The boot vCPU: the host's supported CPUID (long mode for the guest's
     // own switch to 64-bit), then the loader's registers (feature `kvm`).

@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use pvh_loader::input::Input;
-use pvh_loader::{BootConfig, BootProtocol, GuestRam, Module, load, plan};
+use pvh_loader::{BootConfig, GuestRam, Kernel, Module, load, plan};
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 type Error = Box<dyn std::error::Error>;
@@ -74,18 +74,11 @@ fn main() -> Result<(), Error> {
         .map(|&(a, l)| (GuestAddress(a), l as usize))
         .collect();
     let mem = GuestMemoryMmap::<()>::from_ranges(&ranges)?;
-    let config = BootConfig {
-        kernel: &kernel,
-        protocol: BootProtocol::Pvh,
-        cmdline: b"console=ttyS0",
-        modules: vec![Module {
-            bytes: &initrd,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_elf(&kernel))
+        .cmdline(b"console=ttyS0")
+        .module(Module::new(&initrd));
     let plan = plan(&ram, &config)?;
-    load(&mem, &plan, &config)?;
+    load(&mem, &plan)?;
     let guest: Vec<u64> = mem
         .iter()
         .map(|r| r.get_host_address(vm_memory::MemoryRegionAddress(0)))

@@ -20,7 +20,7 @@ use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::{Cmdline, KernelLoader, KernelLoaderResult, load_cmdline};
 use pvh_entry::StartInfo;
 use pvh_loader::linux_loader::{LinuxLoaderAbi, PvhConfigurator, PvhElfLoader};
-use pvh_loader::{BootConfig, BootProtocol, GuestRam, Module, Purpose, load, plan};
+use pvh_loader::{BootConfig, GuestRam, Kernel, Module, Purpose, load, plan};
 use std::io::Cursor;
 use std::ops::Range;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
@@ -109,26 +109,20 @@ fn pvh_native(
     mem: &GuestMemoryMmap,
     module: &[u8],
 ) -> (Addresses, Vec<hvm_memmap_table_entry>, Vec<Range<u64>>, u64) {
-    let config = BootConfig {
-        kernel: pvh_guests::PROBE,
-        protocol: BootProtocol::Pvh,
-        cmdline: CMDLINE.as_bytes(),
-        modules: vec![Module {
-            bytes: module,
-            cmdline: Some(MODULE_CMDLINE.as_bytes()),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let config = BootConfig::new(Kernel::pvh_elf(pvh_guests::PROBE))
+        .cmdline(CMDLINE.as_bytes())
+        .modules(vec![
+            Module::new(module).cmdline(Some(MODULE_CMDLINE.as_bytes())),
+        ]);
     let plan = plan(ram, &config).unwrap();
-    let guest = load(mem, &plan, &config).unwrap();
+    let guest = load(mem, &plan).unwrap();
     let si: hvm_start_info = mem.read_obj(GuestAddress(guest.start_info)).unwrap();
     let ml: hvm_modlist_entry = mem.read_obj(GuestAddress(si.modlist_paddr)).unwrap();
     assert_eq!(ml.size, module.len() as u64);
     let memmap: Vec<hvm_memmap_table_entry> =
-        plan.memmap.iter().map(|e| e.to_linux_loader()).collect();
+        plan.memmap().iter().map(|e| e.to_linux_loader()).collect();
     let only_pvh = plan
-        .placements
+        .placements()
         .iter()
         .filter(|p| matches!(p.purpose, Purpose::Gdt | Purpose::Idt))
         .map(|p| p.range())
