@@ -39,21 +39,18 @@ fn elf64_loads_segments_and_zeroes_bss() {
 fn load_into_zeroed_writes_the_same_but_no_zeros() {
     let elf = simple_elf().build();
     let ram = GuestRam::new(16 << 20).unwrap();
-    let config = BootConfig {
-        acpi: Some(0x1000),
-        ..cfg(&elf)
-    };
+    let config = cfg(&elf).acpi(Some(0x1000));
     let plan = plan(&ram, &config).unwrap();
     // On fresh (zero) memory both leave every byte the same.
     let (fresh, fresh_too) = (memory(16 << 20, 0), memory(16 << 20, 0));
-    let a = load(&fresh, &plan, &config).unwrap();
-    let b = load_into_zeroed(&fresh_too, &plan, &config).unwrap();
+    let a = load(&fresh, &plan).unwrap();
+    let b = load_into_zeroed(&fresh_too, &plan).unwrap();
     assert_eq!(read(&fresh, 0, 16 << 20), read(&fresh_too, 0, 16 << 20));
     assert_eq!((a.cpu.rip, a.start_info), (b.cpu.rip, b.start_info));
     // On memory that is not zero, it writes no zeros: BSS and the ACPI
     // region keep what was there (what `load` clears).
     let dirty = memory(16 << 20, 0xaa);
-    load_into_zeroed(&dirty, &plan, &config).unwrap();
+    load_into_zeroed(&dirty, &plan).unwrap();
     assert_eq!(read(&dirty, 0x10_1000, 0x20), vec![0x11; 0x20]);
     assert_eq!(read(&dirty, 0x10_1020, 0x10), vec![0xaa; 0x10]);
     assert_eq!(read(&dirty, 0xe_0000, 0x10), vec![0xaa; 0x10]);
