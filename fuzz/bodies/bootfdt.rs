@@ -74,24 +74,9 @@ pub fn run(data: &[u8]) {
     // Loader modules a tree may refer to by index or by address: a real
     // PVH kernel, a gzip stream, an XSM policy.
     let modules = [
-        LoaderModule {
-            bytes: pvh_kernel().into(),
-            addr: Some(0x10_0000),
-            cmdline: String::new(),
-            path: None,
-        },
-        LoaderModule {
-            bytes: (&[0x1f, 0x8b, 8, 0, 0, 0, 1, 0][..]).into(),
-            addr: None,
-            cmdline: "initrd".into(),
-            path: None,
-        },
-        LoaderModule {
-            bytes: (&policy[..]).into(),
-            addr: Some(0x20_0000),
-            cmdline: String::new(),
-            path: None,
-        },
+        LoaderModule::new(pvh_kernel().into()).addr(Some(0x10_0000)),
+        LoaderModule::new((&[0x1f, 0x8b, 8, 0, 0, 0, 1, 0][..]).into()).cmdline("initrd"),
+        LoaderModule::new((&policy[..]).into()).addr(Some(0x20_0000)),
     ];
     // The first byte picks the numbering and the host limit; the rest is
     // the tree (a seed is a compiled tree behind one byte).
@@ -103,12 +88,10 @@ pub fn run(data: &[u8]) {
         1 => (ModuleNumbering::FromZero, 48 << 20),
         _ => (ModuleNumbering::FromZero, 1 << 30),
     };
-    let sources = BootSources {
-        modules: &modules,
-        numbering,
-        host_memory_limit: limit,
-        ..Default::default()
-    };
+    let sources = BootSources::default()
+        .modules(&modules)
+        .numbering(numbering)
+        .host_memory_limit(limit);
     let info = match bootinfo::parse(data, sources) {
         Ok(info) => info,
         Err(e) => return check_error(&e),

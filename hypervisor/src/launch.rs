@@ -369,20 +369,19 @@ pub fn load(args: &LaunchArgs) -> Result<BootInfo, LaunchError> {
     let cmdline = crate::cli::invocation();
     Ok(pvh_bootdomains::parse(
         &dtb,
-        BootSources {
-            modules: &modules,
-            numbering: if args.xen_module_numbering {
+        BootSources::default()
+            .modules(&modules)
+            .numbering(if args.xen_module_numbering {
                 ModuleNumbering::TreeIsZero
             } else {
                 ModuleNumbering::FromZero
-            },
-            dir: args.dir.as_deref(),
-            host_memory_limit,
-            defaults: args.domain.defaults(),
-            loader_name: host::LOADER_NAME,
-            cmdline: &cmdline,
-            host_memmap: &host_memmap,
-        },
+            })
+            .dir(args.dir.as_deref())
+            .host_memory_limit(host_memory_limit)
+            .defaults(args.domain.defaults())
+            .loader_name(host::LOADER_NAME)
+            .cmdline(&cmdline)
+            .host_memmap(&host_memmap),
     )?)
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{Asm, kvm_available, pvh_elf};
 
 use bootinfo_util::*;
-use pvh_bootdomains::{self as bootinfo, BootSources, DomainBoot, DomainDefaults, LaunchPlan};
+use pvh_bootdomains::{self as bootinfo, DomainBoot, DomainDefaults, LaunchPlan};
 use pvh_guests::report::Report;
 use pvh_hypervisor::VmEnd;
 use pvh_hypervisor::devices::ConsoleOut;
@@ -312,21 +312,10 @@ fn tree_values_override_the_command_line_defaults() {
         dom("defaults"),
         dom("own").prop("pvh,acpi", 1u32).prop("cpus", 3u32),
     ]);
-    let defaults = DomainDefaults {
-        boot: DomainBoot {
-            acpi: false,
-            ..DomainBoot::default()
-        },
-        vcpus: 2,
-    };
-    let info = bootinfo::parse(
-        &tree,
-        BootSources {
-            defaults,
-            ..sources(&mods, None)
-        },
-    )
-    .unwrap();
+    let defaults = DomainDefaults::default()
+        .boot(DomainBoot::default().acpi(false))
+        .vcpus(2);
+    let info = bootinfo::parse(&tree, sources(&mods, None).defaults(defaults)).unwrap();
     assert_eq!((info.domains[0].vcpus, info.domains[1].vcpus), (2, 3));
     let (result, out) = launch_captured(&info, "/dev/kvm", Some(WATCHDOG));
     let outcomes = result.unwrap();

@@ -238,33 +238,31 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
     // The options become a one-domain BootInfo, built into a BootConfig by
     // the same builder (and checked by the same check) `pvh launch` uses
     // for every domain of a tree.
-    let cli_module = |option, path: Option<&Path>, bytes: Input, cmdline: &str| CliModule {
-        option,
-        path: path.map(Path::to_path_buf),
-        bytes,
-        cmdline: cmdline.to_owned(),
+    let cli_module = |option, path: Option<&Path>, bytes: Input, cmdline: &str| {
+        CliModule::new(option, bytes)
+            .path(path.map(Path::to_path_buf))
+            .cmdline(cmdline)
     };
-    let info = BootInfo::single_domain(SingleDomain {
-        kernel: cli_module("--kernel", args.kernel.as_deref(), kernel, ""),
-        initrd: initrd.map(|b| cli_module("--initrd", args.initrd.as_deref(), b, "")),
-        modules: args
-            .domain
-            .modules
-            .iter()
-            .zip(module_bytes)
-            .map(|(m, b)| cli_module("--module", Some(&m.path), b, &m.cmdline))
-            .collect(),
-        cmdline: args.cmdline.clone(),
-        memory: args.memory,
-        cpus: u32::from(args.domain.cpus),
-        boot: args.domain.boot(),
-        host_memory_limit,
-        hypervisor_cmdline: super::invocation(),
-        // Only `pvh launch --plan` prints the host's memory map; `pvh boot`
-        // has no use for it, and reading it costs three files per range.
-        host_memmap: Vec::new(),
-    })
-    .map_err(|e| fail(status::BAD_INPUT, e))?;
+    let kernel = cli_module("--kernel", args.kernel.as_deref(), kernel, "");
+    // Only `pvh launch --plan` prints the host's memory map; `pvh boot` has
+    // no use for it (reading it costs three files per range): the spec's
+    // empty default stays.
+    let spec = SingleDomain::new(kernel, args.memory)
+        .initrd(initrd.map(|b| cli_module("--initrd", args.initrd.as_deref(), b, "")))
+        .modules(
+            args.domain
+                .modules
+                .iter()
+                .zip(module_bytes)
+                .map(|(m, b)| cli_module("--module", Some(&m.path), b, &m.cmdline))
+                .collect(),
+        )
+        .cmdline(args.cmdline.clone())
+        .cpus(u32::from(args.domain.cpus))
+        .boot(args.domain.boot())
+        .host_memory_limit(host_memory_limit)
+        .hypervisor_cmdline(super::invocation());
+    let info = BootInfo::single_domain(spec).map_err(|e| fail(status::BAD_INPUT, e))?;
     let domain = info
         .domains
         .first()

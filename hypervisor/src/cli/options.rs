@@ -145,19 +145,17 @@ impl Default for DomainOptions {
 impl DomainOptions {
     /// Protocol, subarch and ACPI as the options say.
     pub fn boot(&self) -> DomainBoot {
-        DomainBoot {
-            protocol: self.boot_protocol.protocol(),
-            subarch: self.subarch.policy(),
-            acpi: !self.no_acpi,
-        }
+        DomainBoot::default()
+            .protocol(self.boot_protocol.protocol())
+            .subarch(self.subarch.policy())
+            .acpi(!self.no_acpi)
     }
 
     /// What a launched domain gets where its node is silent.
     pub fn defaults(&self) -> DomainDefaults {
-        DomainDefaults {
-            boot: self.boot(),
-            vcpus: u32::from(self.cpus),
-        }
+        DomainDefaults::default()
+            .boot(self.boot())
+            .vcpus(u32::from(self.cpus))
     }
 }
 

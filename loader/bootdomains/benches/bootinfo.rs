@@ -16,12 +16,9 @@ fn parse_cost(c: &mut Criterion) {
     let mut group = c.benchmark_group("bootinfo_parse");
     for n in [1usize, 10, 100, 1000] {
         let blob = util::many_domains(n);
-        let sources = BootSources {
-            modules: &mods,
-            dir: None,
-            host_memory_limit: 4 << 30,
-            ..Default::default()
-        };
+        let sources = BootSources::default()
+            .modules(&mods)
+            .host_memory_limit(4 << 30);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &blob, |b, blob| {
             b.iter(|| bootinfo::parse(black_box(blob), sources).unwrap())

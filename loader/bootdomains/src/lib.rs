@@ -6,7 +6,7 @@
 //! its ACPI platform, its reserved ranges) comes in a [`DomainBuilder`].
 //!
 //! ```text
-//! let sources = BootSources { modules: &loader_modules, dir: Some(dir), ..Default::default() };
+//! let sources = BootSources::default().modules(&loader_modules).dir(Some(dir));
 //! let info = pvh_bootdomains::parse(&dtb, sources)?;    // one walk, typed errors
 //! let builder = DomainBuilder::new().platform(platform).reserve("KVM TSS", tss);
 //! let plan = LaunchPlan::new(&info, &builder)?;         // every domain checked

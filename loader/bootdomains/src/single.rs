@@ -21,6 +21,8 @@ pub const SINGLE_DOMAIN_ID: u32 = 1;
 pub const COMMAND_LINE: &str = "command line";
 
 /// One file (or built-in image) given on the `pvh boot` command line.
+/// Built with [`CliModule::new`] (or [`CliModule::read`]) and its setters;
+/// the fields stay readable and assignable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliModule {
     /// The option it came from (`--kernel`, `--initrd`, `--module`).
@@ -34,6 +36,30 @@ pub struct CliModule {
 }
 
 impl CliModule {
+    /// The module `bytes`, given by `option`: no file, no command line.
+    pub fn new(option: &'static str, bytes: Input) -> Self {
+        Self {
+            option,
+            path: None,
+            bytes,
+            cmdline: String::new(),
+        }
+    }
+
+    /// The file it was read from.
+    #[must_use]
+    pub fn path(mut self, path: Option<PathBuf>) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// Its command line.
+    #[must_use]
+    pub fn cmdline(mut self, cmdline: impl Into<String>) -> Self {
+        self.cmdline = cmdline.into();
+        self
+    }
+
     /// Reads `path` for `option`.
     pub fn read(
         option: &'static str,
@@ -81,7 +107,9 @@ impl CliModule {
     }
 }
 
-/// The `pvh boot` options that describe the guest.
+/// The `pvh boot` options that describe the guest. Built with
+/// [`SingleDomain::new`] and its setters; the fields stay readable and
+/// assignable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SingleDomain {
     /// `--kernel` (or the built-in probe).
@@ -104,6 +132,103 @@ pub struct SingleDomain {
     pub hypervisor_cmdline: String,
     /// The host memory map, for [`BootInfo::host_memmap`].
     pub host_memmap: Vec<HostMemoryRange>,
+}
+
+impl SingleDomain {
+    /// A guest booting `kernel` with `memory` bytes: no initrd, no modules,
+    /// no command line, one vCPU, the default [`DomainBoot`], no host
+    /// memory limit, no hypervisor command line, no host memory map.
+    pub fn new(kernel: CliModule, memory: u64) -> Self {
+        Self {
+            kernel,
+            initrd: None,
+            modules: Vec::new(),
+            cmdline: String::new(),
+            memory,
+            cpus: 1,
+            boot: DomainBoot::default(),
+            host_memory_limit: u64::MAX,
+            hypervisor_cmdline: String::new(),
+            host_memmap: Vec::new(),
+        }
+    }
+
+    /// Boots `kernel` instead.
+    #[must_use]
+    pub fn kernel(mut self, kernel: CliModule) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// The initrd (`--initrd`).
+    #[must_use]
+    pub fn initrd(mut self, initrd: Option<CliModule>) -> Self {
+        self.initrd = initrd;
+        self
+    }
+
+    /// The `--module`s, in order.
+    #[must_use]
+    pub fn modules(mut self, modules: Vec<CliModule>) -> Self {
+        self.modules = modules;
+        self
+    }
+
+    /// Appends a `--module`.
+    #[must_use]
+    pub fn module(mut self, module: CliModule) -> Self {
+        self.modules.push(module);
+        self
+    }
+
+    /// The kernel command line (`--cmdline`).
+    #[must_use]
+    pub fn cmdline(mut self, cmdline: impl Into<String>) -> Self {
+        self.cmdline = cmdline.into();
+        self
+    }
+
+    /// Guest memory in bytes (`--memory`).
+    #[must_use]
+    pub fn memory(mut self, memory: u64) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    /// vCPUs.
+    #[must_use]
+    pub fn cpus(mut self, cpus: u32) -> Self {
+        self.cpus = cpus;
+        self
+    }
+
+    /// Protocol, subarch and ACPI.
+    #[must_use]
+    pub fn boot(mut self, boot: DomainBoot) -> Self {
+        self.boot = boot;
+        self
+    }
+
+    /// The host memory limit in bytes.
+    #[must_use]
+    pub fn host_memory_limit(mut self, host_memory_limit: u64) -> Self {
+        self.host_memory_limit = host_memory_limit;
+        self
+    }
+
+    /// pvh's own command line ([`SingleDomain::hypervisor_cmdline`]).
+    #[must_use]
+    pub fn hypervisor_cmdline(mut self, hypervisor_cmdline: impl Into<String>) -> Self {
+        self.hypervisor_cmdline = hypervisor_cmdline.into();
+        self
+    }
+
+    /// The host memory map ([`SingleDomain::host_memmap`]).
+    #[must_use]
+    pub fn host_memmap(mut self, host_memmap: Vec<HostMemoryRange>) -> Self {
+        self.host_memmap = host_memmap;
+        self
+    }
 }
 
 impl BootInfo {

@@ -14,7 +14,9 @@ use super::error::BootInfoError;
 use super::types::{DomainBoot, HostMemoryRange};
 
 /// One module as a boot loader hands it over: bytes, optionally the address
-/// it was put at, and the loader's own string for it.
+/// it was put at, and the loader's own string for it. Built with
+/// [`LoaderModule::new`] and its setters; the fields stay readable and
+/// assignable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoaderModule {
     /// The module's bytes.
@@ -26,6 +28,39 @@ pub struct LoaderModule {
     pub cmdline: String,
     /// The file it was read from, if any.
     pub path: Option<PathBuf>,
+}
+
+impl LoaderModule {
+    /// A module holding `bytes`: no address, no module string, no file.
+    pub fn new(bytes: Input) -> Self {
+        Self {
+            bytes,
+            addr: None,
+            cmdline: String::new(),
+            path: None,
+        }
+    }
+
+    /// The address the boot loader put it at (`FILE@ADDR`).
+    #[must_use]
+    pub fn addr(mut self, addr: Option<u64>) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// The loader's module string.
+    #[must_use]
+    pub fn cmdline(mut self, cmdline: impl Into<String>) -> Self {
+        self.cmdline = cmdline.into();
+        self
+    }
+
+    /// The file it was read from.
+    #[must_use]
+    pub fn path(mut self, path: Option<PathBuf>) -> Self {
+        self.path = path;
+        self
+    }
 }
 
 /// A `--module` argument, the one syntax `pvh boot` and `pvh launch`
@@ -186,7 +221,9 @@ impl ModuleNumbering {
     }
 }
 
-/// What a domain gets when its node does not say.
+/// What a domain gets when its node does not say. Built from
+/// [`DomainDefaults::default`] and its setters; the fields stay readable
+/// and assignable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DomainDefaults {
     /// Protocol, subarch, ACPI (`--boot-protocol`, `--subarch`,
@@ -197,6 +234,7 @@ pub struct DomainDefaults {
 }
 
 impl Default for DomainDefaults {
+    /// The default [`DomainBoot`], one vCPU.
     fn default() -> Self {
         Self {
             boot: DomainBoot::default(),
@@ -205,7 +243,26 @@ impl Default for DomainDefaults {
     }
 }
 
-/// Everything the parser may use besides the tree.
+impl DomainDefaults {
+    /// Protocol, subarch and ACPI.
+    #[must_use]
+    pub fn boot(mut self, boot: DomainBoot) -> Self {
+        self.boot = boot;
+        self
+    }
+
+    /// vCPUs for a hyperlaunch domain without `cpus`.
+    #[must_use]
+    pub fn vcpus(mut self, vcpus: u32) -> Self {
+        self.vcpus = vcpus;
+        self
+    }
+}
+
+/// Everything the parser may use besides the tree. Built from
+/// [`BootSources::default`] and its setters
+/// (`BootSources::default().modules(&mods).dir(Some(dir))`); the fields stay
+/// readable and assignable.
 #[derive(Debug, Clone, Copy)]
 pub struct BootSources<'a> {
     /// The boot loader's modules, in order.
@@ -240,6 +297,64 @@ impl Default for BootSources<'_> {
             cmdline: "",
             host_memmap: &[],
         }
+    }
+}
+
+impl<'a> BootSources<'a> {
+    /// The boot loader's modules, in order.
+    #[must_use]
+    pub fn modules(mut self, modules: &'a [LoaderModule]) -> Self {
+        self.modules = modules;
+        self
+    }
+
+    /// How `module-index` counts them.
+    #[must_use]
+    pub fn numbering(mut self, numbering: ModuleNumbering) -> Self {
+        self.numbering = numbering;
+        self
+    }
+
+    /// The directory for `xen,uefi-binary` names.
+    #[must_use]
+    pub fn dir(mut self, dir: Option<&'a Path>) -> Self {
+        self.dir = dir;
+        self
+    }
+
+    /// The host memory limit in bytes.
+    #[must_use]
+    pub fn host_memory_limit(mut self, host_memory_limit: u64) -> Self {
+        self.host_memory_limit = host_memory_limit;
+        self
+    }
+
+    /// What a domain gets where its node is silent.
+    #[must_use]
+    pub fn defaults(mut self, defaults: DomainDefaults) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// The boot loader's name ([`BootSources::loader_name`]).
+    #[must_use]
+    pub fn loader_name(mut self, loader_name: &'a str) -> Self {
+        self.loader_name = loader_name;
+        self
+    }
+
+    /// The hypervisor command line ([`BootSources::cmdline`]).
+    #[must_use]
+    pub fn cmdline(mut self, cmdline: &'a str) -> Self {
+        self.cmdline = cmdline;
+        self
+    }
+
+    /// The host memory map ([`BootSources::host_memmap`]).
+    #[must_use]
+    pub fn host_memmap(mut self, host_memmap: &'a [HostMemoryRange]) -> Self {
+        self.host_memmap = host_memmap;
+        self
     }
 }
 

@@ -125,7 +125,9 @@ bitflags::bitflags! {
 /// How a domain is booted: what the binding itself does not say. The
 /// command line gives the defaults (`--boot-protocol`, `--subarch`,
 /// `--no-acpi`); a domain node's `pvh,boot-protocol`, `pvh,subarch` and
-/// `pvh,acpi` override them for that domain.
+/// `pvh,acpi` override them for that domain. Built from
+/// [`DomainBoot::default`] and its setters; the fields stay readable and
+/// assignable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DomainBoot {
     /// The boot protocol.
@@ -145,6 +147,29 @@ impl Default for DomainBoot {
             subarch: SubarchPolicy::Pc,
             acpi: true,
         }
+    }
+}
+
+impl DomainBoot {
+    /// The boot protocol.
+    #[must_use]
+    pub fn protocol(mut self, protocol: BootProtocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// `hardware_subarch` for zero-page boots.
+    #[must_use]
+    pub fn subarch(mut self, subarch: SubarchPolicy) -> Self {
+        self.subarch = subarch;
+        self
+    }
+
+    /// Whether the domain gets ACPI tables.
+    #[must_use]
+    pub fn acpi(mut self, acpi: bool) -> Self {
+        self.acpi = acpi;
+        self
     }
 }
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use bootinfo_util::*;
 use pvh_bootdomains::host::LOADER_NAME;
 use pvh_bootdomains::{
-    self as bootinfo, BootDomain, BootInfo, BootModule, BootSources, Capabilities, CliModule,
-    DomainBoot, DomainMode, ModuleKind, ModuleOrigin, SingleDomain,
+    self as bootinfo, BootDomain, BootInfo, BootModule, Capabilities, CliModule, DomainBoot,
+    DomainMode, ModuleKind, ModuleOrigin, SingleDomain,
 };
 use pvh_bootparams::Compression;
 
@@ -539,18 +539,18 @@ fn single_domain_from_boot_options() {
     let kernel = s.file("k.elf", VMLINUX);
     let initrd = s.file("initrd", INITRD_GZ);
     let extra = s.file("extra", b"data");
-    let spec = SingleDomain {
-        kernel: CliModule::read("--kernel", kernel.clone(), "").unwrap(),
-        initrd: Some(CliModule::read("--initrd", initrd.clone(), "").unwrap()),
-        modules: vec![CliModule::read("--module", extra.clone(), "m=1").unwrap()],
-        cmdline: "console=ttyS0".into(),
-        memory: 512 * MIB,
-        cpus: 2,
-        boot: DomainBoot::default(),
-        host_memory_limit: GIB,
-        hypervisor_cmdline: String::new(),
-        host_memmap: vec![],
-    };
+    let spec = SingleDomain::new(
+        CliModule::read("--kernel", kernel.clone(), "").unwrap(),
+        512 * MIB,
+    )
+    .initrd(Some(
+        CliModule::read("--initrd", initrd.clone(), "").unwrap(),
+    ))
+    .module(CliModule::read("--module", extra.clone(), "m=1").unwrap())
+    .cmdline("console=ttyS0")
+    .cpus(2)
+    .boot(DomainBoot::default())
+    .host_memory_limit(GIB);
     let info = BootInfo::single_domain(spec).unwrap();
     let cli = |option, path: &Path| ModuleOrigin::CommandLine {
         option,
@@ -595,23 +595,11 @@ fn single_domain_from_boot_options() {
 
 #[test]
 fn single_domain_checks_memory_and_cpus() {
-    let probe = CliModule {
-        option: "--kernel",
-        path: None,
-        bytes: pvh_loader::input::Input::built_in(PROBE),
-        cmdline: String::new(),
-    };
-    let spec = |memory, cpus| SingleDomain {
-        kernel: probe.clone(),
-        initrd: None,
-        modules: vec![],
-        cmdline: String::new(),
-        memory,
-        cpus,
-        boot: DomainBoot::default(),
-        host_memory_limit: GIB,
-        hypervisor_cmdline: String::new(),
-        host_memmap: vec![],
+    let probe = CliModule::new("--kernel", pvh_loader::input::Input::built_in(PROBE));
+    let spec = |memory, cpus| {
+        SingleDomain::new(probe.clone(), memory)
+            .cpus(cpus)
+            .host_memory_limit(GIB)
     };
     assert!(matches!(
         BootInfo::single_domain(spec(2 * GIB, 1)),
@@ -727,10 +715,7 @@ fn a_hyperlaunch_tree_numbered_as_xens_design_numbers_it() {
         INITRD_GZ,
     ];
     let mods: Vec<_> = blobs.iter().map(|b| lm(b, "")).collect();
-    let xen = BootSources {
-        numbering: bootinfo::ModuleNumbering::TreeIsZero,
-        ..sources(&mods, None)
-    };
+    let xen = sources(&mods, None).numbering(bootinfo::ModuleNumbering::TreeIsZero);
     let parsed = bootinfo::parse(&dtb, xen).unwrap();
     let idx = ModuleOrigin::ModuleIndex;
     let hv = "/chosen/hypervisor";

@@ -5,8 +5,8 @@ mod bootinfo_util;
 
 use bootinfo_util::*;
 use pvh_bootdomains::{
-    self as bootinfo, BlobError, BootInfoError as E, BootSources, LoaderModule, ModuleKind,
-    ModuleNumbering, XSM_MAGIC,
+    self as bootinfo, BlobError, BootInfoError as E, LoaderModule, ModuleKind, ModuleNumbering,
+    XSM_MAGIC,
 };
 
 const KERNEL: &[u8] = b"\x7fELF kernel";
@@ -877,10 +877,7 @@ fn xen_module_numbering_counts_the_tree_as_module_0() {
     let xen = |tree: &[u8]| {
         bootinfo::parse(
             tree,
-            BootSources {
-                numbering: ModuleNumbering::TreeIsZero,
-                ..sources(&m, None)
-            },
+            sources(&m, None).numbering(ModuleNumbering::TreeIsZero),
         )
     };
     let k = |i: u32| {

@@ -11,12 +11,9 @@ fn stats(n: usize) -> ParseStats {
     let mods = many_domains_modules();
     let (info, stats) = bootinfo::parse_with_stats(
         &many_domains(n),
-        BootSources {
-            modules: &mods,
-            dir: None,
-            host_memory_limit: 4 * GIB,
-            ..Default::default()
-        },
+        BootSources::default()
+            .modules(&mods)
+            .host_memory_limit(4 * GIB),
     )
     .unwrap();
     assert_eq!(info.domains.len(), n);

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use bootinfo_util::*;
 use proptest::prelude::*;
 use pvh_bootdomains::{
-    self as bootinfo, BootInfo, BootInfoError, BootSources, Capabilities, LoaderModule, ModuleKind,
+    self as bootinfo, BootInfo, BootInfoError, Capabilities, LoaderModule, ModuleKind,
     ModuleOrigin, XSM_MAGIC, is_xsm_policy,
 };
 
@@ -329,10 +329,7 @@ fn parse_any(blob: &[u8], files: &Scratch) -> Result<BootInfo, BootInfoError> {
     let mods = loader_modules();
     let small = bootinfo::parse(
         blob,
-        BootSources {
-            host_memory_limit: 48 << 20,
-            ..sources(&mods, Some(&files.0))
-        },
+        sources(&mods, Some(&files.0)).host_memory_limit(48 << 20),
     );
     match &small {
         Ok(info) => check_coherent(info),

@@ -204,20 +204,12 @@ impl Drop for Scratch {
 
 /// A loader module without an address.
 pub fn lm(bytes: &[u8], cmdline: &str) -> LoaderModule {
-    LoaderModule {
-        bytes: bytes.into(),
-        addr: None,
-        cmdline: cmdline.to_owned(),
-        path: None,
-    }
+    LoaderModule::new(bytes.into()).cmdline(cmdline)
 }
 
 /// A loader module placed at `addr`.
 pub fn lm_at(bytes: &[u8], addr: u64, cmdline: &str) -> LoaderModule {
-    LoaderModule {
-        addr: Some(addr),
-        ..lm(bytes, cmdline)
-    }
+    lm(bytes, cmdline).addr(Some(addr))
 }
 
 /// 1 GiB.
@@ -225,12 +217,10 @@ pub const GIB: u64 = 1 << 30;
 
 /// Sources with modules, an optional directory, and a 1 GiB host.
 pub fn sources<'a>(modules: &'a [LoaderModule], dir: Option<&'a Path>) -> BootSources<'a> {
-    BootSources {
-        modules,
-        dir,
-        host_memory_limit: GIB,
-        ..Default::default()
-    }
+    BootSources::default()
+        .modules(modules)
+        .dir(dir)
+        .host_memory_limit(GIB)
 }
 
 /// A dom0less tree with `n` domains, each with a kernel (loader module 0,
