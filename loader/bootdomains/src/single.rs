@@ -24,6 +24,7 @@ pub const COMMAND_LINE: &str = "command line";
 /// Built with [`CliModule::new`] (or [`CliModule::read`]) and its setters;
 /// the fields stay readable and assignable.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CliModule {
     /// The option it came from (`--kernel`, `--initrd`, `--module`).
     pub option: &'static str,
@@ -111,6 +112,7 @@ impl CliModule {
 /// [`SingleDomain::new`] and its setters; the fields stay readable and
 /// assignable.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SingleDomain {
     /// `--kernel` (or the built-in probe).
     pub kernel: CliModule,

@@ -18,6 +18,7 @@ use super::types::{DomainBoot, HostMemoryRange};
 /// [`LoaderModule::new`] and its setters; the fields stay readable and
 /// assignable.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoaderModule {
     /// The module's bytes.
     pub bytes: Input,
@@ -225,6 +226,7 @@ impl ModuleNumbering {
 /// [`DomainDefaults::default`] and its setters; the fields stay readable
 /// and assignable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DomainDefaults {
     /// Protocol, subarch, ACPI (`--boot-protocol`, `--subarch`,
     /// `--no-acpi`).
@@ -264,6 +266,7 @@ impl DomainDefaults {
 /// (`BootSources::default().modules(&mods).dir(Some(dir))`); the fields stay
 /// readable and assignable.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct BootSources<'a> {
     /// The boot loader's modules, in order.
     pub modules: &'a [LoaderModule],

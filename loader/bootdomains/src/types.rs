@@ -129,6 +129,7 @@ bitflags::bitflags! {
 /// [`DomainBoot::default`] and its setters; the fields stay readable and
 /// assignable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DomainBoot {
     /// The boot protocol.
     pub protocol: BootProtocol,
