@@ -8,6 +8,7 @@ use zerocopy::{FromZeros, IntoBytes};
 
 /// Why bytes are not a usable bzImage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ImageError {
     /// The image ends before the fixed part of the setup header.
     #[error("image of {len} bytes is too short to hold a setup header (needs {needed})")]

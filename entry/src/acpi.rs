@@ -63,6 +63,7 @@ const _: () = {
 
 /// Why a table is not valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TableError {
     /// Part of the table is outside memory.
     #[error("table at {0:#x} is outside memory")]

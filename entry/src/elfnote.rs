@@ -17,6 +17,7 @@ pub const XEN_ELFNOTE_PHYS32_RELOC: u32 = 19;
 
 /// Why a note is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NoteError {
     /// A note header or its padded name/descriptor runs past the segment.
     #[error("ELF note at offset {offset:#x} runs past the end of its {len:#x}-byte segment")]

@@ -51,6 +51,7 @@ impl fmt::Display for Part {
 /// reaches the user from every caller: the stub's console line, `pvh boot`,
 /// `pvh inspect` and `pvh wrap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LinuxBootError {
     /// The image is not a usable bzImage for the 64-bit boot protocol.
     #[error("not a usable bzImage: {0}")]

@@ -42,6 +42,7 @@ impl PageSize {
 
 /// Why the identity map cannot grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MapError {
     /// The requested top is beyond what 4-level paging addresses.
     #[error("cannot identity-map up to {top:#x}: 4-level paging ends at {max:#x}")]

@@ -94,6 +94,7 @@ const _: () = {
 
 /// Why a payload header is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PayloadError {
     /// The header could not be read at its address.
     #[error("payload header at {0:#x} is outside memory")]
@@ -243,6 +244,7 @@ pub struct Layout {
 
 /// Why a layout cannot be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayoutError {
     /// The kernel alignment is not a power of two.
     #[error("kernel alignment {0:#x} is not a power of two")]

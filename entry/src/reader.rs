@@ -62,6 +62,7 @@ impl core::fmt::Display for Which {
 
 /// Why a start_info is rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// The start_info itself is not inside memory.
     #[error("start_info at {0:#x} is outside memory")]
@@ -131,6 +132,7 @@ pub enum ReadError {
 
 /// What is wrong with a command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CmdlineProblem {
     /// Part of it, before any NUL, is outside memory.
     #[error("runs outside memory before its NUL")]

@@ -60,6 +60,7 @@ pub struct Placement {
 
 /// Why a start_info cannot be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriteError {
     /// Only versions 0 and 1 are written.
     #[error("start_info version {0} cannot be written (only 0 and 1)")]

@@ -82,6 +82,7 @@ pub struct TranslateOptions<'a> {
 
 /// Why a translation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TranslateError {
     /// No memory map: version 0 (or 0 entries) and none supplied.
     #[error("start_info version {version} carries no memory map and none was supplied")]

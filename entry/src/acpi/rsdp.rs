@@ -54,6 +54,7 @@ const _: () = {
 
 /// Why an RSDP is not valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RsdpError {
     /// The bytes are not readable.
     #[error("RSDP at {0:#x} is outside memory")]

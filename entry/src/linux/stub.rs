@@ -57,6 +57,7 @@ pub const SUBARCH_OPTION: &str = "pvh.subarch";
 /// Why the stub cannot boot the kernel: printed as one line
 /// (`stub: error: <this>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StubError {
     /// The start_info is unusable.
     #[error("start_info: {0}")]

@@ -73,6 +73,7 @@ pub enum ShutdownReason {
 
 /// Why a Xen call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum XenError {
     /// The hypercall returned an error (a negative errno).
     #[error("hypercall {op} (cmd {cmd}) failed with {rc}")]
