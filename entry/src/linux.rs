@@ -289,6 +289,35 @@ pub struct Request {
     pub top_down: bool,
 }
 
+impl Request {
+    /// `size` bytes aligned to `align`, in `[min, limit)`, lowest address
+    /// first, no preferred address.
+    pub const fn new(size: u64, align: u64, min: u64, limit: u64) -> Self {
+        Self {
+            size,
+            align,
+            min,
+            limit,
+            preferred: None,
+            top_down: false,
+        }
+    }
+
+    /// An address to try first.
+    #[must_use]
+    pub const fn preferred(mut self, preferred: Option<u64>) -> Self {
+        self.preferred = preferred;
+        self
+    }
+
+    /// Take the highest fitting address instead of the lowest.
+    #[must_use]
+    pub const fn top_down(mut self, top_down: bool) -> Self {
+        self.top_down = top_down;
+        self
+    }
+}
+
 fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < a.1 && b.0 < b.1 && a.0 < b.1 && b.0 < a.1
 }
@@ -439,6 +468,35 @@ pub struct LinuxRequest {
     pub initrd: InitrdRequest,
     /// The command line (address, length without NUL), where it already is.
     pub cmdline: Option<(u64, u64)>,
+}
+
+impl LinuxRequest {
+    /// Places a kernel with `needs`, a zero page (plus e820 node) of
+    /// `zero_page_size` bytes and `initrd`; the code is copied by the
+    /// caller and there is no command line in memory yet.
+    pub const fn new(needs: KernelNeeds, zero_page_size: u64, initrd: InitrdRequest) -> Self {
+        Self {
+            needs,
+            code: None,
+            zero_page_size,
+            initrd,
+            cmdline: None,
+        }
+    }
+
+    /// Where the protected-mode code already is (start, end).
+    #[must_use]
+    pub const fn code(mut self, code: Option<(u64, u64)>) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// Where the command line already is (address, length without NUL).
+    #[must_use]
+    pub const fn cmdline(mut self, cmdline: Option<(u64, u64)>) -> Self {
+        self.cmdline = cmdline;
+        self
+    }
 }
 
 /// Where [`place`] put things.

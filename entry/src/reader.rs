@@ -34,6 +34,27 @@ impl Limits {
         max_memmap_entries: 8192,
         max_cmdline: 64 * 1024,
     };
+
+    /// Accepts at most `max` modules.
+    #[must_use]
+    pub const fn max_modules(mut self, max: u32) -> Self {
+        self.max_modules = max;
+        self
+    }
+
+    /// Accepts at most `max` memory-map entries.
+    #[must_use]
+    pub const fn max_memmap_entries(mut self, max: u32) -> Self {
+        self.max_memmap_entries = max;
+        self
+    }
+
+    /// Accepts command lines of at most `max` bytes, including the NUL.
+    #[must_use]
+    pub const fn max_cmdline(mut self, max: u32) -> Self {
+        self.max_cmdline = max;
+        self
+    }
 }
 
 impl Default for Limits {

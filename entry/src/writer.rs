@@ -27,6 +27,24 @@ pub struct ModuleSpec<'a> {
     pub cmdline: Option<&'a [u8]>,
 }
 
+impl<'a> ModuleSpec<'a> {
+    /// A module of `size` bytes at `paddr`, without a command line.
+    pub const fn new(paddr: u64, size: u64) -> Self {
+        Self {
+            paddr,
+            size,
+            cmdline: None,
+        }
+    }
+
+    /// Its command line, without NUL.
+    #[must_use]
+    pub const fn cmdline(mut self, cmdline: Option<&'a [u8]>) -> Self {
+        self.cmdline = cmdline;
+        self
+    }
+}
+
 /// Everything a start_info says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StartInfoSpec<'a> {
@@ -42,6 +60,63 @@ pub struct StartInfoSpec<'a> {
     pub modules: &'a [ModuleSpec<'a>],
     /// Memory map (version 1 only).
     pub memmap: &'a [MemmapEntry],
+}
+
+impl<'a> StartInfoSpec<'a> {
+    /// A start_info of `version` with no flags, command line, RSDP,
+    /// module or memory map ([`StartInfoSpec::default`] is version 0).
+    pub const fn new(version: u32) -> Self {
+        Self {
+            version,
+            flags: SifFlags::empty(),
+            cmdline: None,
+            rsdp_paddr: 0,
+            modules: &[],
+            memmap: &[],
+        }
+    }
+
+    /// The version instead.
+    #[must_use]
+    pub const fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Flags.
+    #[must_use]
+    pub const fn flags(mut self, flags: SifFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Command line, without NUL.
+    #[must_use]
+    pub const fn cmdline(mut self, cmdline: Option<&'a [u8]>) -> Self {
+        self.cmdline = cmdline;
+        self
+    }
+
+    /// ACPI RSDP address, 0 if none.
+    #[must_use]
+    pub const fn rsdp_paddr(mut self, rsdp_paddr: u64) -> Self {
+        self.rsdp_paddr = rsdp_paddr;
+        self
+    }
+
+    /// Modules, in order.
+    #[must_use]
+    pub const fn modules(mut self, modules: &'a [ModuleSpec<'a>]) -> Self {
+        self.modules = modules;
+        self
+    }
+
+    /// Memory map (version 1 only).
+    #[must_use]
+    pub const fn memmap(mut self, memmap: &'a [MemmapEntry]) -> Self {
+        self.memmap = memmap;
+        self
+    }
 }
 
 /// Where the parts of a start_info go in guest memory.

@@ -80,6 +80,36 @@ pub struct TranslateOptions<'a> {
     pub memmap: Option<&'a [MemmapEntry]>,
 }
 
+impl<'a> TranslateOptions<'a> {
+    /// Subarch policy.
+    #[must_use]
+    pub const fn subarch(mut self, subarch: SubarchPolicy) -> Self {
+        self.subarch = subarch;
+        self
+    }
+
+    /// Initrd choice.
+    #[must_use]
+    pub const fn initrd(mut self, initrd: InitrdChoice) -> Self {
+        self.initrd = initrd;
+        self
+    }
+
+    /// The kernel's own setup header, copied in first.
+    #[must_use]
+    pub const fn setup_header(mut self, setup_header: Option<&'a SetupHeader>) -> Self {
+        self.setup_header = setup_header;
+        self
+    }
+
+    /// A memory map to use instead of the start_info's.
+    #[must_use]
+    pub const fn memmap(mut self, memmap: Option<&'a [MemmapEntry]>) -> Self {
+        self.memmap = memmap;
+        self
+    }
+}
+
 /// Why a translation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -148,6 +148,25 @@ pub struct Inputs<'a> {
     pub supplied_map: Option<&'a [MemmapEntry]>,
 }
 
+impl<'a> Inputs<'a> {
+    /// The start_info at `start_info` and the stub's own image (start,
+    /// end), with no supplied memory map.
+    pub const fn new(start_info: u64, image: (u64, u64)) -> Self {
+        Self {
+            start_info,
+            image,
+            supplied_map: None,
+        }
+    }
+
+    /// A memory map for a start_info without one.
+    #[must_use]
+    pub const fn supplied_map(mut self, supplied_map: Option<&'a [MemmapEntry]>) -> Self {
+        self.supplied_map = supplied_map;
+        self
+    }
+}
+
 /// The stub's working memory: no allocator in a guest, and too large for
 /// comfort on every call's stack frame twice.
 #[derive(Debug, Clone)]
