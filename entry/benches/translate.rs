@@ -79,19 +79,14 @@ fn memmap(n: usize) -> Vec<MemmapEntry> {
 /// Staged memory holding the start_info for a map of `n` entries.
 fn staged(n: usize) -> SliceMemory<Vec<u8>> {
     let map = memmap(n);
-    let modules = [ModuleSpec {
-        paddr: INITRD,
-        size: INITRD_SIZE,
-        cmdline: Some(b"initrd"),
-    }];
-    let spec = StartInfoSpec {
-        version: 1,
-        cmdline: Some(b"console=ttyS0 earlyprintk=serial root=/dev/vda rw quiet"),
-        rsdp_paddr: 0xe_0000,
-        modules: &modules,
-        memmap: &map,
-        ..Default::default()
-    };
+    let modules = [ModuleSpec::new(INITRD, INITRD_SIZE).cmdline(Some(b"initrd"))];
+    let spec = StartInfoSpec::new(1)
+        .cmdline(Some(
+            b"console=ttyS0 earlyprintk=serial root=/dev/vda rw quiet",
+        ))
+        .rsdp_paddr(0xe_0000)
+        .modules(&modules)
+        .memmap(&map);
     let mut mem = SliceMemory::new(BASE, vec![0u8; MEM_SIZE]);
     let (placement, size) = Placement::packed(BASE, &spec).expect("placement");
     assert!(

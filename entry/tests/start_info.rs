@@ -13,29 +13,19 @@ fn memory() -> SliceMemory<Vec<u8>> {
 }
 
 fn sample_spec<'a>(modules: &'a [ModuleSpec<'a>], memmap: &'a [MemmapEntry]) -> StartInfoSpec<'a> {
-    StartInfoSpec {
-        version: 1,
-        flags: SifFlags::PRIVILEGED | SifFlags::from_bits_retain(1 << 20),
-        cmdline: Some(b"console=ttyS0 root=/dev/vda"),
-        rsdp_paddr: 0xe_0000,
-        modules,
-        memmap,
-    }
+    StartInfoSpec::new(1)
+        .flags(SifFlags::PRIVILEGED | SifFlags::from_bits_retain(1 << 20))
+        .cmdline(Some(b"console=ttyS0 root=/dev/vda"))
+        .rsdp_paddr(0xe_0000)
+        .modules(modules)
+        .memmap(memmap)
 }
 
 #[test]
 fn version_1_round_trip() {
     let modules = [
-        ModuleSpec {
-            paddr: 0x8_0000,
-            size: 0x1000,
-            cmdline: Some(b"initrd"),
-        },
-        ModuleSpec {
-            paddr: 0x9_0000,
-            size: 0x10,
-            cmdline: None,
-        },
+        ModuleSpec::new(0x8_0000, 0x1000).cmdline(Some(b"initrd")),
+        ModuleSpec::new(0x9_0000, 0x10),
     ];
     let memmap = [
         MemmapEntry::new(0, 0x9_fc00, MemmapType::RAM),
@@ -75,11 +65,7 @@ fn version_1_round_trip() {
 
 #[test]
 fn version_0_is_48_bytes_and_has_no_map() {
-    let spec = StartInfoSpec {
-        version: 0,
-        cmdline: Some(b"x"),
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(0).cmdline(Some(b"x"));
     // Put the header in the last 48 bytes of memory: a version-0 reader
     // must not touch byte 48.
     let top = BASE + SIZE as u64 - 48;
@@ -256,10 +242,7 @@ fn reader_rejects_with_typed_errors() {
             ..base_header()
         },
     );
-    let limits = Limits {
-        max_cmdline: 0x100,
-        ..Limits::DEFAULT
-    };
+    let limits = Limits::DEFAULT.max_cmdline(0x100);
     assert_eq!(
         StartInfoView::read_with_limits(&mem, at, &limits).unwrap_err(),
         ReadError::Cmdline {
@@ -321,16 +304,8 @@ fn reader_rejects_with_typed_errors() {
 #[test]
 fn writer_rejects_with_typed_errors() {
     let mut mem = memory();
-    let modules = [ModuleSpec {
-        paddr: 0x2010,
-        size: 0x10,
-        cmdline: None,
-    }];
-    let spec = StartInfoSpec {
-        version: 1,
-        modules: &modules,
-        ..Default::default()
-    };
+    let modules = [ModuleSpec::new(0x2010, 0x10)];
+    let spec = StartInfoSpec::new(1).modules(&modules);
     let (placement, _) = Placement::packed(0x2000, &spec).unwrap();
     assert!(matches!(
         write_start_info(&mut mem, &spec, &placement),
@@ -341,40 +316,24 @@ fn writer_rejects_with_typed_errors() {
         })
     ));
 
-    let spec = StartInfoSpec {
-        version: 1,
-        cmdline: Some(b"a\0b"),
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(1).cmdline(Some(b"a\0b"));
     assert_eq!(
         Placement::packed(0x2000, &spec).unwrap_err(),
         WriteError::NulInCmdline(Which::Main)
     );
     let map = [MemmapEntry::new(0, 1, MemmapType::RAM)];
-    let spec = StartInfoSpec {
-        version: 0,
-        memmap: &map,
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(0).memmap(&map);
     assert_eq!(
         Placement::packed(0x2000, &spec).unwrap_err(),
         WriteError::MemmapInVersion0(1)
     );
-    let spec = StartInfoSpec {
-        version: 2,
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(2);
     assert_eq!(
         Placement::packed(0x2000, &spec).unwrap_err(),
         WriteError::UnsupportedVersion(2)
     );
 
-    let spec = StartInfoSpec {
-        version: 1,
-        cmdline: Some(b"abc"),
-        memmap: &map,
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(1).cmdline(Some(b"abc")).memmap(&map);
     let overlapping = Placement {
         start_info: 0x2000,
         modlist: 0,
@@ -445,17 +404,15 @@ proptest! {
     #[test]
     fn write_then_read_is_identity(c in case(), base in 0x1000u64..0x4_0000) {
         let modules: Vec<ModuleSpec<'_>> = c.modules.iter()
-            .map(|(paddr, size, cmdline)| ModuleSpec { paddr: *paddr, size: *size, cmdline: cmdline.as_deref() })
+            .map(|(paddr, size, cmdline)| ModuleSpec::new(*paddr, *size).cmdline(cmdline.as_deref()))
             .collect();
         let memmap: Vec<MemmapEntry> = c.memmap.iter().map(|&(a, s, t)| MemmapEntry::new(a, s, MemmapType(t))).collect();
-        let spec = StartInfoSpec {
-            version: c.version,
-            flags: SifFlags::from_bits_retain(c.flags),
-            cmdline: c.cmdline.as_deref(),
-            rsdp_paddr: c.rsdp,
-            modules: &modules,
-            memmap: &memmap,
-        };
+        let spec = StartInfoSpec::new(c.version)
+            .flags(SifFlags::from_bits_retain(c.flags))
+            .cmdline(c.cmdline.as_deref())
+            .rsdp_paddr(c.rsdp)
+            .modules(&modules)
+            .memmap(&memmap);
         let base = base & !7;
         let mut mem = memory();
         let (placement, _) = Placement::packed(base, &spec).unwrap();
@@ -523,21 +480,14 @@ fn writer_and_reader_share_the_limits() {
     let max_cmd = limits.max_cmdline as usize;
     let long = vec![b'x'; max_cmd - 1];
     let too_long = vec![b'x'; max_cmd];
-    let module = |cmdline: Option<&'static [u8]>| ModuleSpec {
-        paddr: 0x200_0000,
-        size: 1,
-        cmdline,
-    };
+    let module = |cmdline: Option<&'static [u8]>| ModuleSpec::new(0x200_0000, 1).cmdline(cmdline);
     let mods = vec![module(None); max_mods];
     let map = vec![MemmapEntry::new(0x200_0000, 0x1000, MemmapType::RAM); max_map];
     // At the limits: written, and read back by the default reader.
-    let spec = StartInfoSpec {
-        version: 1,
-        cmdline: Some(&long),
-        modules: &mods,
-        memmap: &map,
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(1)
+        .cmdline(Some(&long))
+        .modules(&mods)
+        .memmap(&map);
     let mut mem = SliceMemory::new(0, vec![0u8; 0x200_1000]);
     let (placement, _) = Placement::packed(0x1000, &spec).unwrap();
     write_start_info(&mut mem, &spec, &placement).unwrap();
@@ -549,10 +499,7 @@ fn writer_and_reader_share_the_limits() {
     // One past each limit: refused by the writer with the reader's limit.
     let over = |spec: &StartInfoSpec<'_>| Placement::packed(0x1000, spec).unwrap_err();
     let mods_over = vec![module(None); max_mods + 1];
-    let e = over(&StartInfoSpec {
-        modules: &mods_over,
-        ..spec
-    });
+    let e = over(&spec.modules(&mods_over));
     assert_eq!(
         e,
         WriteError::OverReaderLimit {
@@ -568,10 +515,7 @@ fn writer_and_reader_share_the_limits() {
     );
     let map_over = vec![map[0]; max_map + 1];
     assert_eq!(
-        over(&StartInfoSpec {
-            memmap: &map_over,
-            ..spec
-        }),
+        over(&spec.memmap(&map_over)),
         WriteError::OverReaderLimit {
             what: Limited::MemmapEntries,
             value: max_map as u64 + 1,
@@ -579,10 +523,7 @@ fn writer_and_reader_share_the_limits() {
         }
     );
     assert_eq!(
-        over(&StartInfoSpec {
-            cmdline: Some(&too_long),
-            ..spec
-        }),
+        over(&spec.cmdline(Some(&too_long))),
         WriteError::OverReaderLimit {
             what: Limited::Cmdline(Which::Main),
             value: max_cmd as u64 + 1,
@@ -592,10 +533,7 @@ fn writer_and_reader_share_the_limits() {
     let leaked: &'static [u8] = Box::leak(too_long.clone().into_boxed_slice());
     let one = [module(None), module(Some(leaked))];
     assert_eq!(
-        over(&StartInfoSpec {
-            modules: &one,
-            ..spec
-        }),
+        over(&spec.modules(&one)),
         WriteError::OverReaderLimit {
             what: Limited::Cmdline(Which::Module(1)),
             value: max_cmd as u64 + 1,

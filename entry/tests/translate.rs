@@ -37,30 +37,16 @@ fn typical_map() -> Vec<MemmapEntry> {
 #[test]
 fn fields_follow_the_start_info() {
     let modules = [
-        ModuleSpec {
-            paddr: 0x1_2345_6000,
-            size: 0x1_0000_0010,
-            cmdline: None,
-        },
-        ModuleSpec {
-            paddr: 0x9_0000,
-            size: 0x100,
-            cmdline: None,
-        },
+        ModuleSpec::new(0x1_2345_6000, 0x1_0000_0010),
+        ModuleSpec::new(0x9_0000, 0x100),
     ];
     let map = typical_map();
-    let spec = StartInfoSpec {
-        version: 1,
-        cmdline: Some(b"console=hvc0"),
-        rsdp_paddr: 0xf_e000,
-        modules: &modules,
-        memmap: &map,
-        ..Default::default()
-    };
-    let spec_small = StartInfoSpec {
-        modules: &modules[1..],
-        ..spec
-    };
+    let spec = StartInfoSpec::new(1)
+        .cmdline(Some(b"console=hvc0"))
+        .rsdp_paddr(0xf_e000)
+        .modules(&modules)
+        .memmap(&map);
+    let spec_small = spec.modules(&modules[1..]);
     let mem = guest(&spec_small);
     let info = StartInfoView::read(&mem, INFO).unwrap();
     let zp = translate_owned(&info, &TranslateOptions::default()).unwrap();
@@ -108,18 +94,9 @@ fn fields_follow_the_start_info() {
 
 #[test]
 fn initrd_above_4g_uses_the_ext_fields() {
-    let modules = [ModuleSpec {
-        paddr: 0x9_0000,
-        size: 0x10,
-        cmdline: None,
-    }];
+    let modules = [ModuleSpec::new(0x9_0000, 0x10)];
     let map = typical_map();
-    let spec = StartInfoSpec {
-        version: 1,
-        modules: &modules,
-        memmap: &map,
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(1).modules(&modules).memmap(&map);
     let mut mem = guest(&spec);
     // Rewrite module 0's entry to point above 4 GiB; the reader would reject
     // it as outside this small memory, so check the accessor instead.
@@ -136,17 +113,10 @@ fn initrd_above_4g_uses_the_ext_fields() {
 #[test]
 fn subarch_xen_points_at_the_start_info() {
     let map = typical_map();
-    let spec = StartInfoSpec {
-        version: 1,
-        memmap: &map,
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(1).memmap(&map);
     let mem = guest(&spec);
     let info = StartInfoView::read(&mem, INFO).unwrap();
-    let options = TranslateOptions {
-        subarch: SubarchPolicy::Xen,
-        ..Default::default()
-    };
+    let options = TranslateOptions::default().subarch(SubarchPolicy::Xen);
     let bp = translate_owned(&info, &options).unwrap().params;
     assert_eq!({ bp.hdr.hardware_subarch }, HardwareSubarch(2));
     assert_eq!(&bp.as_page()[0x240..0x248], &INFO.to_le_bytes());
@@ -157,17 +127,8 @@ fn subarch_xen_points_at_the_start_info() {
 #[test]
 fn kernel_setup_header_is_kept_where_not_translated() {
     let map = typical_map();
-    let modules = [ModuleSpec {
-        paddr: 0x9_0000,
-        size: 0x100,
-        cmdline: None,
-    }];
-    let spec = StartInfoSpec {
-        version: 1,
-        memmap: &map,
-        modules: &modules,
-        ..Default::default()
-    };
+    let modules = [ModuleSpec::new(0x9_0000, 0x100)];
+    let spec = StartInfoSpec::new(1).memmap(&map).modules(&modules);
     let mem = guest(&spec);
     let info = StartInfoView::read(&mem, INFO).unwrap();
     let mut hdr = SetupHeader::new_zeroed();
@@ -177,10 +138,7 @@ fn kernel_setup_header_is_kept_where_not_translated() {
     hdr.type_of_loader = 0x21;
     hdr.xloadflags = XLoadFlags::KERNEL_64.bits();
     hdr.initrd_addr_max = 0x7fff_ffff;
-    let options = TranslateOptions {
-        setup_header: Some(&hdr),
-        ..Default::default()
-    };
+    let options = TranslateOptions::default().setup_header(Some(&hdr));
     let bp = translate_owned(&info, &options).unwrap().params;
     assert_eq!({ bp.hdr.setup_sects }, 27);
     assert_eq!({ bp.hdr.version }, 0x020f);
@@ -196,20 +154,13 @@ fn kernel_setup_header_is_kept_where_not_translated() {
     // reach it is the boot policy's question (`pvh_entry::linux`), asked
     // once by every Linux caller, not here.
     hdr.initrd_addr_max = 0x9_0080;
-    let options = TranslateOptions {
-        setup_header: Some(&hdr),
-        ..Default::default()
-    };
+    let options = TranslateOptions::default().setup_header(Some(&hdr));
     assert!(translate_owned(&info, &options).is_ok());
 }
 
 #[test]
 fn version_0_needs_a_supplied_map() {
-    let spec = StartInfoSpec {
-        version: 0,
-        cmdline: Some(b"dom0"),
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(0).cmdline(Some(b"dom0"));
     let mem = guest(&spec);
     let info = StartInfoView::read(&mem, INFO).unwrap();
     assert_eq!(
@@ -217,10 +168,7 @@ fn version_0_needs_a_supplied_map() {
         TranslateError::NoMemoryMap { version: 0 }
     );
     let map = typical_map();
-    let options = TranslateOptions {
-        memmap: Some(&map),
-        ..Default::default()
-    };
+    let options = TranslateOptions::default().memmap(Some(&map));
     let bp = translate_owned(&info, &options).unwrap().params;
     assert_eq!(bp.e820().len(), 7);
 }
@@ -228,17 +176,10 @@ fn version_0_needs_a_supplied_map() {
 #[test]
 fn other_errors() {
     let map = typical_map();
-    let spec = StartInfoSpec {
-        version: 1,
-        memmap: &map,
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(1).memmap(&map);
     let mem = guest(&spec);
     let info = StartInfoView::read(&mem, INFO).unwrap();
-    let options = TranslateOptions {
-        initrd: InitrdChoice::Module(3),
-        ..Default::default()
-    };
+    let options = TranslateOptions::default().initrd(InitrdChoice::Module(3));
     assert_eq!(
         translate_owned(&info, &options).unwrap_err(),
         TranslateError::NoSuchModule { index: 3, count: 0 }
@@ -253,10 +194,7 @@ fn other_errors() {
         }
     );
     let wrapping = [MemmapEntry::new(u64::MAX - 1, 4, MemmapType::RAM)];
-    let options = TranslateOptions {
-        memmap: Some(&wrapping),
-        ..Default::default()
-    };
+    let options = TranslateOptions::default().memmap(Some(&wrapping));
     assert_eq!(
         translate_owned(&info, &options).unwrap_err(),
         TranslateError::EntryWraps {
@@ -275,11 +213,7 @@ fn isa_window_already_reserved_is_not_added_again() {
         MemmapEntry::new(0xc_0000, 0x4_0000, MemmapType(0xf000_0003)),
         MemmapEntry::new(0x10_0000, 0x100_0000, MemmapType::RAM),
     ];
-    let spec = StartInfoSpec {
-        version: 1,
-        memmap: &map,
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(1).memmap(&map);
     let mem = guest(&spec);
     let info = StartInfoView::read(&mem, INFO).unwrap();
     let zp = translate_owned(&info, &TranslateOptions::default()).unwrap();
@@ -377,7 +311,7 @@ proptest! {
     fn e820_keeps_every_byte_of_every_type(map in arbitrary_map()) {
         let memmap: Vec<MemmapEntry> =
             map.iter().filter(|e| e.0.checked_add(e.1).is_some()).map(|&(a, s, t)| MemmapEntry::new(a, s, MemmapType(t))).collect();
-        let spec = StartInfoSpec { version: 1, memmap: &memmap, ..Default::default() };
+        let spec = StartInfoSpec::new(1).memmap(&memmap);
         let mut mem = SliceMemory::new(0, vec![0u8; 0x10_0000]);
         let (placement, _) = Placement::packed(0x1000, &spec).unwrap();
         write_start_info(&mut mem, &spec, &placement).unwrap();

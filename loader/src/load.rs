@@ -202,12 +202,10 @@ fn load_with<M: vm_memory::GuestMemory>(
             let view = StartInfoView::read(&w, plan.start_info)?;
             // The one translation, then the one finishing step: initrd and
             // command line are the placement's.
-            let options = TranslateOptions {
-                subarch: config.kernel.subarch(),
-                initrd: InitrdChoice::None,
-                setup_header: Some(bz.header()),
-                memmap: None,
-            };
+            let options = TranslateOptions::default()
+                .subarch(config.kernel.subarch())
+                .initrd(InitrdChoice::None)
+                .setup_header(Some(bz.header()));
             let mut scratch =
                 vec![E820Entry::new(0, 0, E820Type(0)); e820_scratch_len(plan.memmap.len())];
             let mut bp = BootParams::zeroed();

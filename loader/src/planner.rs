@@ -285,11 +285,7 @@ pub(crate) fn module_specs<'a>(modules: &[Module<'a>], addrs: &[u64]) -> Vec<Mod
     modules
         .iter()
         .zip(addrs)
-        .map(|(m, &paddr)| ModuleSpec {
-            paddr,
-            size: m.bytes.len() as u64,
-            cmdline: m.cmdline,
-        })
+        .map(|(m, &paddr)| ModuleSpec::new(paddr, m.bytes.len() as u64).cmdline(m.cmdline))
         .collect()
 }
 
@@ -301,14 +297,12 @@ pub(crate) fn start_info_spec<'a>(
     modules: &'a [ModuleSpec<'a>],
     memmap: &'a [pvh_entry::MemmapEntry],
 ) -> StartInfoSpec<'a> {
-    StartInfoSpec {
-        version: 1,
-        flags: config.flags,
-        cmdline: Some(config.cmdline),
-        rsdp_paddr: rsdp.unwrap_or(0),
-        modules,
-        memmap,
-    }
+    StartInfoSpec::new(1)
+        .flags(config.flags)
+        .cmdline(Some(config.cmdline))
+        .rsdp_paddr(rsdp.unwrap_or(0))
+        .modules(modules)
+        .memmap(memmap)
 }
 
 struct ElfPlaced {
@@ -432,20 +426,15 @@ fn place_linux(
         .map(|pl| (pl.start, pl.start.saturating_add(pl.len)))
         .collect();
     let mut scratch = vec![(0, 0); avoid.len() + linux::PLACE_EXTRA_RANGES];
-    let request = LinuxRequest {
-        needs: *needs,
-        code: None,
-        zero_page_size,
-        // The initrd's headroom goes with it, inside the same limits.
-        initrd: match initrd {
-            Some(m) => InitrdRequest::Place {
-                size: with_headroom(m)?,
-                allow_high: m.above_4g,
-            },
-            None => InitrdRequest::None,
+    // The initrd's headroom goes with it, inside the same limits.
+    let initrd_request = match initrd {
+        Some(m) => InitrdRequest::Place {
+            size: with_headroom(m)?,
+            allow_high: m.above_4g,
         },
-        cmdline: Some(cmdline),
+        None => InitrdRequest::None,
     };
+    let request = LinuxRequest::new(*needs, zero_page_size, initrd_request).cmdline(Some(cmdline));
     let mut placement = linux::place(&request, &e820, &avoid, &mut scratch)?;
     p.place(Purpose::Kernel, placement.runtime, placement.window)?;
     if let (Some((addr, _)), Some(m)) = (placement.initrd, initrd) {

@@ -485,10 +485,7 @@ fn many_modules_fit_while_memory_lasts() {
     let view = StartInfoView::read_with_limits(
         &vm,
         guest.start_info,
-        &pvh_entry::Limits {
-            max_modules: 4096,
-            ..Default::default()
-        },
+        &pvh_entry::Limits::DEFAULT.max_modules(4096),
     )
     .unwrap();
     assert_eq!(view.module_count(), 1000);

@@ -247,29 +247,18 @@ fn start_info_memory(base: u64, at: u64, len: usize) -> Vec<u8> {
     };
     let mut mem = pvh_entry::SliceMemory::new(base, vec![0u8; len]);
     let modules = [
-        ModuleSpec {
-            paddr: base + 0x300,
-            size: 0x40,
-            cmdline: Some(b"initrd"),
-        },
-        ModuleSpec {
-            paddr: base + 0x340,
-            size: 0x10,
-            cmdline: None,
-        },
+        ModuleSpec::new(base + 0x300, 0x40).cmdline(Some(b"initrd")),
+        ModuleSpec::new(base + 0x340, 0x10),
     ];
     let memmap = [
         MemmapEntry::new(0, 0xa_0000, MemmapType::RAM),
         MemmapEntry::new(0x10_0000, 0x1f0_0000, MemmapType::RAM),
     ];
-    let spec = StartInfoSpec {
-        version: 1,
-        cmdline: Some(b"console=ttyS0 quiet"),
-        rsdp_paddr: 0xe_0000,
-        modules: &modules,
-        memmap: &memmap,
-        ..Default::default()
-    };
+    let spec = StartInfoSpec::new(1)
+        .cmdline(Some(b"console=ttyS0 quiet"))
+        .rsdp_paddr(0xe_0000)
+        .modules(&modules)
+        .memmap(&memmap);
     let placement = Placement {
         start_info: at,
         modlist: at + 0x40,

@@ -136,20 +136,16 @@ proptest! {
         let modules: Vec<ModuleSpec<'_>> = case
             .modules
             .iter()
-            .map(|m| ModuleSpec {
-                paddr: m.paddr,
-                size: m.size,
-                cmdline: m.cmdline.as_deref().map(str::as_bytes),
+            .map(|m| {
+                ModuleSpec::new(m.paddr, m.size).cmdline(m.cmdline.as_deref().map(str::as_bytes))
             })
             .collect();
-        let spec = StartInfoSpec {
-            version: case.version,
-            flags: SifFlags::from_bits_retain(case.flags),
-            cmdline: case.cmdline.as_deref().map(str::as_bytes),
-            rsdp_paddr: case.rsdp,
-            modules: &modules,
-            memmap: &memmap,
-        };
+        let spec = StartInfoSpec::new(case.version)
+            .flags(SifFlags::from_bits_retain(case.flags))
+            .cmdline(case.cmdline.as_deref().map(str::as_bytes))
+            .rsdp_paddr(case.rsdp)
+            .modules(&modules)
+            .memmap(&memmap);
         let (placement, _) = Placement::packed(START_INFO_ADDR, &spec).unwrap();
         write_start_info(&mut VmMemory(&mem), &spec, &placement).unwrap();
 

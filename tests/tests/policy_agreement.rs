@@ -199,11 +199,7 @@ fn run_stub<'s>(b: &Booted, scratch: &'s mut Scratch) -> Result<StubPlan<'s>, St
         segs.iter().map(|p| p.start + p.len).max().unwrap(),
     );
     let mem = SliceMemory::new(0, b.bytes());
-    let inputs = Inputs {
-        start_info: b.guest.start_info,
-        image,
-        supplied_map: None,
-    };
+    let inputs = Inputs::new(b.guest.start_info, image);
     stub_plan(&mem, &inputs, scratch)
 }
 

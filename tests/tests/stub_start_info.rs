@@ -33,11 +33,7 @@ fn set_module(m: &mut [u8], modlist: u64, i: usize, paddr: u64, size: u64) {
 
 fn stub_plan(m: &[u8]) -> Result<(), StubError> {
     let mem = SliceMemory::new(0, m);
-    let inputs = Inputs {
-        start_info: AT,
-        image: (0x10_0000, 0x11_0000),
-        supplied_map: None,
-    };
+    let inputs = Inputs::new(AT, (0x10_0000, 0x11_0000));
     let mut scratch = Box::new(Scratch::new());
     plan(&mem, &inputs, &mut scratch).map(|_| ())
 }

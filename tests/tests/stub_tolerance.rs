@@ -121,31 +121,17 @@ fn stub(h: &HandOver<'_>) -> Outcome {
     let mut mem = SliceMemory::new(0, bytes);
     // The kernel and the initrd as modules, neither with a command line.
     let modules = [
-        ModuleSpec {
-            paddr: KERNEL_AT,
-            size: kernel.len() as u64,
-            cmdline: None,
-        },
-        ModuleSpec {
-            paddr: INITRD.0,
-            size: INITRD.1,
-            cmdline: None,
-        },
+        ModuleSpec::new(KERNEL_AT, kernel.len() as u64),
+        ModuleSpec::new(INITRD.0, INITRD.1),
     ];
-    let spec = StartInfoSpec {
-        version: 1,
-        flags: SifFlags::empty(),
-        cmdline: Some(b"console=ttyS0"),
-        rsdp_paddr: h.rsdp_paddr,
-        modules: &modules,
-        memmap: h.memmap,
-    };
+    let spec = StartInfoSpec::new(1)
+        .flags(SifFlags::empty())
+        .cmdline(Some(b"console=ttyS0"))
+        .rsdp_paddr(h.rsdp_paddr)
+        .modules(&modules)
+        .memmap(h.memmap);
     write_start_info(&mut mem, &spec, &h.placement).expect("write the start_info");
-    let inputs = Inputs {
-        start_info: h.placement.start_info,
-        image: STUB_IMAGE,
-        supplied_map: None,
-    };
+    let inputs = Inputs::new(h.placement.start_info, STUB_IMAGE);
     let mut scratch = Box::new(Scratch::new());
     let p: StubPlan<'_> = plan(&mem, &inputs, &mut scratch).expect("the stub's plan");
     let pl = &p.placement;

@@ -176,10 +176,7 @@ fn main(boot: BootInfo) -> ! {
         }
     }
 
-    let options = TranslateOptions {
-        memmap: supplied.then_some(map),
-        ..TranslateOptions::default()
-    };
+    let options = TranslateOptions::default().memmap(supplied.then_some(map));
     let mut scratch = [E820Entry::new(0, 0, E820Type::RAM); e820_scratch_len(MAX_MAP)];
     let mut bp = BootParams::zeroed();
     match translate(&view, &options, &mut scratch, &mut bp) {

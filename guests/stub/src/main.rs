@@ -154,14 +154,14 @@ fn prepare<'s>(boot: &BootInfo, scratch: &'s mut Scratch) -> Result<StubPlan<'s>
         }
         _ => None,
     };
-    let inputs = Inputs {
-        start_info: boot.start_info,
-        image: (
+    let inputs = Inputs::new(
+        boot.start_info,
+        (
             &raw const __pvh_image_start as u64,
             &raw const __pvh_image_end as u64,
         ),
-        supplied_map: supplied,
-    };
+    )
+    .supplied_map(supplied);
     let mut plan = plan(&ram, &inputs, scratch)?;
 
     // Map what the kernel will touch before its own page tables.
