@@ -274,6 +274,7 @@ impl KernelNeeds {
 
 /// A request for free RAM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Request {
     /// Bytes.
     pub size: u64,
@@ -455,6 +456,7 @@ pub enum InitrdRequest {
 
 /// What [`place`] places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LinuxRequest {
     /// The kernel's needs.
     pub needs: KernelNeeds,

@@ -16,6 +16,7 @@ use zerocopy::{FromZeros, IntoBytes};
 /// Upper bounds the reader enforces, so that a start_info with absurd counts
 /// is rejected before anything iterates over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Most modules accepted.
     pub max_modules: u32,

@@ -18,6 +18,7 @@ use zerocopy::IntoBytes;
 /// A module to describe: where its contents already are, and its command
 /// line (without NUL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ModuleSpec<'a> {
     /// Address of the contents in guest memory.
     pub paddr: u64,
@@ -47,6 +48,7 @@ impl<'a> ModuleSpec<'a> {
 
 /// Everything a start_info says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct StartInfoSpec<'a> {
     /// 0 (no memory map; what Xen's dom0 builder passes) or 1.
     pub version: u32,

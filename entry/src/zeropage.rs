@@ -68,6 +68,7 @@ pub enum InitrdChoice {
 
 /// How to translate.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct TranslateOptions<'a> {
     /// Subarch policy.
     pub subarch: SubarchPolicy,

@@ -139,6 +139,7 @@ pub enum MapSource {
 
 /// What the stub is given besides memory.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Inputs<'a> {
     /// The start_info's address (EBX at entry).
     pub start_info: u64,
