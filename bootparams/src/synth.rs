@@ -60,6 +60,76 @@ impl SynthBzImage {
     /// Bytes after the payload.
     pub const TRAILER: usize = 64;
 
+    /// Boot protocol version.
+    #[must_use]
+    pub fn version(mut self, version: u16) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// `xloadflags`.
+    #[must_use]
+    pub fn xloadflags(mut self, xloadflags: u16) -> Self {
+        self.xloadflags = xloadflags;
+        self
+    }
+
+    /// `relocatable_kernel`.
+    #[must_use]
+    pub fn relocatable(mut self, relocatable: bool) -> Self {
+        self.relocatable = relocatable;
+        self
+    }
+
+    /// `kernel_alignment`.
+    #[must_use]
+    pub fn kernel_alignment(mut self, kernel_alignment: u32) -> Self {
+        self.kernel_alignment = kernel_alignment;
+        self
+    }
+
+    /// `pref_address`.
+    #[must_use]
+    pub fn pref_address(mut self, pref_address: u64) -> Self {
+        self.pref_address = pref_address;
+        self
+    }
+
+    /// `init_size`.
+    #[must_use]
+    pub fn init_size(mut self, init_size: u32) -> Self {
+        self.init_size = init_size;
+        self
+    }
+
+    /// `cmdline_size`.
+    #[must_use]
+    pub fn cmdline_size(mut self, cmdline_size: u32) -> Self {
+        self.cmdline_size = cmdline_size;
+        self
+    }
+
+    /// `initrd_addr_max`.
+    #[must_use]
+    pub fn initrd_addr_max(mut self, initrd_addr_max: u32) -> Self {
+        self.initrd_addr_max = initrd_addr_max;
+        self
+    }
+
+    /// Protected-mode code before the payload.
+    #[must_use]
+    pub fn head(mut self, head: Vec<u8>) -> Self {
+        self.head = head;
+        self
+    }
+
+    /// The payload.
+    #[must_use]
+    pub fn payload(mut self, payload: Vec<u8>) -> Self {
+        self.payload = payload;
+        self
+    }
+
     /// Bytes of protected-mode code the image will have.
     pub fn code_size(&self) -> usize {
         self.head.len() + self.payload.len() + Self::TRAILER

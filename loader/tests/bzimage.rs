@@ -137,11 +137,7 @@ fn linux64_never_loads_below_pref_address() {
     );
     // An unaligned pref_address: the kernel rounds up to its alignment,
     // and so does the loader.
-    let bz = Bz {
-        pref_address: 0x110_0000,
-        ..Default::default()
-    }
-    .build();
+    let bz = Bz::default().pref_address(0x110_0000).build();
     let ram = kvm_ram(64 << 20).unwrap();
     let p = plan(&ram, &linux64(&bz)).unwrap();
     assert_eq!(p.find(Purpose::Kernel).unwrap().start, 0x120_0000);
@@ -150,11 +146,7 @@ fn linux64_never_loads_below_pref_address() {
 
 #[test]
 fn linux64_non_relocatable_kernel_needs_its_address() {
-    let bz = Bz {
-        relocatable: false,
-        ..Default::default()
-    }
-    .build();
+    let bz = Bz::default().relocatable(false).build();
     let ram = kvm_ram(12 << 20).unwrap();
     assert_eq!(
         plan(&ram, &linux64(&bz)).unwrap_err(),
@@ -178,31 +170,19 @@ fn linux64_non_relocatable_kernel_needs_its_address() {
 #[test]
 fn linux64_checks_cmdline_size_protocol_and_64bit_flag() {
     let ram = kvm_ram(64 << 20).unwrap();
-    let bz = Bz {
-        cmdline_size: 5,
-        ..Default::default()
-    }
-    .build();
+    let bz = Bz::default().cmdline_size(5).build();
     assert_eq!(
         plan(&ram, &linux64(&bz)).unwrap_err(),
         LoadError::Linux(pvh_entry::linux::LinuxBootError::CmdlineTooLong { len: 19, max: 5 })
     );
-    let bz = Bz {
-        version: 0x020b,
-        ..Default::default()
-    }
-    .build();
+    let bz = Bz::default().version(0x020b).build();
     assert!(matches!(
         plan(&ram, &linux64(&bz)),
         Err(LoadError::Linux(pvh_entry::linux::LinuxBootError::Image(
             pvh_bootparams::ImageError::ProtocolTooOld { found: 0x020b, .. }
         )))
     ));
-    let bz = Bz {
-        xloadflags: 0,
-        ..Default::default()
-    }
-    .build();
+    let bz = Bz::default().xloadflags(0).build();
     assert_eq!(
         plan(&ram, &linux64(&bz)).unwrap_err(),
         LoadError::Linux(pvh_entry::linux::LinuxBootError::Image(
@@ -213,11 +193,7 @@ fn linux64_checks_cmdline_size_protocol_and_64bit_flag() {
 
 #[test]
 fn linux64_initrd_respects_initrd_addr_max() {
-    let bz = Bz {
-        initrd_addr_max: 0x7f_ffff,
-        ..Default::default()
-    }
-    .build();
+    let bz = Bz::default().initrd_addr_max(0x7f_ffff).build();
     let initrd = vec![1u8; 4096];
     let mut config = linux64(&bz);
     config.modules = vec![
@@ -279,11 +255,7 @@ fn wrong_image_for_protocol() {
 /// The loaded guest (its placements: the plan borrows `bz`, local here)
 /// and its memory.
 fn unpack_case(payload: Vec<u8>) -> Result<(LoadedGuest, vm_memory::GuestMemoryMmap), LoadError> {
-    let bz = Bz {
-        payload,
-        ..Default::default()
-    }
-    .build();
+    let bz = Bz::default().payload(payload).build();
     let config = BootConfig::new(Kernel::pvh_unpack(&bz));
     let ram = kvm_ram(16 << 20).unwrap();
     let p = plan(&ram, &config)?;
@@ -424,11 +396,7 @@ fn xz_dictionary_beyond_the_memory_limit_is_refused() {
     let header_len = (usize::from(packed[12]) + 1) * 4;
     let crc = crc32(&packed[12..12 + header_len - 4]);
     packed[12 + header_len - 4..12 + header_len].copy_from_slice(&crc.to_le_bytes());
-    let bz = Bz {
-        payload: with_size(packed, elf.len()),
-        ..Default::default()
-    }
-    .build();
+    let bz = Bz::default().payload(with_size(packed, elf.len())).build();
     let image = pvh_bootparams::BzImage::parse(&bz).unwrap();
     match unpack(&image) {
         Err(LoadError::Decompress {

@@ -53,11 +53,7 @@ fn every_format_through_unpack_and_decompress_alike() {
         (Compression::Zstd, zstd(&elf)),
     ] {
         let payload = with_size(packed, elf.len());
-        let image = Bz {
-            payload: payload.clone(),
-            ..Default::default()
-        }
-        .build();
+        let image = Bz::default().payload(payload.clone()).build();
         let bz = pvh_bootparams::BzImage::parse(&image).unwrap();
         assert_eq!(bz.compression(), compression);
         assert_eq!(unpack(&bz).unwrap(), elf, "{compression:?}");
@@ -114,11 +110,9 @@ fn decompression_stops_at_the_guest_ram() {
     }
     // The planner unpacks within the guest's RAM: a bzImage whose payload
     // announces 1 GiB is refused for a 512 MiB guest without decoding.
-    let image = Bz {
-        payload: with_size(gzip(&elf), 1 << 30),
-        ..Default::default()
-    }
-    .build();
+    let image = Bz::default()
+        .payload(with_size(gzip(&elf), 1 << 30))
+        .build();
     let bz = pvh_bootparams::BzImage::parse(&image).unwrap();
     assert_eq!(
         pvh_loader::unpack_within(&bz, 512 << 20).unwrap_err(),

@@ -90,11 +90,7 @@ fn linux64_entry_state_runs_on_kvm() {
     // At load address + 0x200: mov rax, [rsi + 0x202]; out 0xf4, al; hlt
     let mut head = vec![0xf4u8; 0x400];
     head[0x200..0x209].copy_from_slice(&[0x48, 0x8b, 0x86, 0x02, 0x02, 0x00, 0x00, 0xe6, 0xf4]);
-    let bz = Bz {
-        head,
-        ..Default::default()
-    }
-    .build();
+    let bz = Bz::default().head(head).build();
     let ram = kvm_ram(RAM).unwrap();
     let mem = memory(RAM as usize, 0);
     let config = BootConfig::new(Kernel::linux64(&bz)).cmdline(b"x");

@@ -223,7 +223,11 @@ proptest! {
             3 => { let p = with_size(xz(&elf), elf.len()); p[..cut.index(p.len())].to_vec() }
             _ => vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0],
         };
-        let mut bytes = Bz { init_size: 0x10_0000, pref_address: 0x20_0000, payload, ..Default::default() }.build();
+        let mut bytes = Bz::default()
+            .init_size(0x10_0000)
+            .pref_address(0x20_0000)
+            .payload(payload)
+            .build();
         for (off, v, width) in muts {
             let w = 1usize << width;
             let end = (off + w).min(bytes.len());

@@ -18,11 +18,9 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A bzImage whose gzip payload unpacks to `raw`.
 fn bz_of(raw: &[u8]) -> Vec<u8> {
-    Bz {
-        payload: with_size(gzip(raw), raw.len()),
-        ..Default::default()
-    }
-    .build()
+    Bz::default()
+        .payload(with_size(gzip(raw), raw.len()))
+        .build()
 }
 
 /// Unpacked bytes that differ per `seed` and do not compress to nothing.
@@ -263,11 +261,7 @@ fn decompression_errors_are_the_loaders() {
     let dir = scratch("errors");
     let cache = UnpackCache::new(&dir, 64 << 20);
     // The announced size is one byte more than the data.
-    let image = Bz {
-        payload: with_size(gzip(b"hello"), 6),
-        ..Default::default()
-    }
-    .build();
+    let image = Bz::default().payload(with_size(gzip(b"hello"), 6)).build();
     let bz = BzImage::parse(&image).unwrap();
     assert_eq!(cache.unpack(&bz).unwrap_err(), unpack(&bz).unwrap_err());
     assert!(files(&dir).is_empty(), "nothing stored for a failure");

@@ -102,17 +102,15 @@ fn case() -> impl Strategy<Value = Case> {
     )
         .prop_map(
             |(version, xlf, relocatable, align, pref, init, initrd_max, cmdline_size, broken)| {
-                let mut bz = SynthBz {
-                    version,
-                    xloadflags: xlf,
-                    relocatable,
-                    kernel_alignment: align,
-                    pref_address: pref,
-                    init_size: init,
-                    initrd_addr_max: initrd_max,
-                    cmdline_size,
-                    ..SynthBz::default()
-                };
+                let mut bz = SynthBz::default()
+                    .version(version)
+                    .xloadflags(xlf)
+                    .relocatable(relocatable)
+                    .kernel_alignment(align)
+                    .pref_address(pref)
+                    .init_size(init)
+                    .initrd_addr_max(initrd_max)
+                    .cmdline_size(cmdline_size);
                 match broken {
                     None => {}
                     Some(Break::OldProtocol) => bz.version = 0x020b,

@@ -69,58 +69,35 @@ fn kernel_needs_reads_the_header_and_applies_the_rules() {
     );
     // Relocatable: the alignment must be a power of two (a mask to the
     // decompressor); not relocatable: the field is not used.
-    let bad = Bz {
-        kernel_alignment: 0x30_0000,
-        ..Bz::default()
-    };
+    let bad = Bz::default().kernel_alignment(0x30_0000);
     assert_eq!(needs_of(&bad), Err(LinuxBootError::BadAlignment(0x30_0000)));
-    let fixed = Bz {
-        kernel_alignment: 0x30_0000,
-        relocatable: false,
-        ..Bz::default()
-    };
+    let fixed = Bz::default().kernel_alignment(0x30_0000).relocatable(false);
     assert_eq!(needs_of(&fixed).unwrap().align, 0x1000);
     // A small alignment is the kernel's; pvh still loads on a page.
-    let small = needs_of(&Bz {
-        kernel_alignment: 0x10,
-        ..Bz::default()
-    })
-    .unwrap();
+    let small = needs_of(&Bz::default().kernel_alignment(0x10)).unwrap();
     assert_eq!((small.kernel_alignment, small.align), (0x10, 0x1000));
     assert_eq!(
-        needs_of(&Bz {
-            init_size: 0x53f,
-            ..Bz::default()
-        }),
+        needs_of(&Bz::default().init_size(0x53f)),
         Err(LinuxBootError::BadInitSize {
             init_size: 0x53f,
             code: 0x540
         })
     );
     assert_eq!(
-        needs_of(&Bz {
-            version: 0x020b,
-            ..Bz::default()
-        }),
+        needs_of(&Bz::default().version(0x020b)),
         Err(LinuxBootError::Image(ImageError::ProtocolTooOld {
             found: 0x020b,
             required: 0x020c
         }))
     );
     assert_eq!(
-        needs_of(&Bz {
-            xloadflags: 2,
-            ..Bz::default()
-        }),
+        needs_of(&Bz::default().xloadflags(2)),
         Err(LinuxBootError::Image(ImageError::No64BitEntry))
     );
     assert_eq!(
-        needs_of(&Bz {
-            pref_address: 0,
-            ..Bz::default()
-        })
-        .unwrap()
-        .pref_address,
+        needs_of(&Bz::default().pref_address(0))
+            .unwrap()
+            .pref_address,
         MIB
     );
 }

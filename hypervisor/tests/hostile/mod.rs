@@ -64,11 +64,7 @@ fn mkfifo(path: &Path) -> PathBuf {
 fn bzimage(stream: Vec<u8>, announced: u32) -> Vec<u8> {
     let mut payload = stream;
     payload.extend_from_slice(&announced.to_le_bytes());
-    SynthBzImage {
-        payload,
-        ..Default::default()
-    }
-    .build()
+    SynthBzImage::default().payload(payload).build()
 }
 
 /// `mib` MiB of zeros, compressed as `format`.
