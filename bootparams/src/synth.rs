@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 /// protected-mode code (`head`, then the `payload` the header points at,
 /// then 64 bytes of trailer).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SynthBzImage {
     /// Boot protocol version (0x020f: 2.15).
     pub version: u16,
