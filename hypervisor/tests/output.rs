@@ -191,11 +191,9 @@ fn inspect_text_and_json_to_a_full_disk_or_a_closed_pipe() {
     }
 }
 
-#[test]
-fn launch_plan_to_a_full_disk_or_a_closed_pipe() {
-    // `--plan` builds every domain (the same check as `launch`), so the
-    // tree names a real kernel: two domains of the built-in probe.
-    let dir = Scratch::new();
+/// A dom0less tree of two domains (`dom1`, `dom2`: 64 MiB, one vCPU each)
+/// running the built-in probe, written into `dir`: (tree, kernel).
+fn two_probe_domains(dir: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
     let kernel = dir.file("probe.elf", pvh_guests::PROBE);
     let dom = |name: &str| {
         Node::new(name)
@@ -208,7 +206,18 @@ fn launch_plan_to_a_full_disk_or_a_closed_pipe() {
                     .prop("module-index", 0u32),
             )
     };
-    let dtb = dir.file("two.dtb", &chosen(vec![dom("dom1"), dom("dom2")]));
+    (
+        dir.file("two.dtb", &chosen(vec![dom("dom1"), dom("dom2")])),
+        kernel,
+    )
+}
+
+#[test]
+fn launch_plan_to_a_full_disk_or_a_closed_pipe() {
+    // `--plan` builds every domain (the same check as `launch`), so the
+    // tree names a real kernel: two domains of the built-in probe.
+    let dir = Scratch::new();
+    let (dtb, kernel) = two_probe_domains(&dir);
     let args = ["launch", s(&dtb), "--module", s(&kernel), "--plan"];
     let ok = pvh(&args, Sink::Capture, Sink::Capture);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
@@ -287,19 +296,7 @@ fn launched_consoles_to_a_full_disk_or_a_closed_pipe() {
     // Two domains running the built-in probe (it prints as soon as it
     // starts): 64 MiB and one vCPU each.
     let dir = Scratch::new();
-    let kernel = dir.file("probe.elf", pvh_guests::PROBE);
-    let dom = |name: &str| {
-        Node::new(name)
-            .prop("compatible", "xen,domain")
-            .prop("memory", [0, 0x1_0000])
-            .prop("cpus", 1u32)
-            .child(
-                Node::new("kernel")
-                    .prop("compatible", ["multiboot,kernel", "multiboot,module"])
-                    .prop("module-index", 0u32),
-            )
-    };
-    let dtb = dir.file("two.dtb", &chosen(vec![dom("dom1"), dom("dom2")]));
+    let (dtb, kernel) = two_probe_domains(&dir);
     let args = ["launch", s(&dtb), "--module", s(&kernel), "--timeout", "60"];
     let ok = pvh(&args, Sink::Capture, Sink::Capture);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
