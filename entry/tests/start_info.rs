@@ -530,8 +530,10 @@ fn writer_and_reader_share_the_limits() {
             max: limits.max_cmdline
         }
     );
-    let leaked: &'static [u8] = Box::leak(too_long.clone().into_boxed_slice());
-    let one = [module(None), module(Some(leaked))];
+    let one = [
+        module(None),
+        ModuleSpec::new(0x200_0000, 1).cmdline(Some(&too_long)),
+    ];
     assert_eq!(
         over(&spec.modules(&one)),
         WriteError::OverReaderLimit {
