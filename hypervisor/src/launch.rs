@@ -463,18 +463,7 @@ pub fn summarize(outcomes: &[DomainOutcome], err: &mut dyn Write) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::devices::console::Capture as Sink;
 
     #[test]
     fn console_lines_are_prefixed_whole() {

@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Asm, CODE_ADDR, kvm_available, pvh_elf};
 use pvh_hypervisor::status;
@@ -26,55 +24,14 @@ fn pvh(args: &[&str]) -> Run {
     pvh_with_input(args, None)
 }
 
-/// Runs `pvh` with `input` on its stdin (then closed), or /dev/null.
+/// Runs `pvh` with `input` on its stdin (then closed), or /dev/null;
+/// `common::run_pvh_with_stdin` with its output as text.
 fn pvh_with_input(args: &[&str], input: Option<&'static [u8]>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pvh");
-    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let _ = stdin.write_all(bytes);
-        });
-    }
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait pvh") {
-            break st;
-        }
-        if start.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("watchdog: pvh {args:?} still running after {WATCHDOG:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
+    let r = common::run_pvh_with_stdin(args, input, WATCHDOG);
     Run {
-        status: status.code().expect("pvh killed by a signal"),
-        stdout,
-        stderr,
+        status: r.status,
+        stdout: r.out(),
+        stderr: r.stderr,
     }
 }
 

@@ -30,13 +30,33 @@ impl PvhRun {
 /// /dev/null, and kills it after `watchdog` (a test never hangs, whatever
 /// the VMM does).
 pub fn run_pvh<S: AsRef<OsStr>>(args: &[S], watchdog: Duration) -> PvhRun {
+    run_pvh_with_stdin(args, None, watchdog)
+}
+
+/// [`run_pvh`] with `input` written to `pvh`'s stdin (then closed), or
+/// stdin from /dev/null when `None`.
+pub fn run_pvh_with_stdin<S: AsRef<OsStr>>(
+    args: &[S],
+    input: Option<&'static [u8]>,
+    watchdog: Duration,
+) -> PvhRun {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn pvh");
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(bytes);
+        });
+    }
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out_t = std::thread::spawn(move || {
