@@ -118,7 +118,8 @@ pub enum LaunchError {
         source: io::Error,
     },
     /// The tree file is larger than a boot tree may be
-    /// ([`MAX_TREE_SIZE`]); it was not read.
+    /// ([`MAX_TREE_SIZE`]; it was not read), or a tree read from a pipe
+    /// could not be spooled to a temporary file.
     #[error(transparent)]
     ConfigTooLarge(InputError),
     /// The tree or a module is unusable.
@@ -145,6 +146,12 @@ impl LaunchError {
     /// (66); a host failure has the status `pvh boot` gives it.
     pub fn status(&self) -> u8 {
         match self {
+            Self::ConfigTooLarge(e)
+            | Self::BootInfo(BootInfoError::InputTooLarge { source: e, .. })
+                if !e.is_input_fault() =>
+            {
+                status::VMM_ERROR
+            }
             Self::Config { .. } | Self::ConfigTooLarge(_) | Self::BootInfo(_) | Self::Domain(_) => {
                 status::BAD_INPUT
             }

@@ -6,8 +6,14 @@
 //! loader copies them into guest memory, and planning touches only the
 //! headers it reads. Anything else (a pipe, a FIFO, `/dev/zero`, a
 //! character device, a `/proc` file, whose size `stat` does not tell) is
-//! read into memory, at most `limit + 1` bytes, so no input is read without
-//! bound.
+//! read at most `limit + 1` bytes, so no input is read without bound: the
+//! first 64 KiB onto the heap, anything longer into an unlinked temporary
+//! file (`tempfile`, in `$TMPDIR`) that is then mapped like a regular
+//! file. The process's own memory is therefore the same small constant
+//! for a 48 MiB FIFO as for a 48 MiB file; the spooled bytes are page
+//! cache, written back to disk under pressure, and vanish with the
+//! process. (A `$TMPDIR` on tmpfs holds them in RAM instead: still not
+//! the process's anonymous memory, and still bounded by the limit.)
 //!
 //! Every input is checked against its limit (for a boot input, the guest's
 //! RAM: a file larger than the guest cannot be loaded into it) *before* it
@@ -40,21 +46,22 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pvh_entry::text::Escaped;
 
-/// Bytes read from a non-regular file are read in pieces of this size, so
-/// a source that lies about nothing but never ends costs at most the limit
-/// plus one piece.
+/// Bytes read from a non-regular file are read in pieces of this size
+/// (the one heap buffer a long non-regular input costs).
 const READ_CHUNK: usize = 1 << 20;
 
 /// Regular files at least this large are mapped; smaller ones are read
 /// (a mapping costs a whole page and a kernel VMA however small the file:
 /// 4,097 one-line modules would cost 16 MiB of page-table-mapped pages).
+/// A non-regular input longer than this is spooled to a temporary file
+/// and mapped.
 const MAP_THRESHOLD: u64 = 64 << 10;
 
 /// The bytes of one boot input: a read-only mapping of a regular file, or
@@ -67,9 +74,10 @@ pub struct Input {
 
 #[derive(Clone)]
 enum Repr {
-    /// A regular file, mapped read-only and private.
-    Mapped(Arc<memmap2::Mmap>),
-    /// Bytes on the heap (a non-regular file's, or a caller's `Vec`).
+    /// A regular file, or the temporary file a long non-regular input was
+    /// spooled to, mapped read-only and private.
+    Mapped(Arc<memmap2::Mmap>, InputKind),
+    /// Bytes on the heap (a short non-regular file's, or a caller's `Vec`).
     Heap(Arc<Vec<u8>>),
     /// Bytes shared with the caller.
     Shared(Arc<[u8]>),
@@ -82,7 +90,11 @@ enum Repr {
 pub enum InputKind {
     /// A regular file, mapped (not read).
     Mapped,
-    /// Read into memory (a non-regular file, or bytes a caller made).
+    /// A non-regular input (pipe, FIFO, device) longer than 64 KiB, copied
+    /// to an unlinked temporary file and mapped.
+    Spooled,
+    /// Read into memory (a short non-regular file, a small regular file,
+    /// or bytes a caller made).
     InMemory,
     /// Built into the program.
     BuiltIn,
@@ -97,6 +109,22 @@ pub enum InputError {
     Io {
         /// The file.
         path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A long non-regular input could not be copied to its temporary file
+    /// (no space in `$TMPDIR`, or no `$TMPDIR`).
+    #[error(
+        "cannot hold {} in a temporary file in {}: {source}",
+        esc_path(.path),
+        esc_path(.dir)
+    )]
+    Spool {
+        /// The input.
+        path: PathBuf,
+        /// The directory the temporary file was made in.
+        dir: PathBuf,
         /// The OS error.
         #[source]
         source: io::Error,
@@ -129,10 +157,17 @@ pub enum InputError {
 }
 
 impl InputError {
+    /// Whether the input is at fault (missing, unreadable, too large),
+    /// rather than the host (no room for a temporary file): a tool gives
+    /// the two different exit statuses.
+    pub fn is_input_fault(&self) -> bool {
+        !matches!(self, Self::Spool { .. })
+    }
+
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            Self::Io { path, .. } | Self::TooLarge { path, .. } => path,
+            Self::Io { path, .. } | Self::Spool { path, .. } | Self::TooLarge { path, .. } => path,
         }
     }
 }
@@ -179,7 +214,17 @@ impl Input {
         limit: u64,
         what: impl fmt::Display,
     ) -> Result<Self, InputError> {
-        let path = path.as_ref();
+        Self::open_spooling_in(path.as_ref(), limit, &what, &std::env::temp_dir())
+    }
+
+    /// [`Input::open_within`], spooling a long non-regular input to a
+    /// temporary file in `dir`.
+    fn open_spooling_in(
+        path: &Path,
+        limit: u64,
+        what: &dyn fmt::Display,
+        dir: &Path,
+    ) -> Result<Self, InputError> {
         let io_err = |source| InputError::Io {
             path: path.to_path_buf(),
             source,
@@ -212,30 +257,62 @@ impl Input {
                 return Err(too_large(map.len() as u64, true));
             }
             return Ok(Self {
-                bytes: Repr::Mapped(Arc::new(map)),
+                bytes: Repr::Mapped(Arc::new(map), InputKind::Mapped),
             });
         }
         // A small regular file, a pipe, a character device, a /proc file
-        // (which `stat`s as empty but is not): read with the limit.
-        let mut bytes = Vec::new();
+        // (which `stat`s as empty but is not): read with the limit, the
+        // first MAP_THRESHOLD bytes onto the heap.
         let cap = limit.saturating_add(1);
+        let mut head = Vec::new();
+        let head_cap = cap.min(MAP_THRESHOLD + 1);
+        (&mut file)
+            .take(head_cap)
+            .read_to_end(&mut head)
+            .map_err(io_err)?;
+        if (head.len() as u64) < head_cap {
+            head.shrink_to_fit();
+            return Ok(Self {
+                bytes: Repr::Heap(Arc::new(head)),
+            });
+        }
+        if head.len() as u64 == cap {
+            return Err(too_large(cap, false));
+        }
+        // Longer than a small file: the rest goes to a temporary file, so
+        // the heap never holds more than one chunk of it.
+        let spool_err = |source| InputError::Spool {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let mut spool = tempfile::tempfile_in(dir).map_err(spool_err)?;
+        spool.write_all(&head).map_err(spool_err)?;
+        let mut total = head.len() as u64;
+        drop(head);
         let mut chunk = vec![0u8; READ_CHUNK];
         loop {
-            let room = cap - bytes.len() as u64;
+            let room = cap - total;
             if room == 0 {
-                return Err(too_large(bytes.len() as u64, false));
+                return Err(too_large(total, false));
             }
             let want = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
             match file.read(&mut chunk[..want]) {
                 Ok(0) => break,
-                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    spool.write_all(&chunk[..n]).map_err(spool_err)?;
+                    total += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_err(e)),
             }
         }
-        bytes.shrink_to_fit();
+        // SAFETY: the temporary file is unlinked and private to this
+        // process (no one else can name it, so no one truncates it); the
+        // mapping is read-only and lives as long as the `Input`.
+        let map = unsafe { memmap2::MmapOptions::new().map(&spool) }.map_err(spool_err)?;
         Ok(Self {
-            bytes: Repr::Heap(Arc::new(bytes)),
+            bytes: Repr::Mapped(Arc::new(map), InputKind::Spooled),
         })
     }
 
@@ -249,7 +326,7 @@ impl Input {
     /// How the bytes were obtained.
     pub fn kind(&self) -> InputKind {
         match self.bytes {
-            Repr::Mapped(_) => InputKind::Mapped,
+            Repr::Mapped(_, kind) => kind,
             Repr::Heap(_) | Repr::Shared(_) => InputKind::InMemory,
             Repr::Static(_) => InputKind::BuiltIn,
         }
@@ -264,7 +341,7 @@ impl Input {
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
         match &self.bytes {
-            Repr::Mapped(m) => m,
+            Repr::Mapped(m, _) => m,
             Repr::Heap(v) => v,
             Repr::Shared(a) => a,
             Repr::Static(s) => s,
@@ -328,7 +405,6 @@ impl fmt::Debug for Input {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("pvh-input-{}", std::process::id()));
@@ -393,20 +469,75 @@ mod tests {
         }
     }
 
+    /// A pipe whose other end writes `len` bytes of a known pattern
+    /// (`i as u8` at offset `i`); the path names the read end.
+    fn pipe_of(len: usize) -> (PathBuf, std::thread::JoinHandle<()>, std::io::PipeReader) {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            // The reader may stop early (over its limit): a broken pipe
+            // is expected then.
+            let _ = writer.write_all(&bytes);
+        });
+        use std::os::fd::AsRawFd;
+        let path = PathBuf::from(format!("/proc/self/fd/{}", reader.as_raw_fd()));
+        (path, feeder, reader)
+    }
+
     #[test]
     fn a_pipe_within_the_limit_is_read_whole() {
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "printf 'from a pipe'"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        use std::os::fd::AsRawFd;
-        let path = PathBuf::from(format!("/proc/self/fd/{}", stdout.as_raw_fd()));
+        let (path, feeder, _reader) = pipe_of(11);
         let input = Input::open(&path, 100).unwrap();
+        feeder.join().unwrap();
         assert_eq!(input.kind(), InputKind::InMemory);
-        assert_eq!(&input[..], b"from a pipe");
-        child.wait().unwrap();
+        assert_eq!(&input[..], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_pipe_of_exactly_64_kib_stays_on_the_heap_and_one_byte_more_is_spooled() {
+        for (len, kind) in [
+            (65536, InputKind::InMemory),
+            (65537, InputKind::Spooled),
+            (3 << 20, InputKind::Spooled),
+        ] {
+            let (path, feeder, _reader) = pipe_of(len);
+            let input = Input::open(&path, 4 << 20).unwrap();
+            feeder.join().unwrap();
+            assert_eq!((input.len(), input.kind()), (len, kind));
+            assert!(input.iter().enumerate().all(|(i, &b)| b == i as u8));
+        }
+    }
+
+    #[test]
+    fn a_spooled_pipe_over_the_limit_is_refused_one_byte_past_it() {
+        let (path, feeder, reader) = pipe_of(2 << 20);
+        match Input::open(&path, 1 << 20).unwrap_err() {
+            InputError::TooLarge {
+                size, exact, limit, ..
+            } => assert_eq!((size, exact, limit), ((1 << 20) + 1, false, 1 << 20)),
+            e => panic!("{e}"),
+        }
+        drop(reader);
+        feeder.join().unwrap();
+    }
+
+    #[test]
+    fn a_spool_that_cannot_be_made_is_its_own_error() {
+        let (path, feeder, reader) = pipe_of(1 << 20);
+        let dir = Path::new("/nonexistent-pvh-spool-dir");
+        let e = Input::open_spooling_in(&path, 2 << 20, &"of guest RAM", dir).unwrap_err();
+        drop(reader);
+        feeder.join().unwrap();
+        assert!(
+            matches!(&e, InputError::Spool { dir: d, .. } if d == dir),
+            "{e}"
+        );
+        assert_eq!(e.path(), path);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("in a temporary file in /nonexistent-pvh-spool-dir: "),
+            "{msg}"
+        );
     }
 
     #[test]

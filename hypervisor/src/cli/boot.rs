@@ -127,10 +127,11 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> Exit {
 }
 
 /// The guest's RAM as a budget for its inputs: each is opened through
-/// [`Input`] (a regular file mapped, anything else read with a limit), and
-/// refused before it is mapped or read past the limit when it is larger
-/// than the RAM the inputs before it left. Nothing bigger than the guest
-/// is ever held, and every input is read once.
+/// [`Input`] (a regular file mapped, anything else read with a limit and
+/// spooled to a temporary file), and refused before it is mapped or read
+/// past the limit when it is larger than the RAM the inputs before it
+/// left. Nothing bigger than the guest is ever held, and every input is
+/// read once.
 struct InputBudget {
     memory: u64,
     left: u64,
@@ -154,8 +155,14 @@ impl InputBudget {
                 format_size(self.memory)
             )
         };
-        let input = Input::open_within(path, self.left, what)
-            .map_err(|e| fail(status::BAD_INPUT, format_args!("{option}: {e}")))?;
+        let input = Input::open_within(path, self.left, what).map_err(|e| {
+            let code = if e.is_input_fault() {
+                status::BAD_INPUT
+            } else {
+                status::VMM_ERROR
+            };
+            fail(code, format_args!("{option}: {e}"))
+        })?;
         self.left -= input.len() as u64;
         Ok(input)
     }

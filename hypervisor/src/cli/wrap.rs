@@ -45,7 +45,8 @@ fn read(path: &std::path::Path) -> Result<Input, WrapError> {
 }
 
 /// Runs `pvh wrap` and returns how `pvh` ends: 0, `BAD_INPUT` for an
-/// input that cannot be read or wrapped, `OUTPUT` when `-o` cannot be
+/// input that cannot be read or wrapped, `VMM_ERROR` when a piped input
+/// cannot be spooled to a temporary file, `OUTPUT` when `-o` cannot be
 /// created or written (nothing is created before the inputs are checked).
 pub fn run(args: &WrapArgs) -> crate::output::Exit {
     use crate::output::{self, Exit};
@@ -53,7 +54,12 @@ pub fn run(args: &WrapArgs) -> crate::output::Exit {
         Ok(w) => w,
         Err(e) => {
             crate::diag!("pvh wrap: {e}");
-            return Exit::Status(crate::outcome::status::BAD_INPUT);
+            let host_fault = matches!(&e, WrapError::Input(e) if !e.is_input_fault());
+            return Exit::Status(if host_fault {
+                crate::outcome::status::VMM_ERROR
+            } else {
+                crate::outcome::status::BAD_INPUT
+            });
         }
     };
     if let Err(e) = output::write_file(&args.output, &w.elf) {

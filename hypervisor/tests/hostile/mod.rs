@@ -154,7 +154,7 @@ pub fn cases(dir: &Path, kernel: &[u8], sparse_gib: u64, bomb_mib: usize) -> Vec
             status: 66,
             message: over_ram(opt, Path::new("/dev/zero"), false),
             fifo: None,
-            bound: "read to guest RAM + 1 byte",
+            bound: "spooled to guest RAM + 1 byte",
         });
     }
     for (opt, name) in [
@@ -175,7 +175,7 @@ pub fn cases(dir: &Path, kernel: &[u8], sparse_gib: u64, bomb_mib: usize) -> Vec
             status: 66,
             message: over_ram(opt, &fifo, false),
             fifo: Some(fifo),
-            bound: "read to guest RAM + 1 byte",
+            bound: "spooled to guest RAM + 1 byte",
         });
     }
 
@@ -198,7 +198,7 @@ pub fn cases(dir: &Path, kernel: &[u8], sparse_gib: u64, bomb_mib: usize) -> Vec
                   67108864 bytes (64.0 MiB) of memory the host may give its guests"
             .into(),
         fifo: None,
-        bound: "read to --host-memory + 1 byte",
+        bound: "spooled to --host-memory + 1 byte",
     });
 
     // pvh-unpack: an announcement above the guest's RAM, and bombs.
@@ -264,7 +264,7 @@ pub fn cases(dir: &Path, kernel: &[u8], sparse_gib: u64, bomb_mib: usize) -> Vec
         message: "/dev/zero is at least 16777217 bytes (16.0 MiB), more than the 16777216 bytes"
             .into(),
         fifo: None,
-        bound: "read to 16 MiB + 1 byte",
+        bound: "spooled to 16 MiB + 1 byte",
     });
 
     // Writer and reader share the start_info limits.

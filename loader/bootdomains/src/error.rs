@@ -430,7 +430,9 @@ pub enum BootInfoError {
         source: std::io::Error,
     },
     /// A module file is larger than it may be (see
-    /// [`super::source::open_input`]); it was not read.
+    /// [`super::source::open_input`]; it was not read), or, read from a
+    /// pipe, could not be spooled to a temporary file
+    /// ([`pvh_loader::InputError::Spool`]).
     #[error("{}: {source}", esc(.node))]
     InputTooLarge {
         /// Module node path (or the command-line option).
