@@ -43,10 +43,12 @@ failed=()
 
 # part NAME SCRIPT: runs SCRIPT RUNS, its output (stdout and stderr) to
 # the terminal and to $out/NAME.txt; its tables (stdout) to $out/NAME.tables.
+# A failed part keeps its (partial) tables there for a look, and leaves
+# $out/NAME.failed, so its section of the docs is not overwritten.
 part() {
     local name=$1 script=$2
     "$script_dir/$script" "$runs" 2> >(tee -a "$out/$name.txt" >&2) | tee "$out/$name.tables" | tee -a "$out/$name.txt" ||
-        : >"$out/$name.tables"
+        echo "exit status ${PIPESTATUS[0]}" >"$out/$name.failed"
 }
 
 # fill NAME FILE HEADER: the lines of docs/benchmarks.md between the two
@@ -64,7 +66,7 @@ fill() {
         !skip { print }' "$doc" >"$doc.new" && mv "$doc.new" "$doc"
 }
 
-for n in nested unpack launch; do : >"$out/$n.txt"; done
+for n in nested unpack launch; do : >"$out/$n.txt"; rm -f "$out/$n.failed"; done
 commit=$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo '?')
 machine="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -81,21 +83,27 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); $(((SECONDS - t0) / 60)) minutes"
 } 2>&1 | tee "$out/results.txt"
 # (the parts ran in a pipeline's subshell: their failures are in the files)
-for n in nested unpack launch; do [[ -s $out/$n.tables ]] || failed+=("$n"); done
+for n in nested unpack launch; do
+    [[ -s $out/$n.tables && ! -e $out/$n.failed ]] || failed+=("$n")
+done
+# ok NAME: whether part NAME may write its sections of the docs.
+ok() { [[ " ${failed[*]} " != *" $1 "* ]]; }
 
 if ((docs)); then
     header="Measured by \`bash scripts/bench-speed.sh $runs\` on $(date -u +%Y-%m-%d), commit $commit; $machine; load average before: $load_before."
-    fill nested "$out/nested.tables" "$header"
-    # bench-unpack prints the decoders, then (from "pvh boot --plan") the cache.
-    awk '/^pvh boot --plan/ {exit} {print}' "$out/unpack.tables" >"$out/unpack-decoders.tables"
-    awk '/^pvh boot --plan/ {p = 1} p' "$out/unpack.tables" >"$out/unpack-cache.tables"
-    fill decoders "$out/unpack-decoders.tables" "$header"
-    fill cache "$out/unpack-cache.tables" "$header"
-    fill launch "$out/launch.tables" "$header"
+    if ok nested; then fill nested "$out/nested.tables" "$header"; fi
+    if ok unpack; then
+        # bench-unpack prints the decoders, then (from "pvh boot --plan") the cache.
+        awk '/^pvh boot --plan/ {exit} {print}' "$out/unpack.tables" >"$out/unpack-decoders.tables"
+        awk '/^pvh boot --plan/ {p = 1} p' "$out/unpack.tables" >"$out/unpack-cache.tables"
+        fill decoders "$out/unpack-decoders.tables" "$header"
+        fill cache "$out/unpack-cache.tables" "$header"
+    fi
+    if ok launch; then fill launch "$out/launch.tables" "$header"; fi
     echo "bench-speed: tables written into $doc (git diff docs/benchmarks.md)" >&2
 fi
 echo "bench-speed: results in $out/results.txt" >&2
 if ((${#failed[@]})); then
-    echo "bench-speed: failed: ${failed[*]} (their sections in $doc are unchanged)" >&2
+    echo "bench-speed: failed: ${failed[*]} (their sections in $doc are unchanged; partial tables in $out/NAME.tables)" >&2
     exit 1
 fi
