@@ -167,7 +167,7 @@ all_cases=(
     "pvh-unpack-cold|pvh|unpack-cold|COLD=1 /pvh boot --kernel /l2/bzImage --boot-protocol pvh-unpack $l2_args"
 )
 # PVH_COMPARE_BIN: a second (static) pvh build, booted as VMM "pvh-b" on
-# the vmlinux, bzimage and wrapped paths in the same L1: an A/B comparison
+# the vmlinux, bzimage, wrapped and exit paths in the same L1: an A/B comparison
 # of two pvh versions under identical conditions.
 if [[ -n ${PVH_COMPARE_BIN:-} ]]; then
     [[ -x $PVH_COMPARE_BIN ]] || die "PVH_COMPARE_BIN=$PVH_COMPARE_BIN is not an executable"
@@ -175,6 +175,7 @@ if [[ -n ${PVH_COMPARE_BIN:-} ]]; then
         "pvh-b-vmlinux|pvh-b|vmlinux|/pvh-b boot --kernel /l2/vmlinux $l2_args"
         "pvh-b-bzimage|pvh-b|bzimage|/pvh-b boot --kernel /l2/bzImage $l2_args"
         "pvh-b-wrapped|pvh-b|wrapped|/pvh-b boot --kernel /l2/wrapped.elf $l2_args"
+        "pvh-b-exit|pvh-b|exit|/pvh-b boot --kernel /exit.elf"
     )
 fi
 cases=()
@@ -376,7 +377,7 @@ allowed_bad=$(awk -v allow=",$allow_fail," '($5 > 0 || $4 == 0) && index(allow, 
             for (i = 1; i <= NR; i++) {
                 best = -1
                 for (j = 1; j <= NR; j++) if (p[j] == cmp[i] && v[j] != v[i] && v[j] != "floor" && ok[j] > 0 && (best < 0 || med[j] < best)) best = med[j]
-                if (p[i] == "exit" && v[i] == "pvh") for (j = 1; j <= NR; j++) if (v[j] == "floor") best = med[j]
+                if (p[i] == "exit" && v[i] ~ /^pvh/) for (j = 1; j <= NR; j++) if (v[j] == "floor") best = med[j]
                 split(line[i], f, " ")
                 ratio = (best > 0 && f[6] > 0 && v[i] != "floor") ? sprintf("%.2f", f[6] / best) : "-"
                 pre = (f[9] > 0) ? sprintf("%.0f", f[9]) : "-"

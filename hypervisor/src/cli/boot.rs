@@ -392,6 +392,16 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
         }
     }
     report_end(&report.end, args.verbose);
+    if super::ends_process() {
+        // The process exits next, and the kernel tears the VM down with
+        // it. Dropping `Vm` would first delete its memory slots (a KVM
+        // memslot update) and unmap guest RAM, work the exit repeats: in
+        // the nested benchmark that was about 6 ms of pvh's 77 ms for the
+        // 2-instruction guest (docs/benchmarks.md, "pvh's own cost").
+        // vCPU threads still running are left to the exit the same way
+        // (crate::runner). Called as a library (`main_with`), it drops.
+        std::mem::forget(prepared.vm);
+    }
     match flushed {
         // One message per failure: a run that ended because the output
         // failed has said so already.

@@ -86,7 +86,21 @@ pub fn invocation() -> String {
 /// the reader of its output has gone, death by `SIGPIPE` (see
 /// [`crate::output`]); `fn main() -> Exit` does either.
 pub fn main() -> Exit {
+    ENDS_PROCESS.store(true, std::sync::atomic::Ordering::Relaxed);
     main_with(std::env::args_os())
+}
+
+/// Whether the process ends when the subcommand returns ([`main`], the
+/// `pvh` binary), rather than the caller going on ([`main_with`], as tests
+/// call it).
+static ENDS_PROCESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the process ends when the subcommand returns: then a VM that
+/// has ended is left for the kernel to tear down with the process (see
+/// [`boot`]'s end), as the floor program does, instead of deleting its
+/// memory slots and unmapping its RAM first.
+pub(crate) fn ends_process() -> bool {
+    ENDS_PROCESS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// [`main`] with explicit arguments (the first is the program name).
