@@ -147,14 +147,10 @@ impl LaunchError {
     pub fn status(&self) -> u8 {
         match self {
             Self::ConfigTooLarge(e)
-            | Self::BootInfo(BootInfoError::InputTooLarge { source: e, .. })
-                if !e.is_input_fault() =>
-            {
-                status::VMM_ERROR
+            | Self::BootInfo(BootInfoError::InputTooLarge { source: e, .. }) => {
+                status::for_input(e)
             }
-            Self::Config { .. } | Self::ConfigTooLarge(_) | Self::BootInfo(_) | Self::Domain(_) => {
-                status::BAD_INPUT
-            }
+            Self::Config { .. } | Self::BootInfo(_) | Self::Domain(_) => status::BAD_INPUT,
             Self::Build { source, .. } => source.status(),
         }
     }

@@ -47,6 +47,18 @@ pub mod status {
     pub const OUTPUT: u8 = 77;
     /// The user quit from the interactive console (Ctrl-A x).
     pub const QUIT: u8 = 78;
+
+    /// The status for an input that could not be opened: [`BAD_INPUT`]
+    /// when the input is at fault, [`VMM_ERROR`] when the host is (no
+    /// room in `$TMPDIR` to spool a piped input). One decision for
+    /// `boot`, `launch` and `wrap`.
+    pub fn for_input(e: &pvh_loader::InputError) -> u8 {
+        if e.is_input_fault() {
+            BAD_INPUT
+        } else {
+            VMM_ERROR
+        }
+    }
 }
 
 /// A snapshot of a vCPU's registers, printed when a run ends badly.

@@ -48,9 +48,7 @@ fn a_piped_input_that_cannot_be_spooled_is_a_host_failure() {
     std::fs::create_dir_all(&dir).unwrap();
     let kernel = dir.join("kernel.elf");
     std::fs::write(&kernel, pvh_elf(Asm::new().exit(0).bytes())).unwrap();
-    let fifo = dir.join("initrd.fifo");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    assert!(made.unwrap().success());
+    let fifo = hostile::mkfifo(&dir.join("initrd.fifo"));
     hostile::feed(fifo.clone());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pvh"))
         .env("TMPDIR", "/nonexistent-pvh-tmp")

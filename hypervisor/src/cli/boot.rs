@@ -155,14 +155,8 @@ impl InputBudget {
                 format_size(self.memory)
             )
         };
-        let input = Input::open_within(path, self.left, what).map_err(|e| {
-            let code = if e.is_input_fault() {
-                status::BAD_INPUT
-            } else {
-                status::VMM_ERROR
-            };
-            fail(code, format_args!("{option}: {e}"))
-        })?;
+        let input = Input::open_within(path, self.left, what)
+            .map_err(|e| fail(status::for_input(&e), format_args!("{option}: {e}")))?;
         self.left -= input.len() as u64;
         Ok(input)
     }

@@ -54,11 +54,9 @@ pub fn run(args: &WrapArgs) -> crate::output::Exit {
         Ok(w) => w,
         Err(e) => {
             crate::diag!("pvh wrap: {e}");
-            let host_fault = matches!(&e, WrapError::Input(e) if !e.is_input_fault());
-            return Exit::Status(if host_fault {
-                crate::outcome::status::VMM_ERROR
-            } else {
-                crate::outcome::status::BAD_INPUT
+            return Exit::Status(match &e {
+                WrapError::Input(e) => crate::outcome::status::for_input(e),
+                _ => crate::outcome::status::BAD_INPUT,
             });
         }
     };

@@ -51,7 +51,8 @@ fn sparse(path: &Path, size: u64) -> PathBuf {
     path.to_path_buf()
 }
 
-fn mkfifo(path: &Path) -> PathBuf {
+/// Makes a FIFO at `path` (with mkfifo(1)) and returns the path.
+pub fn mkfifo(path: &Path) -> PathBuf {
     let status = std::process::Command::new("mkfifo")
         .arg(path)
         .status()
