@@ -147,8 +147,43 @@ impl Stopper {
 
 /// Runs `vcpus` (boot state already set) until one ends the VM, or until
 /// `timeout`.
-pub fn run(vcpus: Vec<Vcpu>, timeout: Option<Duration>) -> Result<RunReport, Error> {
+///
+/// One vCPU without a timeout runs on the calling thread: only that vCPU
+/// can end such a VM, so there is nothing for a second thread to wait for
+/// and no one to stop. That saves the thread (its clone, stack and malloc
+/// arena), which is a measurable share of a short run's cost in a nested
+/// L1 (docs/benchmarks.md, "pvh's own cost in L1"). Its report is the one
+/// a vCPU thread would give, a panic included.
+pub fn run(mut vcpus: Vec<Vcpu>, timeout: Option<Duration>) -> Result<RunReport, Error> {
+    if timeout.is_none() && vcpus.len() == 1 {
+        if let Some(vcpu) = vcpus.pop() {
+            return Ok(run_here(vcpu));
+        }
+    }
     Ok(start(vcpus)?.wait(timeout))
+}
+
+/// Runs one vCPU on the calling thread until it ends the VM.
+fn run_here(mut vcpu: Vcpu) -> RunReport {
+    let id = vcpu.id();
+    // Never raised: nothing else can end this VM.
+    let stop = AtomicBool::new(false);
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| vcpu.run(&stop)));
+    match ran {
+        Ok(end) => RunReport {
+            end,
+            by: Some(id),
+            stats: vec![(id, vcpu.stats())],
+        },
+        Err(_) => RunReport {
+            end: VmEnd::Unhandled {
+                exit: "vCPU thread panicked".into(),
+                regs: None,
+            },
+            by: None,
+            stats: Vec::new(),
+        },
+    }
 }
 
 /// Starts one thread per vCPU (boot state already set).

@@ -508,3 +508,54 @@ fn a_refused_kernel_is_the_same_error_from_boot_inspect_and_wrap() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// How many vCPU threads (named `vcpuN`) `pvh` has while it runs a guest
+/// that printed `ready` and then spins, started with `extra` arguments;
+/// the process is killed after counting. (Not all threads: KVM adds a
+/// task of its own to the process on recent kernels.)
+fn vcpu_threads_while_spinning(name: &str, extra: &[&str]) -> usize {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let code = Asm::new().print("ready\n");
+    let top = code.here();
+    let path = guest_file(name, &code.jmp_to(top));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
+        .args(["boot", "--kernel", path.to_str().unwrap()])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pvh");
+    let mut line = String::new();
+    // The guest spins forever: the watchdog is the kill below, and the
+    // line arrives or stdout closes (pvh died) first.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let _ = out.read_line(&mut line);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).map(|d| {
+        d.flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("vcpu"))
+            })
+            .count()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(line, "ready\n", "the guest did not start");
+    tasks.expect("reading the process's threads")
+}
+
+#[test]
+fn one_vcpu_without_a_timeout_runs_on_the_main_thread() {
+    if !kvm_available("one_vcpu_without_a_timeout_runs_on_the_main_thread") {
+        return;
+    }
+    // Nothing but the vCPU can end this run: no thread waits for it.
+    assert_eq!(vcpu_threads_while_spinning("spin-main", &[]), 0);
+    // A timeout needs a thread to wait it out and stop the vCPU, so the
+    // vCPU has its own.
+    assert_eq!(
+        vcpu_threads_while_spinning("spin-timeout", &["--timeout", "60"]),
+        1
+    );
+}

@@ -329,31 +329,40 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
     } else {
         None
     };
-    let running =
-        crate::runner::start(prepared.vcpus).map_err(|e| boot_failed(&BootError::Vmm(e)))?;
     let stop_input = Arc::new(AtomicBool::new(false));
-    if interactive || args.stdin {
-        let escape: Option<EscapeHandler> = interactive.then(|| {
-            let quit = running.stopper();
-            Box::new(move |c| match c {
-                EscapeCommand::Quit => quit.quit(),
-                EscapeCommand::Help => diag!("\r\n{}", ESCAPE_HELP.trim_end()),
-            }) as EscapeHandler
-        });
+    let feed = |escape: Option<EscapeHandler>| {
         crate::devices::input::spawn_feeder(
             Arc::clone(prepared.vm.uart()),
             io::stdin(),
             Arc::clone(&stop_input),
             escape,
         )
+        .map(drop)
         .map_err(|e| {
             fail(
                 status::VMM_ERROR,
                 format_args!("starting the stdin thread: {e}"),
             )
-        })?;
-    }
-    let report = running.wait(args.timeout);
+        })
+    };
+    let report = if interactive {
+        // The escape's quit must reach the run from the stdin thread: the
+        // vCPUs run on their own threads, this one waits.
+        let running =
+            crate::runner::start(prepared.vcpus).map_err(|e| boot_failed(&BootError::Vmm(e)))?;
+        let quit = running.stopper();
+        feed(Some(Box::new(move |c| match c {
+            EscapeCommand::Quit => quit.quit(),
+            EscapeCommand::Help => diag!("\r\n{}", ESCAPE_HELP.trim_end()),
+        })))?;
+        running.wait(args.timeout)
+    } else {
+        if args.stdin {
+            feed(None)?;
+        }
+        crate::runner::run(prepared.vcpus, args.timeout)
+            .map_err(|e| boot_failed(&BootError::Vmm(e)))?
+    };
     stop_input.store(true, Ordering::SeqCst);
     drop(raw);
     // Everything the guest printed is out before our verdict; output that
