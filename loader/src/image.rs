@@ -126,41 +126,106 @@ pub fn decompress_within(
     if size > ram {
         return Err(over_ram(size));
     }
-    let reader: Box<dyn Read + '_> = match compression {
-        // The gzip trailer holds the size too; the decoder stops at the end
-        // of the member, so it may read the whole payload.
-        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(payload)),
-        Compression::Xz => {
-            let stream = xz2::stream::Stream::new_stream_decoder(DECODER_MEMLIMIT, 0)
-                .map_err(|e| err(e.to_string()))?;
-            Box::new(xz2::read::XzDecoder::new_stream(body, stream))
-        }
-        Compression::Lzma => {
-            let stream = xz2::stream::Stream::new_lzma_decoder(DECODER_MEMLIMIT)
-                .map_err(|e| err(e.to_string()))?;
-            Box::new(xz2::read::XzDecoder::new_stream(body, stream))
-        }
-        Compression::Zstd => {
-            let mut d =
-                zstd::stream::read::Decoder::with_buffer(body).map_err(|e| err(e.to_string()))?;
-            // A window (back-reference distance) beyond the memory limit is
-            // refused, as for xz; Linux's zstd -22 uses 2^27.
-            d.window_log_max(ZSTD_WINDOW_LOG_MAX)
-                .map_err(|e| err(e.to_string()))?;
-            Box::new(d)
-        }
-        other => return Err(LoadError::UnsupportedCompression(other.name())),
-    };
     // The whole announced size (at most the guest's RAM, at most
     // MAX_UNPACKED) at once: pages not yet written cost nothing, and the
     // output is never copied to grow (a doubling `Vec` would peak at twice
-    // the output).
+    // the output). One byte more than announced, to notice a longer output.
     let mut out = output_buffer(usize::try_from(size + 1).unwrap_or(usize::MAX));
-    // One byte more than announced, to notice a longer output.
-    reader
-        .take(size + 1)
-        .read_to_end(&mut out)
-        .map_err(|e: io::Error| err(e.to_string()))?;
+    // Whether the decoder saw the stream's end (its check, its end mark).
+    let ended = match compression {
+        // The gzip trailer holds the size too; the decoder stops at the end
+        // of the member, so it may read the whole payload. It reports a
+        // truncated member itself.
+        Compression::Gzip => {
+            flate2::read::GzDecoder::new(payload)
+                .take(size + 1)
+                .read_to_end(&mut out)
+                .map_err(|e: io::Error| err(e.to_string()))?;
+            true
+        }
+        Compression::Xz | Compression::Lzma => {
+            let stream = if compression == Compression::Xz {
+                xz2::stream::Stream::new_stream_decoder(DECODER_MEMLIMIT, 0)
+            } else {
+                xz2::stream::Stream::new_lzma_decoder(DECODER_MEMLIMIT)
+            }
+            .map_err(|e| err(e.to_string()))?;
+            lzma_into(stream, body, &mut out).map_err(|e| err(e.to_string()))?
+        }
+        Compression::Zstd => zstd_into(body, &mut out).map_err(|e| err(e.to_string()))?,
+        other => return Err(LoadError::UnsupportedCompression(other.name())),
+    };
+    if !ended && out.len() as u64 <= size {
+        return Err(err(format!(
+            "the stream is cut short ({} of {size} bytes decompressed)",
+            out.len()
+        )));
+    }
+    check_unpacked_size(out, size, err)
+}
+
+/// Runs the liblzma decoder `stream` over all of `input` into `out`'s
+/// spare capacity, until the stream ends (`true`), `out` is full, or the
+/// decoder makes no more progress (a truncated stream).
+///
+/// Straight into the output buffer, not through a `Read`: `read_to_end`
+/// zeroes each stretch of the buffer before the decoder overwrites it,
+/// and the reader copies the input through a buffer of its own
+/// (docs/benchmarks.md, "Decompression", has what that cost).
+fn lzma_into(
+    mut stream: xz2::stream::Stream,
+    mut input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<bool, xz2::stream::Error> {
+    while out.len() < out.capacity() {
+        let (in_before, out_before) = (stream.total_in(), out.len());
+        let status = stream.process_vec(input, out, xz2::stream::Action::Run)?;
+        let used = usize::try_from(stream.total_in() - in_before).unwrap_or(usize::MAX);
+        input = input.get(used..).unwrap_or_default();
+        if status == xz2::stream::Status::StreamEnd {
+            return Ok(true);
+        }
+        if used == 0 && out.len() == out_before {
+            break;
+        }
+    }
+    Ok(false)
+}
+
+/// [`lzma_into`] for zstd: decodes all of `input` (one frame or several)
+/// into `out`'s spare capacity; `true` if the last frame ended.
+///
+/// A window (back-reference distance) beyond the memory limit is refused,
+/// as for xz; Linux's `zstd -22` uses 2^27.
+fn zstd_into(input: &[u8], out: &mut Vec<u8>) -> io::Result<bool> {
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+    let mut decoder = Decoder::new()?;
+    decoder.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+        ZSTD_WINDOW_LOG_MAX,
+    ))?;
+    let mut input = InBuffer::around(input);
+    let start = out.len();
+    let mut output = OutBuffer::around_pos(out, start);
+    loop {
+        let (in_before, out_before) = (input.pos(), output.pos());
+        // 0: a frame is complete and all of it is in `output`.
+        let left = decoder.run(&mut input, &mut output)?;
+        if left == 0 && input.pos() == input.src.len() {
+            return Ok(true);
+        }
+        let stuck = input.pos() == in_before && output.pos() == out_before;
+        if stuck || output.pos() == output.capacity() {
+            return Ok(false);
+        }
+    }
+}
+
+/// `out`, if it holds exactly the `size` bytes the image announced.
+fn check_unpacked_size(
+    out: Vec<u8>,
+    size: u64,
+    err: impl Fn(String) -> LoadError,
+) -> Result<Vec<u8>, LoadError> {
     if out.len() as u64 > size {
         return Err(LoadError::DecompressedTooLarge { limit: size });
     }

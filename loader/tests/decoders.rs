@@ -122,3 +122,49 @@ fn decompression_stops_at_the_guest_ram() {
         }
     );
 }
+
+/// A legacy `.lzma` (LZMA-alone) stream of `data`, as Linux's
+/// CONFIG_KERNEL_LZMA builds it.
+fn lzma_alone(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let options = xz2::stream::LzmaOptions::new_preset(1).unwrap();
+    let stream = xz2::stream::Stream::new_lzma_encoder(&options).unwrap();
+    let mut e = xz2::write::XzEncoder::new_stream(Vec::new(), stream);
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn a_stream_cut_short_is_an_error_in_every_format() {
+    // Big enough that half the stream holds whole blocks of output: the
+    // decoder has made progress when the input runs out.
+    let elf: Vec<u8> = simple_elf()
+        .build()
+        .into_iter()
+        .chain((0..256 * 1024u32).map(|i| (i * 7 % 251) as u8))
+        .collect();
+    for (compression, packed) in [
+        (Compression::Gzip, gzip(&elf)),
+        (Compression::Xz, xz(&elf)),
+        (Compression::Lzma, lzma_alone(&elf)),
+        (Compression::Zstd, zstd(&elf)),
+    ] {
+        let whole = with_size(packed.clone(), elf.len());
+        assert_eq!(
+            decompress(compression, &whole).unwrap(),
+            elf,
+            "{compression:?}"
+        );
+        for cut in [0, 1, packed.len() / 2, packed.len() - 1] {
+            let payload = with_size(packed[..cut].to_vec(), elf.len());
+            match decompress(compression, &payload) {
+                Err(LoadError::Decompress { format, reason }) => {
+                    assert_eq!(format, compression.name());
+                    assert!(!reason.is_empty());
+                }
+                Ok(out) => panic!("{compression:?} cut at {cut}: {} bytes out", out.len()),
+                Err(e) => panic!("{compression:?} cut at {cut}: {e}"),
+            }
+        }
+    }
+}
