@@ -1,5 +1,6 @@
 //! Runs a VM's vCPUs, one host thread each, until the first vCPU ends the
-//! VM or the timeout expires; then stops the others.
+//! VM or the timeout expires; then stops the others. (One vCPU with no
+//! timeout runs on the calling thread instead: see [`run`].)
 //!
 //! A vCPU blocked in KVM_RUN (guest spinning or halted with interrupts off)
 //! only comes back when a signal interrupts the ioctl, so stopping is: raise
