@@ -168,3 +168,37 @@ fn a_stream_cut_short_is_an_error_in_every_format() {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// A mutated or cut stream with any announced size: a result that is
+    /// exactly the announced size, or a typed error; never a panic, never
+    /// more output than announced.
+    #[test]
+    fn mutated_streams_give_the_announced_size_or_an_error(
+        format in 0usize..4,
+        muts in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 0..4),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+        announced in 0usize..(64 << 10),
+    ) {
+        let data: Vec<u8> = (0..16 * 1024u32).map(|i| (i * 31 % 253) as u8).collect();
+        let (compression, mut packed) = [
+            (Compression::Gzip, gzip(&data)),
+            (Compression::Xz, xz(&data)),
+            (Compression::Lzma, lzma_alone(&data)),
+            (Compression::Zstd, zstd(&data)),
+        ][format].clone();
+        for (at, byte) in muts {
+            let i = at.index(packed.len());
+            packed[i] ^= byte;
+        }
+        let keep = packed.len() - cut.index(packed.len() / 4 + 1);
+        packed.truncate(keep);
+        match decompress(compression, &with_size(packed, announced)) {
+            Ok(out) => proptest::prop_assert_eq!(out.len(), announced),
+            Err(LoadError::Decompress { .. } | LoadError::DecompressedTooLarge { .. }) => {}
+            Err(e) => proptest::prop_assert!(false, "unexpected error: {e}"),
+        }
+    }
+}
