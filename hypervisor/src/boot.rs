@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pvh_acpi::AcpiError;
+use pvh_bootdomains::BootInfo;
 use pvh_bootdomains::build::{self, BuildError, Checked, DomainBuilder};
 use pvh_loader::{BootConfig, LoadError};
 use vm_memory::GuestAddress;
@@ -161,6 +162,57 @@ pub fn domain_builder() -> DomainBuilder<'static> {
     match crate::probe::STUB {
         Some(stub) => b.stub(stub),
         None => b,
+    }
+}
+
+/// What pvh adds to a Linux kernel's command line: its machine has no PCI
+/// host bridge, so nothing answers at the configuration ports (0xcf8,
+/// 0xcfc), and Linux would still probe them: about 300 port exits per
+/// boot (its early quirks and AMD northbridge scans read config space
+/// without first checking that it exists), about 1% of a nested boot
+/// (docs/benchmarks.md). Firecracker, whose machine has none either,
+/// adds the same.
+pub const NO_PCI_ARG: &str = "pci=off";
+
+/// Fits every domain's command line to pvh's machine: a Linux kernel
+/// ([`pvh_loader::KernelImage::is_linux`]) gets [`NO_PCI_ARG`] in front,
+/// unless its command line already says something about `pci=` (the
+/// user's choice stands) or would then be longer than the kernel takes.
+/// In front, not at the end: what follows a ` -- ` goes to init. Other
+/// kernels (the probe, a unikernel) and `pvh wrap` images (whose stub
+/// takes the command line as it finds it, or its embedded one when it
+/// is empty) are left alone. `pvh boot` and `pvh launch` both call this
+/// on their [`BootInfo`] before planning, so the plan, the start info
+/// and the guest see one command line.
+pub fn fit_cmdlines_to_machine(info: &mut BootInfo) {
+    for d in &mut info.domains {
+        let Some(kernel) = info.modules.get(d.kernel) else {
+            continue;
+        };
+        let Ok(image) = pvh_loader::KernelImage::parse(&kernel.bytes) else {
+            continue;
+        };
+        if !image.is_linux()
+            || d.cmdline
+                .split_ascii_whitespace()
+                .any(|a| a.starts_with("pci="))
+        {
+            continue;
+        }
+        let fitted = if d.cmdline.is_empty() {
+            NO_PCI_ARG.to_string()
+        } else {
+            format!("{NO_PCI_ARG} {}", d.cmdline)
+        };
+        let fits = match &image {
+            pvh_loader::KernelImage::BzImage(bz) => pvh_entry::linux::KernelNeeds::of(bz)
+                .is_ok_and(|n| n.check_cmdline_len(fitted.len() as u64).is_ok()),
+            // x86 Linux's COMMAND_LINE_SIZE, its NUL included.
+            pvh_loader::KernelImage::PvhElf(_) => fitted.len() < 2048,
+        };
+        if fits {
+            d.cmdline = fitted;
+        }
     }
 }
 

@@ -370,7 +370,7 @@ pub fn load(args: &LaunchArgs) -> Result<BootInfo, LaunchError> {
         .collect::<Result<Vec<LoaderModule>, _>>()?;
     let host_memmap = host::memory_map();
     let cmdline = crate::cli::invocation();
-    Ok(pvh_bootdomains::parse(
+    let mut info = pvh_bootdomains::parse(
         &dtb,
         BootSources::default()
             .modules(&modules)
@@ -385,7 +385,9 @@ pub fn load(args: &LaunchArgs) -> Result<BootInfo, LaunchError> {
             .loader_name(host::LOADER_NAME)
             .cmdline(&cmdline)
             .host_memmap(&host_memmap),
-    )?)
+    )?;
+    crate::boot::fit_cmdlines_to_machine(&mut info);
+    Ok(info)
 }
 
 /// Runs `pvh launch`; returns how `pvh` ends.

@@ -33,6 +33,10 @@ use pvh_entry::elfnote::{
 };
 use std::ops::ControlFlow;
 
+/// The owner name of Linux's own ELF notes (include/linux/elfnote.h),
+/// NUL included, as `namesz` counts it.
+pub const LINUX_NOTE_NAME: &[u8] = b"Linux\0";
+
 /// ELF class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ElfClass {
@@ -78,6 +82,8 @@ pub struct ElfImage<'a> {
     pub entry: u32,
     /// The `PHYS32_RELOC` note, if the image is relocatable.
     pub reloc: Option<Phys32Reloc>,
+    /// Whether it carries a note owned by "Linux": it is a Linux kernel.
+    pub linux: bool,
 }
 
 impl<'a> ElfImage<'a> {
@@ -105,6 +111,7 @@ impl<'a> ElfImage<'a> {
             segments,
             entry: entry.value,
             reloc: scan.reloc,
+            linux: scan.linux,
         })
     }
 
@@ -220,6 +227,10 @@ pub struct ElfScan {
     pub entry: Option<EntryNote>,
     /// The first `PHYS32_RELOC` note, if well-formed.
     pub reloc: Option<Phys32Reloc>,
+    /// Whether a note is owned by "Linux" ([`LINUX_NOTE_NAME`]): every
+    /// Linux vmlinux has some (`LINUX_ELFNOTE_BUILD_SALT` from
+    /// init/version.c, among others), other kernels have none.
+    pub linux: bool,
     /// Problems, in the order found ([`Mode::Strict`]: at most one).
     pub problems: Vec<LoadError>,
     /// Problems past [`MAX_PROBLEMS`], not kept.
@@ -404,6 +415,9 @@ fn scan_notes(data: &[u8], mode: Mode, out: &mut ElfScan) -> ControlFlow<()> {
             Ok(n) => n,
             Err(e) => return out.problem(mode, e.into()),
         };
+        if note.name == LINUX_NOTE_NAME || note.name == &LINUX_NOTE_NAME[..5] {
+            out.linux = true;
+        }
         if !note.is_xen() {
             continue;
         }

@@ -44,6 +44,16 @@ impl<'a> KernelImage<'a> {
         }
     }
 
+    /// Whether it is a Linux kernel: a bzImage, or an ELF with Linux's own
+    /// notes (a vmlinux). A `pvh wrap` image is the stub's ELF, so not
+    /// one: what its stub boots is decided inside the guest.
+    pub fn is_linux(&self) -> bool {
+        match self {
+            Self::BzImage(_) => true,
+            Self::PvhElf(elf) => elf.linux,
+        }
+    }
+
     /// "PVH ELF" or "bzImage".
     pub fn kind(&self) -> &'static str {
         match self {

@@ -188,3 +188,15 @@ fn debian_bzimage_through_a_stub() {
     assert!(read(&mem, m0.entry.paddr, bz.len()) == bz);
     assert_eq!(view.module(1).unwrap().entry.size, 32 << 20);
 }
+
+#[test]
+fn debian_kernels_are_linux_and_test_elfs_are_not() {
+    let (Some(bz), Some(vmlinux)) = (artifact("bzImage"), artifact("vmlinux")) else {
+        return;
+    };
+    assert!(KernelImage::parse(&vmlinux).unwrap().is_linux());
+    assert!(KernelImage::parse(&bz).unwrap().is_linux());
+    // An ELF with only Xen notes (as the stub and the probe have).
+    let elf = simple_elf().build();
+    assert!(!KernelImage::parse(&elf).unwrap().is_linux());
+}

@@ -201,6 +201,12 @@ fn stock_linux_three_ways_on_nested_kvm() {
             cmdline.contains(&format!("pvhmode={mode}")),
             "{mode}: /proc/cmdline is {cmdline:?}"
         );
+        // pvh's machine has no PCI: a Linux kernel is told so, in front of
+        // the user's arguments (pvh_hypervisor::boot::fit_cmdlines_to_machine).
+        assert!(
+            cmdline.starts_with("pci=off console=ttyS0 "),
+            "{mode}: /proc/cmdline is {cmdline:?}"
+        );
         assert_eq!(
             field(&lines, "L2-INITRD"),
             Some(INITRD_MARK),
@@ -234,6 +240,10 @@ fn stock_linux_three_ways_on_nested_kvm() {
             marker.unwrap_or_else(|| panic!("no marker from d{domid}:\n{}", launch.join("\n")));
         assert!(
             marker.contains(&format!("pvhmode={mode}")),
+            "d{domid} got {marker:?}"
+        );
+        assert!(
+            marker.contains("L2-MARKER pci=off console=ttyS0 "),
             "d{domid} got {marker:?}"
         );
         assert!(

@@ -263,7 +263,8 @@ fn run_inner(args: &BootArgs) -> Result<Exit, Exit> {
         .boot(args.domain.boot())
         .host_memory_limit(host_memory_limit)
         .hypervisor_cmdline(super::invocation());
-    let info = BootInfo::single_domain(spec).map_err(|e| fail(status::BAD_INPUT, e))?;
+    let mut info = BootInfo::single_domain(spec).map_err(|e| fail(status::BAD_INPUT, e))?;
+    crate::boot::fit_cmdlines_to_machine(&mut info);
     let domain = info
         .domains
         .first()
