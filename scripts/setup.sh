@@ -24,6 +24,7 @@ DEB_PACKAGES=(
     kmod
     acpica-tools
     tmux
+    socat
 )
 RUST_TARGET=x86_64-unknown-none
 RUST_COMPONENTS=(clippy rustfmt)

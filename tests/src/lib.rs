@@ -206,6 +206,45 @@ pub mod nested {
         target_dir.join("x86_64-unknown-linux-gnu/release/pvh")
     }
 
+    /// A key press for L1 every 5 s through QEMU's monitor socket. L1 can
+    /// lose its next timer interrupt under TCG's nested SVM (NOHZ, one
+    /// shot) and then sleeps on HLT for good; any interrupt makes it
+    /// program the timer again (scripts/bench-nested.sh has the same).
+    struct Keepalive {
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Keepalive {
+        fn start(monitor: PathBuf) -> Self {
+            use std::sync::atomic::Ordering;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = std::sync::Arc::clone(&stop);
+            let thread = std::thread::spawn(move || {
+                // Wakes every 250 ms (to stop soon when asked), presses
+                // every 20th time: every 5 s.
+                let mut ticks = 0u32;
+                while !flag.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(250));
+                    ticks = ticks.wrapping_add(1);
+                    if ticks % 20 != 0 || flag.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&monitor) {
+                        use std::io::Write;
+                        let _ = s.write_all(b"sendkey shift\n");
+                    }
+                }
+            });
+            Self { stop, thread }
+        }
+
+        fn stop(self) {
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = self.thread.join();
+        }
+    }
+
     /// Boots L1 with `files` (host path, path in L1) plus a static `pvh` at
     /// `/pvh` and Debian's kvm modules, runs `script` after the modules are
     /// loaded (L1 prints `L1-KVM-READY` if `/dev/kvm` appeared), then
@@ -243,6 +282,9 @@ pub mod nested {
         );
         let l1_initrd = dir.join("l1-initrd.gz");
         initramfs(&l1_initrd, &init, &all);
+        let monitor = dir.join("monitor.sock");
+        let _ = std::fs::remove_file(&monitor);
+        let keepalive = Keepalive::start(monitor.clone());
         let run = run_with_watchdog(
             Command::new("qemu-system-x86_64")
                 .args([
@@ -266,9 +308,12 @@ pub mod nested {
                 .arg(vmlinux)
                 .arg("-initrd")
                 .arg(&l1_initrd)
+                .arg("-monitor")
+                .arg(format!("unix:{},server=on,wait=off", monitor.display()))
                 .args(["-append", "console=ttyS0 panic=-1 quiet reboot=k"]),
             limit,
         );
+        keepalive.stop();
         let log = run.output.replace('\r', "");
         std::fs::write(dir.join("console.log"), &log).expect("save the console");
         assert!(
