@@ -79,32 +79,29 @@ impl Vm {
             ..Default::default()
         };
         fd.create_pit2(pit).map_err(kvm_op("KVM_CREATE_PIT2"))?;
+        let fd = Arc::new(fd);
         let (bus, uart) = Self::devices(&fd, console)?;
         Ok(Self {
-            fd: Arc::new(fd),
+            fd,
             mem,
             bus: Arc::new(bus),
             uart,
         })
     }
 
-    fn devices(fd: &VmFd, console: ConsoleOut) -> Result<(IoBus, Arc<Mutex<Uart>>), Error> {
+    fn devices(fd: &Arc<VmFd>, console: ConsoleOut) -> Result<(IoBus, Arc<Mutex<Uart>>), Error> {
         let mut bus = IoBus::new();
-        let irq = IrqLine::new().map_err(|source| Error::Os {
+        let irq = IrqLine::routed(Arc::clone(fd), COM1_GSI).map_err(|source| Error::Os {
             op: "creating the UART eventfd",
             source,
         })?;
-        fd.register_irqfd(irq.eventfd(), COM1_GSI)
-            .map_err(kvm_op("KVM_IRQFD (COM1)"))?;
         let uart = Arc::new(Mutex::new(Uart::new(irq, console.clone())));
         bus.register(COM1_BASE, COM1_LEN, uart.clone())?;
         bus.register(I8042_BASE, I8042_LEN, Arc::new(Mutex::new(I8042::new())))?;
-        let rtc_irq = IrqLine::new().map_err(|source| Error::Os {
+        let rtc_irq = IrqLine::routed(Arc::clone(fd), RTC_GSI).map_err(|source| Error::Os {
             op: "creating the RTC eventfd",
             source,
         })?;
-        fd.register_irqfd(rtc_irq.eventfd(), RTC_GSI)
-            .map_err(kvm_op("KVM_IRQFD (RTC)"))?;
         let rtc = Rtc::new(Some(rtc_irq));
         bus.register(RTC_BASE, RTC_LEN, Arc::new(Mutex::new(rtc)))?;
         bus.register(

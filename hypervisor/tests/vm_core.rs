@@ -299,3 +299,26 @@ fn other_sleep_control_values_do_not_end_the_guest() {
     let (end, _) = run_code(code.bytes());
     assert!(matches!(end, VmEnd::ExitPort(9)), "{end:?}");
 }
+
+#[test]
+fn the_uart_irqfd_is_registered_when_first_raised() {
+    use pvh_hypervisor::devices::PortDevice;
+    if !kvm_available("the_uart_irqfd_is_registered_when_first_raised") {
+        return;
+    }
+    let kvm = kvm::open("/dev/kvm".as_ref()).expect("open /dev/kvm");
+    let mem = memory::allocate(&[(GuestAddress(0), 4 << 20)]).unwrap();
+    let reserved = KvmReserved {
+        tss: KVM_TSS_ADDR,
+        identity_map: KVM_IDENTITY_MAP_ADDR,
+    };
+    let vm = Vm::new(&kvm, mem, reserved, ConsoleOut::new(Box::new(io::sink()))).unwrap();
+    let mut uart = vm.uart().lock().unwrap();
+    // Built, not raised: KVM has no irqfd for it yet.
+    assert!(!uart.irq().registered());
+    // IER = THR empty: a 16550 with an empty THR raises it at once.
+    uart.write(1, &[0x02]).expect("KVM takes the irqfd");
+    assert!(uart.irq().registered());
+    // A clone (the RTC's timer thread holds one) shares the registration.
+    assert!(uart.irq().try_clone().unwrap().registered());
+}
