@@ -252,11 +252,12 @@ impl UnpackCache {
 
     /// The entry file for `payload`.
     pub fn entry_path(&self, payload: &[u8]) -> PathBuf {
-        self.dir.join(format!(
-            "{:016x}-{:x}{ENTRY_SUFFIX}",
-            xxh64(payload, 0),
-            payload.len()
-        ))
+        self.entry_path_for(xxh64(payload, 0), payload.len())
+    }
+
+    /// The entry file for a payload of `len` bytes whose xxh64 is `hash`.
+    fn entry_path_for(&self, hash: u64, len: usize) -> PathBuf {
+        self.dir.join(format!("{hash:016x}-{len:x}{ENTRY_SUFFIX}"))
     }
 
     /// `bz`'s unpacked vmlinux: from a verified entry if there is one, else
@@ -271,8 +272,10 @@ impl UnpackCache {
     /// smaller of `ram` and the image's announced size.
     pub fn unpack_within(&self, bz: &BzImage<'_>, ram: u64) -> Result<Unpacked, LoadError> {
         let payload = bz.payload();
-        let path = self.entry_path(payload);
-        let rejected = match self.lookup(&path, payload) {
+        // Hashed once: the name, and the check of the entry's header.
+        let payload_hash = xxh64(payload, 0);
+        let path = self.entry_path_for(payload_hash, payload.len());
+        let rejected = match self.lookup(&path, payload, payload_hash) {
             // The same verdict as without the cache: an entry the guest
             // cannot hold is refused as its announcement would be.
             Ok(Some(bytes)) if bytes.len() > ram => {
@@ -319,7 +322,12 @@ impl UnpackCache {
 
     /// The verified unpacked bytes of the entry at `path` for `payload`;
     /// `Ok(None)` if there is no entry, `Err(why)` if it is bad.
-    fn lookup(&self, path: &Path, payload: &[u8]) -> Result<Option<Bytes>, String> {
+    fn lookup(
+        &self,
+        path: &Path,
+        payload: &[u8],
+        payload_hash: u64,
+    ) -> Result<Option<Bytes>, String> {
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -335,7 +343,7 @@ impl UnpackCache {
         // this is documented in the module.
         let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
             .map_err(|e| format!("cannot map {}: {e}", path.display()))?;
-        let range = verify(&map, payload)?;
+        let range = verify(&map, payload, payload_hash)?;
         Ok(Some(Bytes::Mapped(map, range)))
     }
 
@@ -448,8 +456,9 @@ fn user_cache_dir(
     Some(base.join("pvh").join("unpacked"))
 }
 
-/// Checks a whole entry against `payload`; the range of the unpacked bytes.
-fn verify(entry: &[u8], payload: &[u8]) -> Result<Range<usize>, String> {
+/// Checks a whole entry against `payload` (whose xxh64 is
+/// `payload_hash`); the range of the unpacked bytes.
+fn verify(entry: &[u8], payload: &[u8], payload_hash: u64) -> Result<Range<usize>, String> {
     let h = Header::parse(entry)?;
     let lens = (
         usize::try_from(h.payload_len),
@@ -475,7 +484,7 @@ fn verify(entry: &[u8], payload: &[u8]) -> Result<Range<usize>, String> {
         ));
     }
     let stored_payload = &entry[HEADER_LEN..HEADER_LEN + payload_len];
-    if stored_payload != payload || h.payload_hash != xxh64(payload, 0) {
+    if stored_payload != payload || h.payload_hash != payload_hash {
         return Err("made from another payload".into());
     }
     let range = HEADER_LEN + payload_len..entry.len();
@@ -518,7 +527,7 @@ mod tests {
     #[test]
     fn a_good_entry_verifies_to_its_unpacked_bytes() {
         let e = entry();
-        let r = verify(&e, b"abc").unwrap();
+        let r = verify(&e, b"abc", xxh64(b"abc", 0)).unwrap();
         assert_eq!(&e[r], b"hello");
         assert_eq!(Header::parse(&e).unwrap(), header());
     }
@@ -528,19 +537,25 @@ mod tests {
         let e = entry();
         // Truncated anywhere, or extended.
         for cut in 0..e.len() {
-            assert!(verify(&e[..cut], b"abc").is_err(), "cut at {cut}");
+            assert!(
+                verify(&e[..cut], b"abc", xxh64(b"abc", 0)).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut longer = e.clone();
         longer.push(0);
-        assert!(verify(&longer, b"abc").is_err());
+        assert!(verify(&longer, b"abc", xxh64(b"abc", 0)).is_err());
         // Any single flipped byte.
         for i in 0..e.len() {
             let mut bad = e.clone();
             bad[i] ^= 0x01;
-            assert!(verify(&bad, b"abc").is_err(), "byte {i}");
+            assert!(verify(&bad, b"abc", xxh64(b"abc", 0)).is_err(), "byte {i}");
         }
         // Another payload of the same length (a colliding name).
-        assert_eq!(verify(&e, b"abd").unwrap_err(), "made from another payload");
+        assert_eq!(
+            verify(&e, b"abd", xxh64(b"abd", 0)).unwrap_err(),
+            "made from another payload"
+        );
     }
 
     #[test]
