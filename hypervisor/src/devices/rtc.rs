@@ -405,8 +405,9 @@ impl State {
             self.flags |= C_IRQF;
             if let Some(irq) = &self.irq {
                 // A lost edge only delays the guest's handler until it
-                // polls status C; nothing to report.
-                let _ = irq.eventfd().write(1);
+                // polls status C; nothing to report. (Through `trigger`:
+                // it registers the irqfd the first time.)
+                let _ = vm_superio::Trigger::trigger(irq);
             }
         }
     }

@@ -74,7 +74,9 @@ impl IrqLine {
         })
     }
 
-    /// The eventfd.
+    /// The eventfd (to read in tests). Raise the line with
+    /// [`Trigger::trigger`], never by writing this: that registers a
+    /// routed line's irqfd first.
     pub fn eventfd(&self) -> &EventFd {
         &self.event
     }
