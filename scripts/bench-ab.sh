@@ -7,7 +7,8 @@
 # Builds a static pvh of git revision REV in a temporary worktree (target
 # dir <target>/bench-ab, built the way bench-nested.sh builds its own),
 # then runs bench-nested.sh RUNS with it as VMM "pvh-b" next to this
-# tree's pvh on the vmlinux, bzimage and wrapped paths (no other VMMs; the
+# tree's pvh on the vmlinux, bzimage, wrapped and unpack (warm) paths, or
+# the cases PVH_AB_CASES lists (comma-separated) (no other VMMs; the
 # profile pass included: its nested-page-fault counts do not depend on
 # load). In the table, each pvh-b row's "x best" is the old build against
 # this one, and pvh's rows the other way round.
@@ -40,4 +41,4 @@ bin=$work/pvh-${commit:0:12}
 cp "$work/target/x86_64-unknown-linux-gnu/release/pvh" "$bin"
 log "pvh-b = $bin"
 PVH_COMPARE_BIN=$bin "$script_dir/bench-nested.sh" "$runs" --no-qemu \
-    --only pvh-vmlinux,pvh-b-vmlinux,pvh-bzimage,pvh-b-bzimage,pvh-wrapped,pvh-b-wrapped
+    --only "${PVH_AB_CASES:-pvh-vmlinux,pvh-b-vmlinux,pvh-bzimage,pvh-b-bzimage,pvh-wrapped,pvh-b-wrapped,pvh-unpack,pvh-b-unpack}"

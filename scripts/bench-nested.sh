@@ -168,8 +168,10 @@ all_cases=(
     "pvh-unpack-cold|pvh|unpack-cold|COLD=1 /pvh boot --kernel /l2/bzImage --boot-protocol pvh-unpack $l2_args"
 )
 # PVH_COMPARE_BIN: a second (static) pvh build, booted as VMM "pvh-b" on
-# the vmlinux, bzimage, wrapped and exit paths in the same L1: an A/B comparison
-# of two pvh versions under identical conditions.
+# the vmlinux, bzimage, wrapped, exit and unpack paths in the same L1: an A/B
+# comparison of two pvh versions under identical conditions. pvh-b keeps its
+# own unpack cache (CACHE=b): two versions of the entry format would evict
+# each other's entries.
 if [[ -n ${PVH_COMPARE_BIN:-} ]]; then
     [[ -x $PVH_COMPARE_BIN ]] || die "PVH_COMPARE_BIN=$PVH_COMPARE_BIN is not an executable"
     all_cases+=(
@@ -177,6 +179,7 @@ if [[ -n ${PVH_COMPARE_BIN:-} ]]; then
         "pvh-b-bzimage|pvh-b|bzimage|/pvh-b boot --kernel /l2/bzImage $l2_args"
         "pvh-b-wrapped|pvh-b|wrapped|/pvh-b boot --kernel /l2/wrapped.elf $l2_args"
         "pvh-b-exit|pvh-b|exit|/pvh-b boot --kernel /exit.elf"
+        "pvh-b-unpack|pvh-b|unpack|CACHE=b /pvh-b boot --kernel /l2/bzImage --boot-protocol pvh-unpack $l2_args"
     )
 fi
 cases=()
@@ -232,6 +235,7 @@ run() {
     esac
     case $cmd in
         COLD=1*) cmd=${cmd#COLD=1 }; rm -rf /tmp/xdg-cache-cold; export XDG_CACHE_HOME=/tmp/xdg-cache-cold ;;
+        CACHE=b*) cmd=${cmd#CACHE=b }; export XDG_CACHE_HOME=/tmp/xdg-cache-b ;;
         *) export XDG_CACHE_HOME=/tmp/xdg-cache ;;
     esac
     marker=""
@@ -391,12 +395,14 @@ allowed_bad=$(awk -v allow=",$allow_fail," '($5 > 0 || $4 == 0) && index(allow, 
     echo
     printf '%-16s %-17s %-8s %10s %10s %10s %8s %12s %9s %9s %9s %9s %8s\n' case vmm path "median ms" "min ms" "max ms" "x best" "pre-clock ms" "peak MiB" "RSS MiB" "THP MiB" "CPU ms" "faults"
     # x best: the case's median over the fastest other VMM's median on the same
-    # path (pvh's linux and unpack paths: against the best peer's bzimage).
+    # path (pvh's linux and unpack paths: against the best peer's bzimage,
+    # except in an A/B run, where pvh and pvh-b are compared on each path).
     awk '
         { n[NR] = $1; v[NR] = $2; p[NR] = $3; med[NR] = $6; ok[NR] = $4; line[NR] = $0
-          q = ($3 == "linux" || $3 == "unpack" || $3 == "unpack-cold") ? "bzimage" : $3
-          cmp[NR] = q }
+          if ($2 == "pvh-b") ab = 1 }
         END {
+            for (i = 1; i <= NR; i++)
+                cmp[i] = (!ab && (p[i] == "linux" || p[i] == "unpack" || p[i] == "unpack-cold")) ? "bzimage" : p[i]
             for (i = 1; i <= NR; i++) {
                 best = -1
                 for (j = 1; j <= NR; j++) if (p[j] == cmp[i] && v[j] != v[i] && v[j] != "floor" && ok[j] > 0 && (best < 0 || med[j] < best)) best = med[j]
@@ -411,7 +417,7 @@ allowed_bad=$(awk -v allow=",$allow_fail," '($5 > 0 || $4 == 0) && index(allow, 
             }
         }' <<<"$summary"
     echo
-    echo "x best: median over the fastest other VMM's median on the same path (pvh-exit: over the floor; pvh linux/unpack: over the best peer's bzimage)."
+    echo "x best: median over the fastest other VMM's median on the same path (pvh-exit: over the floor; pvh linux/unpack: over the best peer's bzimage, or in an A/B run the other pvh's unpack)."
     echo "pre-clock: time to the marker minus the L2's /proc/uptime at the marker (VMM start, stub, decompressor, early boot before the clock)."
     echo "peak MiB: the VMM process's peak RSS; RSS and THP MiB: its resident and huge-page backed anonymous memory at the marker;"
     echo "CPU ms: user + system time of the VMM process in L1 (includes the guest's time in KVM_RUN); faults: its minor page faults (both wait4)."
