@@ -20,13 +20,13 @@
 //! ```
 //!
 //! What it promises:
-//! - **Content-addressed.** An entry is named by the xxh3 hash and length
+//! - **Content-addressed.** An entry is named by the xxh64 hash and length
 //!   of the compressed payload and holds a copy of that payload: a hit
 //!   needs the stored payload to equal the caller's byte for byte, so a
 //!   hash collision (accidental or crafted) is a miss, never the wrong
 //!   kernel.
 //! - **Verified on every use.** The header (magic, lengths, hashes; itself
-//!   hashed), the file length, the payload and the xxh3 hash of the unpacked
+//!   hashed), the file length, the payload and the xxh64 of the unpacked
 //!   bytes are checked before the bytes are handed out. A truncated or
 //!   corrupt entry is removed and replaced by a fresh decompression.
 //! - **Safe against concurrent runs.** An entry is written to a unique
@@ -49,15 +49,12 @@
 //! truncating an entry while it is mapped would fault the process (SIGBUS),
 //! as with any mapped file.
 //!
-//! xxh3 (64-bit, crate `xxhash-rust`; ccache checks its entries with it
-//! too) because the check runs on every boot over the whole unpacked
-//! kernel (about 66 MB for Debian's), and it is the fastest portable hash
-//! that detects corruption: its SSE2 path (part of every x86-64) takes 23%
-//! fewer instructions than xxh64 for a warm `pvh boot --plan` of Debian's
-//! bzImage (callgrind, docs/loader.md). It is not meant to resist an
-//! attacker, and need not: the byte comparison of the payload decides hits,
-//! and whoever can write the cache directory can replace anything in it
-//! anyway.
+//! xxh64 (crate `xxhash-rust`) because the check runs on every boot over the
+//! whole unpacked kernel (about 66 MB for Debian's): it is among the fastest
+//! portable hashes (scalar code, no SIMD needed) and detects corruption; it
+//! is not meant to resist an attacker, and need not: the byte comparison of
+//! the payload decides hits, and whoever can write the cache directory can
+//! replace anything in it anyway.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -68,7 +65,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use pvh_bootparams::BzImage;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh64::xxh64;
 
 use crate::error::LoadError;
 use crate::image::{MAX_UNPACKED, unpack_within};
@@ -77,8 +74,8 @@ use crate::image::{MAX_UNPACKED, unpack_within};
 /// distribution kernels.
 pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
 
-/// Entry header magic (version 2: xxh3 hashes; version 1 used xxh64).
-const MAGIC: [u8; 8] = *b"PVHUNPK2";
+/// Entry header magic (version 1).
+const MAGIC: [u8; 8] = *b"PVHUNPK1";
 /// Header length; the payload follows it, then the unpacked bytes.
 const HEADER_LEN: usize = 64;
 /// File name suffix of entries.
@@ -195,7 +192,7 @@ impl Header {
         h[16..24].copy_from_slice(&self.unpacked_len.to_le_bytes());
         h[24..32].copy_from_slice(&self.payload_hash.to_le_bytes());
         h[32..40].copy_from_slice(&self.unpacked_hash.to_le_bytes());
-        let self_hash = xxh3_64(&h[..40]);
+        let self_hash = xxh64(&h[..40], 0);
         h[40..48].copy_from_slice(&self_hash.to_le_bytes());
         h
     }
@@ -212,7 +209,7 @@ impl Header {
         if h[..8] != MAGIC {
             return Err("not an entry of this version (magic)".into());
         }
-        if word(40) != xxh3_64(&h[..40]) || h[48..].iter().any(|&b| b != 0) {
+        if word(40) != xxh64(&h[..40], 0) || h[48..].iter().any(|&b| b != 0) {
             return Err("header checksum mismatch".into());
         }
         Ok(Self {
@@ -255,10 +252,10 @@ impl UnpackCache {
 
     /// The entry file for `payload`.
     pub fn entry_path(&self, payload: &[u8]) -> PathBuf {
-        self.entry_path_for(xxh3_64(payload), payload.len())
+        self.entry_path_for(xxh64(payload, 0), payload.len())
     }
 
-    /// The entry file for a payload of `len` bytes whose xxh3_64 is `hash`.
+    /// The entry file for a payload of `len` bytes whose xxh64 is `hash`.
     fn entry_path_for(&self, hash: u64, len: usize) -> PathBuf {
         self.dir.join(format!("{hash:016x}-{len:x}{ENTRY_SUFFIX}"))
     }
@@ -276,7 +273,7 @@ impl UnpackCache {
     pub fn unpack_within(&self, bz: &BzImage<'_>, ram: u64) -> Result<Unpacked, LoadError> {
         let payload = bz.payload();
         // Hashed once: the name, and the check of the entry's header.
-        let payload_hash = xxh3_64(payload);
+        let payload_hash = xxh64(payload, 0);
         let path = self.entry_path_for(payload_hash, payload.len());
         let rejected = match self.lookup(&path, payload, payload_hash) {
             // The same verdict as without the cache: an entry the guest
@@ -365,8 +362,8 @@ impl UnpackCache {
         let header = Header {
             payload_len: payload.len() as u64,
             unpacked_len: unpacked.len() as u64,
-            payload_hash: xxh3_64(payload),
-            unpacked_hash: xxh3_64(unpacked),
+            payload_hash: xxh64(payload, 0),
+            unpacked_hash: xxh64(unpacked, 0),
         };
         let temp = self.temp_path(path);
         let write = || -> io::Result<()> {
@@ -459,7 +456,7 @@ fn user_cache_dir(
     Some(base.join("pvh").join("unpacked"))
 }
 
-/// Checks a whole entry against `payload` (whose xxh3_64 is
+/// Checks a whole entry against `payload` (whose xxh64 is
 /// `payload_hash`); the range of the unpacked bytes.
 fn verify(entry: &[u8], payload: &[u8], payload_hash: u64) -> Result<Range<usize>, String> {
     let h = Header::parse(entry)?;
@@ -491,7 +488,7 @@ fn verify(entry: &[u8], payload: &[u8], payload_hash: u64) -> Result<Range<usize
         return Err("made from another payload".into());
     }
     let range = HEADER_LEN + payload_len..entry.len();
-    if xxh3_64(&entry[range.clone()]) != h.unpacked_hash {
+    if xxh64(&entry[range.clone()], 0) != h.unpacked_hash {
         return Err("unpacked bytes do not match their checksum".into());
     }
     Ok(range)
@@ -515,8 +512,8 @@ mod tests {
         Header {
             payload_len: 3,
             unpacked_len: 5,
-            payload_hash: xxh3_64(b"abc"),
-            unpacked_hash: xxh3_64(b"hello"),
+            payload_hash: xxh64(b"abc", 0),
+            unpacked_hash: xxh64(b"hello", 0),
         }
     }
 
@@ -530,7 +527,7 @@ mod tests {
     #[test]
     fn a_good_entry_verifies_to_its_unpacked_bytes() {
         let e = entry();
-        let r = verify(&e, b"abc", xxh3_64(b"abc")).unwrap();
+        let r = verify(&e, b"abc", xxh64(b"abc", 0)).unwrap();
         assert_eq!(&e[r], b"hello");
         assert_eq!(Header::parse(&e).unwrap(), header());
     }
@@ -541,22 +538,22 @@ mod tests {
         // Truncated anywhere, or extended.
         for cut in 0..e.len() {
             assert!(
-                verify(&e[..cut], b"abc", xxh3_64(b"abc")).is_err(),
+                verify(&e[..cut], b"abc", xxh64(b"abc", 0)).is_err(),
                 "cut at {cut}"
             );
         }
         let mut longer = e.clone();
         longer.push(0);
-        assert!(verify(&longer, b"abc", xxh3_64(b"abc")).is_err());
+        assert!(verify(&longer, b"abc", xxh64(b"abc", 0)).is_err());
         // Any single flipped byte.
         for i in 0..e.len() {
             let mut bad = e.clone();
             bad[i] ^= 0x01;
-            assert!(verify(&bad, b"abc", xxh3_64(b"abc")).is_err(), "byte {i}");
+            assert!(verify(&bad, b"abc", xxh64(b"abc", 0)).is_err(), "byte {i}");
         }
         // Another payload of the same length (a colliding name).
         assert_eq!(
-            verify(&e, b"abd", xxh3_64(b"abd")).unwrap_err(),
+            verify(&e, b"abd", xxh64(b"abd", 0)).unwrap_err(),
             "made from another payload"
         );
     }
