@@ -51,7 +51,8 @@
 //!
 //! xxh64 (crate `xxhash-rust`) because the check runs on every boot over the
 //! whole unpacked kernel (about 66 MB for Debian's): it is among the fastest
-//! portable hashes (scalar code, no SIMD needed) and detects corruption; it
+//! portable hashes (scalar code, no SIMD needed; xxh3's SSE2 path was
+//! slower where SSE2 is emulated, docs/loader.md) and detects corruption; it
 //! is not meant to resist an attacker, and need not: the byte comparison of
 //! the payload decides hits, and whoever can write the cache directory can
 //! replace anything in it anyway.
