@@ -421,6 +421,29 @@ allowed_bad=$(awk -v allow=",$allow_fail," '($5 > 0 || $4 == 0) && index(allow, 
     echo "pre-clock: time to the marker minus the L2's /proc/uptime at the marker (VMM start, stub, decompressor, early boot before the clock)."
     echo "peak MiB: the VMM process's peak RSS; RSS and THP MiB: its resident and huge-page backed anonymous memory at the marker;"
     echo "CPU ms: user + system time of the VMM process in L1 (includes the guest's time in KVM_RUN); faults: its minor page faults (both wait4)."
+    # The cache's goal is a ratio of two pvh paths run next to each other
+    # in every round: the per-round ratio is steadier than the ratio of
+    # medians, since the L2's own boot time drifts from round to round
+    # for every VMM alike.
+    if [[ " ${cases[*]} " == *" pvh-vmlinux|"* && " ${cases[*]} " == *" pvh-unpack|"* ]]; then
+        echo
+        grep -e '^BENCH pvh-vmlinux ' -e '^BENCH pvh-unpack ' "$work/console.log" | awk '
+            function val(k,   i, f) { for (i = 4; i <= NF; i++) { f = $i; if (index(f, k "=") == 1) return substr(f, length(k) + 2) } return "" }
+            function sort(a, n,   i, j, x) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x } }
+            function med(a, n) { sort(a, n); return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+            $3 ~ /^[1-9][0-9]*$/ && val("status") == "killed" && val("uptime") != "none" {
+                m[$2, $3] = val("L2-MARKER_us") / 1000; u[$2, $3] = val("uptime") * 1000; rounds[$3] = 1 }
+            END {
+                for (k in rounds) if ((("pvh-vmlinux", k) in m) && (("pvh-unpack", k) in m)) {
+                    r[++n] = m["pvh-unpack", k] / m["pvh-vmlinux", k]
+                    dp[n] = (m["pvh-unpack", k] - u["pvh-unpack", k]) - (m["pvh-vmlinux", k] - u["pvh-vmlinux", k])
+                    du[n] = u["pvh-unpack", k] - u["pvh-vmlinux", k] }
+                if (!n) { print "pvh-unpack over pvh-vmlinux, round by round: no round where both booted"; exit }
+                lo = hi = r[1]; for (i = 2; i <= n; i++) { if (r[i] < lo) lo = r[i]; if (r[i] > hi) hi = r[i] }
+                printf "pvh-unpack over pvh-vmlinux, round by round (%d rounds; the cache goal is 1.05): median %.3f, min %.3f, max %.3f;\n", n, med(r, n), lo, hi
+                printf "  median difference before the L2 clock %+.0f ms (the host side: map, check and load the cache entry), after it %+.0f ms (the L2 boot itself)\n", med(dp, n), med(du, n)
+            }'
+    fi
     if ((profile)); then
         echo
         echo "KVM exits in L1 per boot (profile pass; SVM exit codes in decimal: 1024 NPF, 123 IOIO, 114 CPUID, 124 MSR, 96 INTR, 100 VINTR, 120 HLT, 110 RDTSC, 129 VMMCALL, 78 #PF)"

@@ -10,6 +10,12 @@
 # 2. scripts/bench-unpack.sh RUNS  pvh-unpack's decoders against xz, gzip
 #                                  and zstd; the unpack cache vs the vmlinux
 # 3. scripts/bench-launch.sh RUNS  pvh launch of 1..16 domains; planning cost
+# 4. scripts/bench-nested.sh 3*RUNS --only pvh-vmlinux,pvh-unpack
+#                                  the unpack cache's goal (a warm pvh-unpack
+#                                  within 1.05x of the vmlinux) in L1, round
+#                                  by round: a ratio of two pvh paths, which
+#                                  needs more rounds than part 1 gives, and
+#                                  costs about 2 minutes
 #
 # Prints everything and writes it to <target>/bench-speed/results.txt (one
 # file per part next to it), with the machine, the commit and the load
@@ -18,7 +24,7 @@
 # `<!-- /bench-speed PART -->` lines (--no-docs: leave the docs alone).
 # A part that fails leaves its section as it was, and the script exits 1.
 #
-# Duration on an idle 2-core host with warm builds: about 30 minutes for
+# Duration on an idle 2-core host with warm builds: about 20-30 minutes for
 # RUNS=5, about 25 for RUNS=3 (the nested part is most of it; cold builds
 # add about 10). See docs/benchmarks.md ("Running it").
 set -uo pipefail
@@ -41,13 +47,15 @@ mkdir -p "$out"
 t0=$SECONDS
 failed=()
 
-# part NAME SCRIPT: runs SCRIPT RUNS, its output (stdout and stderr) to
+# part NAME SCRIPT [ARGS...]: runs SCRIPT ARGS (default: RUNS), its output (stdout and stderr) to
 # the terminal and to $out/NAME.txt; its tables (stdout) to $out/NAME.tables.
 # A failed part keeps its (partial) tables there for a look, and leaves
 # $out/NAME.failed, so its section of the docs is not overwritten.
 part() {
     local name=$1 script=$2
-    "$script_dir/$script" "$runs" 2> >(tee -a "$out/$name.txt" >&2) | tee "$out/$name.tables" | tee -a "$out/$name.txt" ||
+    shift 2
+    (($#)) || set -- "$runs"
+    "$script_dir/$script" "$@" 2> >(tee -a "$out/$name.txt" >&2) | tee "$out/$name.tables" | tee -a "$out/$name.txt" ||
         echo "exit status ${PIPESTATUS[0]}" >"$out/$name.failed"
 }
 
@@ -66,7 +74,8 @@ fill() {
         !skip { print }' "$doc" >"$doc.new" && mv "$doc.new" "$doc"
 }
 
-for n in nested unpack launch; do : >"$out/$n.txt"; rm -f "$out/$n.failed"; done
+parts=(nested unpack launch cache-nested)
+for n in "${parts[@]}"; do : >"$out/$n.txt"; rm -f "$out/$n.failed"; done
 commit=$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo '?')
 machine="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -80,10 +89,12 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
     echo
     part launch bench-launch.sh
     echo
+    part cache-nested bench-nested.sh $((runs * 3)) --no-profile --no-qemu --only pvh-vmlinux,pvh-unpack
+    echo
     echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); $(((SECONDS - t0) / 60)) minutes"
 } 2>&1 | tee "$out/results.txt"
 # (the parts ran in a pipeline's subshell: their failures are in the files)
-for n in nested unpack launch; do
+for n in "${parts[@]}"; do
     [[ -s $out/$n.tables && ! -e $out/$n.failed ]] || failed+=("$n")
 done
 # ok NAME: whether part NAME may write its sections of the docs.
@@ -100,6 +111,7 @@ if ((docs)); then
         fill cache "$out/unpack-cache.tables" "$header"
     fi
     if ok launch; then fill launch "$out/launch.tables" "$header"; fi
+    if ok cache-nested; then fill cache-nested "$out/cache-nested.tables" "$header"; fi
     echo "bench-speed: tables written into $doc (git diff docs/benchmarks.md)" >&2
 fi
 echo "bench-speed: results in $out/results.txt" >&2
