@@ -25,14 +25,24 @@
 //!   needs the stored payload to equal the caller's byte for byte, so a
 //!   hash collision (accidental or crafted) is a miss, never the wrong
 //!   kernel.
-//! - **Verified on every use.** The header (magic, lengths, hashes; itself
-//!   hashed), the file length, the payload and the xxh64 of the unpacked
-//!   bytes are checked before the bytes are handed out. A truncated or
-//!   corrupt entry is removed and replaced by a fresh decompression.
-//! - **Safe against concurrent runs.** An entry is written to a unique
-//!   temporary file in the same directory and renamed into place, so a
-//!   reader sees a complete entry or none; concurrent writers of the same
-//!   entry write identical bytes, and the last rename wins.
+//! - **Checked on every use.** The header (magic, lengths, hashes; itself
+//!   hashed), the file length and the payload, byte for byte, are checked
+//!   before the bytes are handed out. A truncated entry, or one whose
+//!   header or payload is damaged, is removed and replaced by a fresh
+//!   decompression.
+//! - **Whole or absent, also across a crash.** An entry is written to a
+//!   unique temporary file in the same directory, flushed to disk
+//!   (`fsync`) and only then renamed into place, so a reader sees a
+//!   complete entry or none, after a power cut too; concurrent writers of
+//!   the same entry write identical bytes, and the last rename wins.
+//! - **Hashed when written, re-read on request.** The xxh64 of the
+//!   unpacked bytes is in the header, but a hit does not re-read them to
+//!   check it: that pass over the whole kernel (66 MB for Debian's) was
+//!   most of what a hit cost, about as much as the rest of loading the
+//!   kernel in the nested benchmark (docs/loader.md). A kernel file booted
+//!   directly is trusted the same way. [`UnpackCache::scrub`] reads every
+//!   entry in full and removes those that fail their hashes (damage the
+//!   disk did after the write).
 //! - **Bounded.** After each store, the least recently used entries (by
 //!   modification time, which a hit refreshes) are removed until the total
 //!   is at most the bound; an entry larger than the bound is not stored.
@@ -49,13 +59,13 @@
 //! truncating an entry while it is mapped would fault the process (SIGBUS),
 //! as with any mapped file.
 //!
-//! xxh64 (crate `xxhash-rust`) because the check runs on every boot over the
-//! whole unpacked kernel (about 66 MB for Debian's): it is among the fastest
-//! portable hashes (scalar code, no SIMD needed; xxh3's SSE2 path was
-//! slower where SSE2 is emulated, docs/loader.md) and detects corruption; it
-//! is not meant to resist an attacker, and need not: the byte comparison of
-//! the payload decides hits, and whoever can write the cache directory can
-//! replace anything in it anyway.
+//! xxh64 (crate `xxhash-rust`) names entries (over the payload, on every
+//! boot) and checks their contents (when written, and in a scrub): it is
+//! among the fastest portable hashes (scalar code, no SIMD needed; xxh3's
+//! SSE2 path was slower where SSE2 is emulated, docs/loader.md) and
+//! detects corruption; it is not meant to resist an attacker, and need
+//! not: the byte comparison of the payload decides hits, and whoever can
+//! write the cache directory can replace anything in it anyway.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -96,7 +106,7 @@ pub struct UnpackCache {
 /// What the cache did for one [`UnpackCache::unpack`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheOutcome {
-    /// A verified entry was used: no decompression.
+    /// A checked entry was used: no decompression.
     Hit,
     /// Decompressed and stored (after removing a bad entry, if `replaced`
     /// says why one was rejected).
@@ -261,7 +271,7 @@ impl UnpackCache {
         self.dir.join(format!("{hash:016x}-{len:x}{ENTRY_SUFFIX}"))
     }
 
-    /// `bz`'s unpacked vmlinux: from a verified entry if there is one, else
+    /// `bz`'s unpacked vmlinux: from a checked entry if there is one, else
     /// decompressed with [`crate::unpack`] (same checks, same errors) and
     /// stored.
     pub fn unpack(&self, bz: &BzImage<'_>) -> Result<Unpacked, LoadError> {
@@ -321,7 +331,7 @@ impl UnpackCache {
         })
     }
 
-    /// The verified unpacked bytes of the entry at `path` for `payload`;
+    /// The checked unpacked bytes of the entry at `path` for `payload`;
     /// `Ok(None)` if there is no entry, `Err(why)` if it is bad.
     fn lookup(
         &self,
@@ -335,17 +345,41 @@ impl UnpackCache {
             // Unreadable: not usable (and removed if we may).
             Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
         };
-        // SAFETY: the file is mapped read-only and private. This cache
-        // never writes to an entry after renaming it into place (new
-        // versions are new files renamed over the name; old ones are
-        // unlinked, which leaves existing mappings intact), so the bytes do
-        // not change under the mapping. A third party truncating the file
-        // would make later reads fault (SIGBUS), as for any mapped file;
-        // this is documented in the module.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-            .map_err(|e| format!("cannot map {}: {e}", path.display()))?;
-        let range = verify(&map, payload, payload_hash)?;
+        let map = map_entry(&file).map_err(|e| format!("cannot map {}: {e}", path.display()))?;
+        let range = check(&map, payload, payload_hash)?;
         Ok(Some(Bytes::Mapped(map, range)))
+    }
+
+    /// Reads every entry in full and checks it against the hashes in its
+    /// header (which a hit does not: see the module), removing each that
+    /// fails, as ZFS's scrub does for its blocks. Returns the removed
+    /// entries and why each was bad. Temporary files and other names are
+    /// left to eviction. A missing directory is an empty cache.
+    pub fn scrub(&self) -> io::Result<Vec<(PathBuf, String)>> {
+        let dir = match fs::read_dir(&self.dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut removed = Vec::new();
+        for e in dir {
+            let path = e?.path();
+            if !path.to_string_lossy().ends_with(ENTRY_SUFFIX) {
+                continue;
+            }
+            let why = match File::open(&path).and_then(|f| map_entry(&f)) {
+                Ok(map) => match check_whole(&map) {
+                    Ok(()) => continue,
+                    Err(why) => why,
+                },
+                // Gone since it was listed (another run evicted it).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => format!("cannot read: {e}"),
+            };
+            let _ = fs::remove_file(&path);
+            removed.push((path, why));
+        }
+        Ok(removed)
     }
 
     /// Writes the entry for `payload` -> `unpacked` at `path`, through a
@@ -375,8 +409,11 @@ impl UnpackCache {
             f.write_all(&header.to_bytes())?;
             f.write_all(payload)?;
             f.write_all(unpacked)?;
-            // No fsync: an entry cut short by a crash fails verification
-            // and is replaced; the cache is not worth a disk flush per boot.
+            // On disk before it has the name: a hit does not re-read the
+            // unpacked bytes, so a crash must not leave a named entry
+            // whose blocks were never written (zeros, on some file
+            // systems). Only a miss pays this, once per kernel.
+            f.sync_data()?;
             drop(f);
             fs::rename(&temp, path)
         };
@@ -457,9 +494,47 @@ fn user_cache_dir(
     Some(base.join("pvh").join("unpacked"))
 }
 
-/// Checks a whole entry against `payload` (whose xxh64 is
-/// `payload_hash`); the range of the unpacked bytes.
-fn verify(entry: &[u8], payload: &[u8], payload_hash: u64) -> Result<Range<usize>, String> {
+/// `file` mapped read-only.
+fn map_entry(file: &File) -> io::Result<memmap2::Mmap> {
+    // SAFETY: the file is mapped read-only and private. This cache never
+    // writes to an entry after renaming it into place (new versions are
+    // new files renamed over the name; old ones are unlinked, which leaves
+    // existing mappings intact), so the bytes do not change under the
+    // mapping. A third party truncating the file would make later reads
+    // fault (SIGBUS), as for any mapped file; this is documented in the
+    // module. Not populated: a hit reads the header and the payload, and
+    // the loader only the parts of the kernel it copies.
+    unsafe { memmap2::MmapOptions::new().map(file) }
+}
+
+/// Checks an entry's header, length and payload against `payload` (whose
+/// xxh64 is `payload_hash`), as a hit does; the range of the unpacked
+/// bytes, which are not read.
+fn check(entry: &[u8], payload: &[u8], payload_hash: u64) -> Result<Range<usize>, String> {
+    let (h, range) = layout(entry)?;
+    let stored_payload = &entry[HEADER_LEN..range.start];
+    if stored_payload != payload || h.payload_hash != payload_hash {
+        return Err("made from another payload".into());
+    }
+    Ok(range)
+}
+
+/// Checks everything in an entry against its header: lengths, the xxh64
+/// of the payload and of the unpacked bytes ([`UnpackCache::scrub`]).
+fn check_whole(entry: &[u8]) -> Result<(), String> {
+    let (h, range) = layout(entry)?;
+    if xxh64(&entry[HEADER_LEN..range.start], 0) != h.payload_hash {
+        return Err("the payload does not match its checksum".into());
+    }
+    if xxh64(&entry[range], 0) != h.unpacked_hash {
+        return Err("unpacked bytes do not match their checksum".into());
+    }
+    Ok(())
+}
+
+/// An entry's header, if its lengths add up to the entry's, and the range
+/// of its unpacked bytes.
+fn layout(entry: &[u8]) -> Result<(Header, Range<usize>), String> {
     let h = Header::parse(entry)?;
     let lens = (
         usize::try_from(h.payload_len),
@@ -484,15 +559,7 @@ fn verify(entry: &[u8], payload: &[u8], payload_hash: u64) -> Result<Range<usize
             HEADER_LEN as u128 + u128::from(h.payload_len) + u128::from(h.unpacked_len)
         ));
     }
-    let stored_payload = &entry[HEADER_LEN..HEADER_LEN + payload_len];
-    if stored_payload != payload || h.payload_hash != payload_hash {
-        return Err("made from another payload".into());
-    }
-    let range = HEADER_LEN + payload_len..entry.len();
-    if xxh64(&entry[range.clone()], 0) != h.unpacked_hash {
-        return Err("unpacked bytes do not match their checksum".into());
-    }
-    Ok(range)
+    Ok((h, HEADER_LEN + payload_len..entry.len()))
 }
 
 /// Creates `dir` and its parents, the last with mode 0700 (cache contents
@@ -528,8 +595,9 @@ mod tests {
     #[test]
     fn a_good_entry_verifies_to_its_unpacked_bytes() {
         let e = entry();
-        let r = verify(&e, b"abc", xxh64(b"abc", 0)).unwrap();
+        let r = check(&e, b"abc", xxh64(b"abc", 0)).unwrap();
         assert_eq!(&e[r], b"hello");
+        assert_eq!(check_whole(&e), Ok(()));
         assert_eq!(Header::parse(&e).unwrap(), header());
     }
 
@@ -539,22 +607,29 @@ mod tests {
         // Truncated anywhere, or extended.
         for cut in 0..e.len() {
             assert!(
-                verify(&e[..cut], b"abc", xxh64(b"abc", 0)).is_err(),
+                check(&e[..cut], b"abc", xxh64(b"abc", 0)).is_err(),
                 "cut at {cut}"
             );
+            assert!(check_whole(&e[..cut]).is_err(), "cut at {cut}");
         }
         let mut longer = e.clone();
         longer.push(0);
-        assert!(verify(&longer, b"abc", xxh64(b"abc", 0)).is_err());
-        // Any single flipped byte.
+        assert!(check(&longer, b"abc", xxh64(b"abc", 0)).is_err());
+        assert!(check_whole(&longer).is_err());
+        // Any single flipped byte: in the header or the payload a hit
+        // refuses it; anywhere, the scrub does.
+        let unpacked_at = e.len() - b"hello".len();
         for i in 0..e.len() {
             let mut bad = e.clone();
             bad[i] ^= 0x01;
-            assert!(verify(&bad, b"abc", xxh64(b"abc", 0)).is_err(), "byte {i}");
+            if i < unpacked_at {
+                assert!(check(&bad, b"abc", xxh64(b"abc", 0)).is_err(), "byte {i}");
+            }
+            assert!(check_whole(&bad).is_err(), "byte {i}");
         }
         // Another payload of the same length (a colliding name).
         assert_eq!(
-            verify(&e, b"abd", xxh64(b"abd", 0)).unwrap_err(),
+            check(&e, b"abd", xxh64(b"abd", 0)).unwrap_err(),
             "made from another payload"
         );
     }

@@ -115,9 +115,10 @@ fn a_corrupt_entry_is_replaced_not_used() {
     cache.unpack(&bz).unwrap();
     let path = cache.entry_path(bz.payload());
     let good = std::fs::read(&path).unwrap();
-    // A flipped byte in the header, the stored payload and the unpacked
-    // bytes (first, middle, last).
-    for at in [3, 20, 45, 70, good.len() / 2, good.len() - 1] {
+    let unpacked_at = good.len() - data.len();
+    // A flipped byte in the header or the stored payload: a hit refuses
+    // the entry and replaces it.
+    for at in [3, 20, 45, 70, unpacked_at - 1] {
         let mut bad = good.clone();
         bad[at] ^= 0x40;
         std::fs::write(&path, &bad).unwrap();
@@ -130,6 +131,30 @@ fn a_corrupt_entry_is_replaced_not_used() {
         assert_eq!(&*again, &data[..], "byte {at}");
         assert_eq!(std::fs::read(&path).unwrap(), good);
     }
+    // In the unpacked bytes (first, middle, last), which a hit does not
+    // re-read: the scrub finds it, removes the entry, and the next boot
+    // decompresses afresh.
+    for at in [unpacked_at, unpacked_at + data.len() / 2, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x40;
+        std::fs::write(&path, &bad).unwrap();
+        assert_eq!(
+            cache.scrub().unwrap(),
+            vec![(
+                path.clone(),
+                "unpacked bytes do not match their checksum".to_string()
+            )],
+            "byte {at}"
+        );
+        assert!(!path.exists(), "byte {at}");
+        let again = cache.unpack(&bz).unwrap();
+        assert_eq!(again.outcome(), &CacheOutcome::Stored { replaced: None });
+        assert_eq!(&*again, &data[..], "byte {at}");
+        assert_eq!(std::fs::read(&path).unwrap(), good);
+    }
+    // Good entries survive a scrub.
+    assert_eq!(cache.scrub().unwrap(), vec![]);
+    assert_eq!(cache.unpack(&bz).unwrap().outcome(), &CacheOutcome::Hit);
     // An entry made from another payload under this payload's name (what
     // a hash collision would look like) is not a hit.
     let other = bz_of(&raw(3, 50_000));
