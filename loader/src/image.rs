@@ -185,7 +185,10 @@ pub fn decompress_within(
 /// development machine, against 0-40 ms for `xz -d`, which streams into
 /// one small buffer (docs/benchmarks.md, "Decompression"). On a second
 /// CPU that work happens beside the decoder. With one CPU it is the same
-/// work as the decoder's own page faults, in fewer kernel entries. Where `MADV_POPULATE_WRITE` is missing (Linux
+/// work as the decoder's own page faults, in fewer kernel entries. It
+/// faults in at most the buffer, the announced size (already checked
+/// against the guest's RAM), as a complete output would; a stream that
+/// ends early stops it within a chunk (tests/prefault_memory.rs). Where `MADV_POPULATE_WRITE` is missing (Linux
 /// before 5.14) the thread stops at its first call and the decoder
 /// faults its pages in itself, as before.
 fn with_prefault<T>(out: &mut Vec<u8>, decode: impl FnOnce(&mut Vec<u8>) -> T) -> T {
