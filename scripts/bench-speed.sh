@@ -18,7 +18,8 @@
 #                                  costs about 2 minutes
 #
 # Prints everything and writes it to <target>/bench-speed/results.txt (one
-# file per part next to it), with the machine, the commit and the load
+# file per part next to it, and the L1 console logs of parts 1 and 4, with
+# every raw line and the profile pass), with the machine, the commit and the load
 # average before and after; then writes each part's tables into
 # docs/benchmarks.md between its `<!-- bench-speed PART -->` and
 # `<!-- /bench-speed PART -->` lines (--no-docs: leave the docs alone).
@@ -84,12 +85,16 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "# $machine; load average before: $load_before"
     echo
     part nested bench-nested.sh
+    # bench-nested.sh keeps its raw lines (with the profile pass's L2
+    # diagnostics) in one place that part 4 reuses: keep a copy per part.
+    cp "$target/bench-nested/console.log" "$out/nested.console.log" 2>/dev/null
     echo
     part unpack bench-unpack.sh
     echo
     part launch bench-launch.sh
     echo
     part cache-nested bench-nested.sh $((runs * 3)) --no-profile --no-qemu --only pvh-vmlinux,pvh-unpack
+    cp "$target/bench-nested/console.log" "$out/cache-nested.console.log" 2>/dev/null
     echo
     echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); $(((SECONDS - t0) / 60)) minutes"
 } 2>&1 | tee "$out/results.txt"
