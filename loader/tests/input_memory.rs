@@ -11,12 +11,12 @@ use std::path::PathBuf;
 
 use pvh_loader::input::{Input, InputKind};
 
-/// This process's resident anonymous memory, in KiB (`RssAnon` of
-/// /proc/self/status).
+mod common;
+use common::proc_status_kib;
+
+/// This process's resident anonymous memory, in KiB.
 fn rss_anon_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("RssAnon:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    proc_status_kib("RssAnon")
 }
 
 #[test]

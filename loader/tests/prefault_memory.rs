@@ -12,11 +12,9 @@ use common::*;
 use pvh_loader::LoadError;
 use pvh_loader::image::{Compression, decompress_within};
 
-/// This process's peak resident memory, in KiB (`VmHWM`).
+/// This process's peak resident memory, in KiB.
 fn peak_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    proc_status_kib("VmHWM")
 }
 
 #[test]

@@ -309,3 +309,12 @@ pub fn artifact(name: &str) -> Option<Vec<u8>> {
         }
     }
 }
+
+/// A `kB` field of /proc/self/status (`RssAnon`, `VmHWM`, ...), in KiB:
+/// the memory tests' one reading of it.
+pub fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let prefix = format!("{field}:");
+    let line = status.lines().find(|l| l.starts_with(&prefix)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
