@@ -37,10 +37,15 @@ fn pvh_with_input(args: &[&str], input: Option<&'static [u8]>) -> Run {
 
 /// Writes `code` as a PVH ELF into a fresh file under the target dir.
 fn guest_file(name: &str, code: &Asm) -> PathBuf {
+    code_file(name, code.bytes())
+}
+
+/// [`guest_file`] for code given as bytes.
+fn code_file(name: &str, code: &[u8]) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pvh-hypervisor-cli");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.elf"));
-    std::fs::write(&path, pvh_elf(code.bytes())).unwrap();
+    std::fs::write(&path, pvh_elf(code)).unwrap();
     path
 }
 
@@ -509,16 +514,13 @@ fn a_refused_kernel_is_the_same_error_from_boot_inspect_and_wrap() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// How many vCPU threads (named `vcpuN`) `pvh` has while it runs a guest
-/// that printed `ready` and then spins, started with `extra` arguments;
-/// the process is killed after counting. (Not all threads: KVM adds a
-/// task of its own to the process on recent kernels.)
-fn vcpu_threads_while_spinning(name: &str, extra: &[&str]) -> usize {
+/// What `look` finds in /proc/PID of `pvh boot --kernel <ELF of code>`
+/// `extra`, while the guest runs: `code` prints `ready` and then spins
+/// (bytes after it are loaded too). The process is killed afterwards.
+fn while_spinning<T>(name: &str, code: &[u8], extra: &[&str], look: impl FnOnce(u32) -> T) -> T {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    let code = Asm::new().print("ready\n");
-    let top = code.here();
-    let path = guest_file(name, &code.jmp_to(top));
+    let path = code_file(name, code);
     let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
         .args(["boot", "--kernel", path.to_str().unwrap()])
         .args(extra)
@@ -532,17 +534,37 @@ fn vcpu_threads_while_spinning(name: &str, extra: &[&str]) -> usize {
     // line arrives or stdout closes (pvh died) first.
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let _ = out.read_line(&mut line);
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).map(|d| {
-        d.flatten()
-            .filter(|t| {
-                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("vcpu"))
-            })
-            .count()
-    });
+    let found = look(child.id());
     let _ = child.kill();
     let _ = child.wait();
+    let _ = std::fs::remove_file(&path);
     assert_eq!(line, "ready\n", "the guest did not start");
-    tasks.expect("reading the process's threads")
+    found
+}
+
+/// A guest that prints `ready` and spins.
+fn ready_and_spin() -> Vec<u8> {
+    let code = Asm::new().print("ready\n");
+    let top = code.here();
+    code.jmp_to(top).bytes().to_vec()
+}
+
+/// How many vCPU threads (named `vcpuN`) `pvh` has while it runs a guest
+/// that printed `ready` and then spins, started with `extra` arguments.
+/// (Not all threads: KVM adds a task of its own to the process on recent
+/// kernels.)
+fn vcpu_threads_while_spinning(name: &str, extra: &[&str]) -> usize {
+    while_spinning(name, &ready_and_spin(), extra, |pid| {
+        std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| {
+            d.flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with("vcpu"))
+                })
+                .count()
+        })
+    })
+    .expect("reading the process's threads")
 }
 
 #[test]
@@ -557,5 +579,31 @@ fn one_vcpu_without_a_timeout_runs_on_the_main_thread() {
     assert_eq!(
         vcpu_threads_while_spinning("spin-timeout", &["--timeout", "60"]),
         1
+    );
+}
+
+#[test]
+fn the_kernel_file_is_not_kept_mapped_while_the_guest_runs() {
+    if !kvm_available("the_kernel_file_is_not_kept_mapped_while_the_guest_runs") {
+        return;
+    }
+    // 48 MiB loaded from the kernel file, which pvh maps to load it: its
+    // page-cache pages would stay in pvh's resident set for the whole run
+    // (as `RssFile`) if the mapping did.
+    let mut kernel = ready_and_spin();
+    kernel.resize(kernel.len() + (48 << 20), 0x5a);
+    let file_kib = while_spinning("kernel-48m", &kernel, &[], |pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("RssFile:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    });
+    // pvh's own binary and libraries are a few MiB of it.
+    assert!(
+        file_kib < 24 << 10,
+        "{file_kib} KiB of file pages resident while the guest runs"
     );
 }
