@@ -508,4 +508,17 @@ mod tests {
         assert!(parse_timeout("-1").is_err());
         assert!(parse_timeout("soon").is_err());
     }
+
+    /// The progress line names decompression only where pvh decompresses
+    /// (tests/console.rs shows the line itself on a real terminal).
+    #[test]
+    fn the_progress_line_says_decompressing_only_for_pvh_unpack() {
+        let mut args = BootArgs::default();
+        args.domain.boot_protocol = ProtocolArg::PvhUnpack;
+        assert_eq!(loading_stage(&args), "decompressing the kernel");
+        for other in [ProtocolArg::Pvh, ProtocolArg::Linux] {
+            args.domain.boot_protocol = other;
+            assert_eq!(loading_stage(&args), "loading the guest");
+        }
+    }
 }
