@@ -33,7 +33,7 @@ use pvh_bootdomains::error::{BootInfoError, esc, esc_path};
 use pvh_bootdomains::host;
 use pvh_bootdomains::plan::{DomainError, LaunchPlan};
 use pvh_bootdomains::source::{BootSources, LoaderModule, ModuleNumbering};
-use pvh_bootdomains::types::{BootDomain, BootInfo, Capabilities};
+use pvh_bootdomains::types::{BootInfo, Capabilities};
 
 /// Arguments of `pvh launch`.
 #[derive(Debug, Clone, Args)]
@@ -219,9 +219,14 @@ impl Write for Prefixed {
     }
 }
 
-/// A domain built and ready to run: its VM, its vCPUs, its console.
-struct Built<'a> {
-    domain: &'a BootDomain,
+/// A domain built and ready to run: its VM, its vCPUs, its console. It
+/// borrows nothing from the [`BootInfo`]: the inputs are in guest RAM, and
+/// the caller can release their mappings before the domains run.
+struct Built {
+    domid: u32,
+    name: String,
+    /// Whether the domain leads (CONTROL): the others end when it ends.
+    leads: bool,
     prepared: Prepared,
     console: Prefixed,
 }
@@ -229,10 +234,7 @@ struct Built<'a> {
 /// Builds every domain of `plan` into its own guest memory and VM, in
 /// domain order, starting none. The first failure drops what was built
 /// and names its domain.
-fn build_all<'a>(
-    plan: LaunchPlan<'a>,
-    opts: &LaunchOptions,
-) -> Result<Vec<Built<'a>>, LaunchError> {
+fn build_all(plan: LaunchPlan<'_>, opts: &LaunchOptions) -> Result<Vec<Built>, LaunchError> {
     plan.domains
         .into_iter()
         .map(|p| {
@@ -257,7 +259,9 @@ fn build_all<'a>(
                     source,
                 })?;
             Ok(Built {
-                domain: d,
+                domid: d.domid,
+                name: d.name.clone(),
+                leads: d.capabilities.contains(Capabilities::CONTROL),
                 prepared,
                 console,
             })
@@ -268,14 +272,9 @@ fn build_all<'a>(
 /// Starts every built domain's vCPUs and waits: for all of them, or, when
 /// a domain leads (CONTROL), for it, ending the others when it ends.
 /// Outcomes are in domain order.
-fn run_all(built: Vec<Built<'_>>, timeout: Option<Duration>) -> Vec<DomainOutcome> {
-    let leader = built
-        .iter()
-        .position(|b| b.domain.capabilities.contains(Capabilities::CONTROL));
-    let names: Vec<(u32, String)> = built
-        .iter()
-        .map(|b| (b.domain.domid, b.domain.name.clone()))
-        .collect();
+fn run_all(built: Vec<Built>, timeout: Option<Duration>) -> Vec<DomainOutcome> {
+    let leader = built.iter().position(|b| b.leads);
+    let names: Vec<(u32, String)> = built.iter().map(|b| (b.domid, b.name.clone())).collect();
     let (tx, rx) = mpsc::channel();
     let mut results: Vec<Option<Result<VmEnd, BootError>>> =
         (0..built.len()).map(|_| None).collect();
@@ -421,6 +420,10 @@ pub fn run(args: &LaunchArgs) -> crate::output::Exit {
         Ok(built) => built,
         Err(e) => return failed(e),
     };
+    // Every input is in guest RAM now: release the tree's and the modules'
+    // mappings (their page-cache pages would count in pvh's RSS while the
+    // domains run, as in `pvh boot`).
+    drop(info);
     let outcomes = run_all(built, opts.timeout);
     // The reader of the consoles has gone: end quietly, like `boot`.
     if outcomes

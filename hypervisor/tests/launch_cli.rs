@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bootinfo_util::*;
-use common::kvm_available;
+use common::{Asm, kvm_available, pvh_elf};
 use pvh_hypervisor::status;
 
 /// Generous bound for any single `pvh` run; only hit if the VMM is broken.
@@ -327,4 +327,63 @@ fn any_module_path_can_be_named() {
     let r = pvh(&["boot", "--module", "/nonexistent@0x1000"]);
     assert_eq!(r.status, i32::from(status::USAGE), "{}", r.stderr);
     assert!(r.stderr.contains("`@ADDR`"), "{}", r.stderr);
+}
+
+/// Once every domain is built, `pvh launch` releases the tree's and the
+/// modules' mappings: a domain's 48 MiB kernel file, mapped to load it,
+/// would otherwise stay in pvh's resident set (as `RssFile`, page-cache
+/// pages) while the domains run.
+#[test]
+fn a_domains_files_are_not_kept_mapped_while_it_runs() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    if !kvm_available("a_domains_files_are_not_kept_mapped_while_it_runs") {
+        return;
+    }
+    let code = Asm::new().print("ready\n");
+    let top = code.here();
+    let mut code = code.jmp_to(top).bytes().to_vec();
+    code.resize(code.len() + (48 << 20), 0x5a);
+    let dir = Scratch::new();
+    dir.file("big.elf", &pvh_elf(&code));
+    let dtb = dir.file(
+        "big.dtb",
+        &chosen(vec![
+            probe_domain("big", "big.elf")
+                .without("memory")
+                .prop("memory", [0, 128 << 10]),
+        ]),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
+        .arg("launch")
+        .arg(&dtb)
+        .arg("--dir")
+        .arg(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pvh");
+    let mut line = String::new();
+    // The guest spins: the kill below ends it; the line arrives or stdout
+    // closes (pvh died) first.
+    let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.ends_with("ready\n"),
+        "the domain did not start: {line:?}"
+    );
+    let status = status.expect("pvh's /proc status");
+    let file_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssFile:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("RssFile in /proc/PID/status");
+    // pvh's own binary and libraries are a few MiB of it.
+    assert!(
+        file_kib < 24 << 10,
+        "{file_kib} KiB of file pages resident while the domain runs"
+    );
 }
