@@ -2,7 +2,7 @@
 # bench-nested.sh - Linux boot time under pvh, Firecracker, Cloud Hypervisor
 # and QEMU, side by side in one nested L1.
 #
-#   scripts/bench-nested.sh [RUNS] [--short] [--no-profile] [--no-qemu]
+#   scripts/bench-nested.sh [RUNS] [--short] [--no-profile] [--timeline] [--no-qemu]
 #                           [--only CASE,...] [--allow-fail CASE,...]
 #
 # QEMU TCG (-M q35 -cpu EPYC, the harness of tests/src/lib.rs) runs Debian's
@@ -29,7 +29,9 @@
 # --short) records load-independent counts in L1: KVM exits by reason
 # (tracefs hist trigger on kvm:kvm_exit), exits to userspace, port I/O by
 # port, the L2's clocksource, CPU flags and early dmesg, and the stub's
-# summary line.
+# summary line. --timeline adds one more boot of each Linux case whose L2
+# prints its whole kernel log (lines "TL CASE [ seconds] message" in
+# console.log; scripts/dmesg-diff.sh lines two cases up).
 #
 # Prints the table (median, min-max, ratio to the fastest peer on the same
 # path, time before the L2 kernel's clock started, peak RSS per VMM) and
@@ -54,18 +56,20 @@ runs=5
 short_reps=5
 short=0
 profile=1
+timeline=0
 with_qemu=1
 only=
 allow_fail=
 while (($#)); do
     case $1 in
-        --short) short=1 profile=0 runs=1 short_reps=1 ;;
+        --short) short=1 profile=0 timeline=0 runs=1 short_reps=1 ;;
         --no-profile) profile=0 ;;
+        --timeline) timeline=1 ;;
         --no-qemu) with_qemu=0 ;;
         --only) only=${2:?--only needs a list}; shift ;;
         --allow-fail) allow_fail=${2:?--allow-fail needs a list}; shift ;;
         [1-9]*) runs=$1 ;;
-        *) echo "usage: $0 [RUNS] [--short] [--no-profile] [--no-qemu] [--only CASE,...] [--allow-fail CASE,...]" >&2; exit 2 ;;
+        *) echo "usage: $0 [RUNS] [--short] [--no-profile] [--timeline] [--no-qemu] [--only CASE,...] [--allow-fail CASE,...]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -120,8 +124,10 @@ if grep -q pvhdiag /proc/cmdline; then
     echo "L2-DIAG cmdline $(cat /proc/cmdline)"
     grep -m1 '^flags' /proc/cpuinfo | sed 's/^/L2-DIAG /'
     dmesg | grep -i -e tsc -e clocksource -e hypervisor -e 'kvm' -e 'Memory:' -e 'x86/fpu' | sed 's/^/L2-DIAG dmesg /'
-    echo L2-END
 fi
+# The timeline pass: the L2's whole kernel log, timestamps included.
+grep -q pvhdmesg /proc/cmdline && dmesg | sed 's/^/L2-DMESG /'
+grep -q -e pvhdiag -e pvhdmesg /proc/cmdline && echo L2-END
 reboot -f
 L2
 "$script_dir/mkinitramfs.sh" "$work/l2.cpio" "$work/l2.init" >/dev/null
@@ -250,6 +256,13 @@ run() {
         case $ALLOW_FAIL in *",$n,"*) : >/tmp/skip-$n ;; esac
     fi
 }
+# timeline NAME COMMAND: one run whose L2 prints its whole kernel log.
+timeline() {
+    n=$1
+    shift
+    run "$n" tl L2-END "@CMDLINE@ pvhdmesg" "$@"
+    grep -e '^L2-DMESG' /tmp/out | sed "s/^L2-DMESG /TL $n /"
+}
 # prof NAME COMMAND: one run with KVM event histograms and the L2's diagnostics.
 prof() {
     n=$1
@@ -295,6 +308,13 @@ L1
         for c in "${cases[@]}"; do
             IFS='|' read -r name vmm path command <<<"$c"
             printf 'prof %s %q\n' "$name" "$command"
+        done
+    fi
+    if ((timeline)); then
+        for c in "${cases[@]}"; do
+            IFS='|' read -r name vmm path command <<<"$c"
+            [[ $path == exit || $path == probe ]] && continue
+            printf 'timeline %s %q\n' "$name" "$command"
         done
     fi
     printf 'echo "L1-INFO keyboard interrupts (the keepalive) $(grep -m1 i8042 /proc/interrupts | tr -s " ")"\n'
@@ -367,7 +387,7 @@ summary=$(
             ok = (path == "exit" || path == "probe") ? (st == "0") : (st == "killed" && m != "none" && m != "")
             if (!ok) { bad++; next }
             good++
-            if (round == "0" || round == "w" || round == "prof") next
+            if (round == "0" || round == "w" || round == "prof" || round == "tl") next
             t[++nt] = (m != "" ? m : val("total_us")) / 1000
             r[++nr] = val("maxrss_kib") / 1024
             u = val("uptime"); if (u != "none" && u != "") pre[++np] = t[nt] - u * 1000
