@@ -44,6 +44,7 @@ pub mod kvm;
 pub mod lapic;
 pub mod launch;
 pub mod memory;
+pub mod msr;
 pub mod outcome;
 pub mod output;
 pub mod probe;

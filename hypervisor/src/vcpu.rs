@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kvm_bindings::{
-    KVM_MAX_CPUID_ENTRIES, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, kvm_fpu,
+    KVM_MAX_CPUID_ENTRIES, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, Msrs, kvm_fpu,
 };
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use pvh_loader::CpuState;
@@ -15,6 +15,7 @@ use crate::cpuid;
 use crate::devices::{IoAction, IoBus};
 use crate::error::{Error, kvm_op};
 use crate::lapic;
+use crate::msr;
 use crate::outcome::{RegsDump, VmEnd};
 
 /// x87 control word after FNINIT (all exceptions masked, 64-bit precision).
@@ -64,8 +65,8 @@ enum Step {
 
 impl Vcpu {
     /// Creates vCPU `id` (also its APIC ID) in `vm`, with KVM's supported
-    /// CPUID (hypervisor bit set), the LAPIC in virtual-wire mode and a
-    /// reset FPU.
+    /// CPUID (hypervisor bit set), the LAPIC in virtual-wire mode, a reset
+    /// FPU and the boot MSRs ([`msr::boot_msrs`]: MTRRs enabled, WB).
     pub fn new(kvm: &Kvm, vm: &VmFd, id: u8, bus: Arc<IoBus>) -> Result<Self, Error> {
         // Port data lives in the run area's second page; make sure KVM maps it.
         let mmap = kvm
@@ -96,6 +97,14 @@ impl Vcpu {
             ..Default::default()
         };
         fd.set_fpu(&fpu).map_err(kvm_op("KVM_SET_FPU"))?;
+        let boot_msrs = msr::boot_msrs();
+        let msrs = Msrs::from_entries(&boot_msrs)
+            .map_err(|_| Error::KvmCap("a KVM_SET_MSRS list of the boot MSRs"))?;
+        // KVM sets MSRs in order and stops at the first it refuses.
+        let set = fd.set_msrs(&msrs).map_err(kvm_op("KVM_SET_MSRS"))?;
+        if set != boot_msrs.len() {
+            return Err(Error::KvmCap("the boot MSRs (IA32_MTRR_DEF_TYPE)"));
+        }
         Ok(Self {
             id,
             fd,

@@ -607,3 +607,29 @@ fn the_kernel_file_is_not_kept_mapped_while_the_guest_runs() {
         "{file_kib} KiB of file pages resident while the guest runs"
     );
 }
+
+/// A guest starts with MTRRs enabled and write-back as the default memory
+/// type, as firmware leaves them and Firecracker and Cloud Hypervisor set
+/// them (hypervisor/src/msr.rs); KVM's reset value 0 would mean "MTRRs
+/// disabled" and Linux would run without PAT.
+#[test]
+fn the_guest_starts_with_mtrrs_enabled_and_write_back_default() {
+    if !kvm_available("the_guest_starts_with_mtrrs_enabled_and_write_back_default") {
+        return;
+    }
+    // rdmsr IA32_MTRR_DEF_TYPE; print its low byte (the type) and the next
+    // one (E is bit 3 of it) as digits.
+    let code = Asm::new()
+        .mov_ecx(0x2ff)
+        .raw(&[0x0f, 0x32]) // rdmsr
+        .mov_dx(0x3f8)
+        .raw(&[0x04, b'0']) // add al, '0'
+        .out_dx_al()
+        .raw(&[0x88, 0xe0, 0x04, b'0']) // mov al, ah; add al, '0'
+        .out_dx_al()
+        .exit(0);
+    let r = boot("mtrr-def-type", &code, &[]);
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    // 0x806: type 6 (WB), byte 1 = 0x08 (E set, FE clear).
+    assert_eq!(r.stdout, "68");
+}
