@@ -31,7 +31,9 @@
 # port, the L2's clocksource, CPU flags and early dmesg, and the stub's
 # summary line. --timeline adds one more boot of each Linux case whose L2
 # prints its whole kernel log (lines "TL CASE [ seconds] message" in
-# console.log; scripts/dmesg-diff.sh lines two cases up).
+# console.log; scripts/dmesg-diff.sh lines two cases up); PVH_TIMELINE_ARGS
+# adds kernel arguments to that pass only (e.g. memblock=debug, for more
+# timestamps in early boot).
 #
 # Prints the table (median, min-max, ratio to the fastest peer on the same
 # path, time before the L2 kernel's clock started, peak RSS per VMM) and
@@ -260,7 +262,7 @@ run() {
 timeline() {
     n=$1
     shift
-    run "$n" tl L2-END "@CMDLINE@ pvhdmesg" "$@"
+    run "$n" tl L2-END "@CMDLINE@ pvhdmesg @TIMELINE_ARGS@" "$@"
     grep -e '^L2-DMESG' /tmp/out | sed "s/^L2-DMESG /TL $n /"
 }
 # prof NAME COMMAND: one run with KVM event histograms and the L2's diagnostics.
@@ -319,7 +321,8 @@ L1
     fi
     printf 'echo "L1-INFO keyboard interrupts (the keepalive) $(grep -m1 i8042 /proc/interrupts | tr -s " ")"\n'
     printf 'echo L1-BENCH-DONE\nreboot -f\n'
-} | sed -e "s|@CMDLINE@|$cmdline|g" -e "s|@ALLOW_FAIL@|$allow_fail|" >"$work/l1.init"
+} | sed -e "s|@CMDLINE@|$cmdline|g" -e "s|@ALLOW_FAIL@|$allow_fail|" \
+    -e "s|@TIMELINE_ARGS@|${PVH_TIMELINE_ARGS:-}|" >"$work/l1.init"
 
 l1_files=("$pvh:/pvh" "$floor:/kvm-floor" "$work/exit.elf:/exit.elf"
     "$cache/vmlinux:/l2/vmlinux" "$cache/bzImage:/l2/bzImage" "$work/wrapped.elf:/l2/wrapped.elf"
