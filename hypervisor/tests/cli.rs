@@ -518,25 +518,11 @@ fn a_refused_kernel_is_the_same_error_from_boot_inspect_and_wrap() {
 /// `extra`, while the guest runs: `code` prints `ready` and then spins
 /// (bytes after it are loaded too). The process is killed afterwards.
 fn while_spinning<T>(name: &str, code: &[u8], extra: &[&str], look: impl FnOnce(u32) -> T) -> T {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
     let path = code_file(name, code);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
-        .args(["boot", "--kernel", path.to_str().unwrap()])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn pvh");
-    let mut line = String::new();
-    // The guest spins forever: the watchdog is the kill below, and the
-    // line arrives or stdout closes (pvh died) first.
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let _ = out.read_line(&mut line);
-    let found = look(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pvh"));
+    cmd.args(["boot", "--kernel", path.to_str().unwrap()])
+        .args(extra);
+    let (line, found) = common::first_line_then_kill(&mut cmd, look);
     let _ = std::fs::remove_file(&path);
     assert_eq!(line, "ready\n", "the guest did not start");
     found

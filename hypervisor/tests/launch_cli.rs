@@ -335,8 +335,7 @@ fn any_module_path_can_be_named() {
 /// pages) while the domains run.
 #[test]
 fn a_domains_files_are_not_kept_mapped_while_it_runs() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     if !kvm_available("a_domains_files_are_not_kept_mapped_while_it_runs") {
         return;
     }
@@ -354,23 +353,11 @@ fn a_domains_files_are_not_kept_mapped_while_it_runs() {
                 .prop("memory", [0, 128 << 10]),
         ]),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pvh"))
-        .arg("launch")
-        .arg(&dtb)
-        .arg("--dir")
-        .arg(&dir.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn pvh");
-    let mut line = String::new();
-    // The guest spins: the kill below ends it; the line arrives or stdout
-    // closes (pvh died) first.
-    let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pvh"));
+    cmd.arg("launch").arg(&dtb).arg("--dir").arg(&dir.0);
+    let (line, status) = common::first_line_then_kill(&mut cmd, |pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+    });
     assert!(
         line.ends_with("ready\n"),
         "the domain did not start: {line:?}"

@@ -361,3 +361,28 @@ pub fn pvh_elf(code: &[u8]) -> Vec<u8> {
     f.extend(code);
     f
 }
+
+/// Spawns `cmd` (stdin empty, stdout read, stderr dropped), waits for its
+/// first line of output (or for stdout to close), calls `look` with its
+/// pid while it still runs, then kills it. For guests that print a line
+/// and spin: the kill is the watchdog.
+#[allow(dead_code)]
+pub fn first_line_then_kill<T>(
+    cmd: &mut std::process::Command,
+    look: impl FnOnce(u32) -> T,
+) -> (String, T) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pvh");
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let found = look(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    (line, found)
+}
