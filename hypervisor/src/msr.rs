@@ -6,9 +6,9 @@
 //! and every peer VMM that boots Linux without firmware does it for the
 //! guest (Firecracker and Cloud Hypervisor: enabled, default type
 //! write-back). Without it Linux reports "MTRRs disabled, skipping PAT
-//! initialization too", runs without PAT (no write-combining mappings),
-//! and in the nested benchmark spent about 35 ms more in early boot
-//! (docs/benchmarks.md). Facts from the Intel SDM vol. 3A, 12.11.2.1 and
+//! initialization too" and runs without PAT (no write-combining
+//! mappings). (The ~37 ms pvh's L2 spent in early boot next to those lines
+//! is Linux's MP-table scan, not this: docs/benchmarks.md.) Facts from the Intel SDM vol. 3A, 12.11.2.1 and
 //! table 12-8 (memory type encodings); the MSR number from Linux's
 //! `msr-index.h`.
 
