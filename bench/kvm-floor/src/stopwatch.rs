@@ -46,10 +46,22 @@ impl MemorySnapshot {
     }
 
     /// The snapshot of process `pid`, if its `smaps_rollup` is readable.
+    ///
+    /// A read can fail with `ESRCH` while the process is in `execve`: the
+    /// file holds the memory map it was opened on, and exec drops that map
+    /// before the read (a shell that prints, then `exec`s, races this way).
+    /// So a failed read is retried a few times before giving up.
     pub fn of(pid: u32) -> Option<Self> {
-        std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-            .ok()
-            .map(|t| Self::parse(&t))
+        let path = format!("/proc/{pid}/smaps_rollup");
+        for attempt in 0..5 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return Some(Self::parse(&text));
+            }
+        }
+        None
     }
 }
 
