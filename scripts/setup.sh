@@ -3,7 +3,8 @@
 # machine: the Debian packages used to build/boot real guests (QEMU, Xen
 # headers, busybox for initramfs, archive tools, kmod for modinfo, ACPICA's
 # iasl to check generated ACPI tables, tmux to test the interactive
-# console on a real terminal) and the
+# console on a real terminal), Linux's MP-table header for the C layout
+# test, and the
 # Rust bits (the bare-metal x86_64-unknown-none target, clippy, rustfmt).
 #
 # Idempotent and fast on re-runs: apt-get is skipped entirely when every
@@ -55,6 +56,40 @@ else
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# --- Linux's MP-table header ----------------------------------------------
+# tests/tests/c_headers.rs checks pvh's MP table structures against Linux's
+# arch/x86/include/asm/mpspec_def.h, a kernel-internal header no -dev
+# package installs: it comes out of the linux-headers-*-common package of
+# Debian's current kernel (downloaded, not installed) into MPSPEC_DIR.
+MPSPEC_DIR=/usr/local/include/pvh-linux-kernel
+if [[ -f $MPSPEC_DIR/mpspec_def.h ]]; then
+    log "Linux's mpspec_def.h already in $MPSPEC_DIR"
+else
+    resolve() {
+        # $1 depends on the first package matching $2.
+        apt-cache depends "$1" 2>/dev/null | awk -v re="$2" '$1 == "Depends:" && $2 ~ re { print $2; exit }'
+    }
+    flavour=$(resolve linux-headers-amd64 '^linux-headers-.*-amd64$')
+    if [[ -z $flavour ]]; then
+        as_root apt-get update
+        flavour=$(resolve linux-headers-amd64 '^linux-headers-.*-amd64$')
+    fi
+    common=$(resolve "$flavour" '^linux-headers-.*-common$')
+    if [[ -z $common ]]; then
+        echo "setup: cannot find Debian's linux-headers-*-common package" >&2
+        exit 1
+    fi
+    log "extracting mpspec_def.h from $common"
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"
+    (cd "$tmp" && apt-get download "$common" >/dev/null)
+    dpkg-deb --fsys-tarfile "$tmp"/*.deb |
+        tar -x -O --wildcards '*/arch/x86/include/asm/mpspec_def.h' >"$tmp/mpspec_def.h"
+    grep -q 'struct mpf_intel' "$tmp/mpspec_def.h"
+    as_root install -D -m 644 "$tmp/mpspec_def.h" "$MPSPEC_DIR/mpspec_def.h"
+    rm -rf "$tmp"
 fi
 
 # --- Rust target and components -------------------------------------------

@@ -46,6 +46,20 @@ pub const BIOS_AREA: Range<u64> = 0xe_0000..ONE_MIB;
 /// backed by guest memory but RESERVED in the map, so the tables cost no
 /// RAM and the legacy scan finds the RSDP too.
 pub const ACPI_REGION: Range<u64> = BIOS_AREA;
+/// Where the host puts the guest's MP table (Intel MultiProcessor
+/// Specification 1.4), floating pointer first: the start of the BIOS
+/// area's upper 64 KiB, the region Linux's `find_smp_config` scans after
+/// the first KiB of RAM and the last KiB of base memory. Without a
+/// floating pointer Linux reads all 64 KiB in vain on every boot (about
+/// 37 ms of a nested boot, docs/benchmarks.md); with one it stops at the
+/// first 16 bytes. Inside the RESERVED ISA window, so it costs no RAM.
+pub const MP_TABLE_ADDR: u64 = 0xf_0000;
+/// The IOAPIC's ID in every table that names it (MADT, MP table): 0, the
+/// value of KVM's in-kernel IOAPIC ID register at reset, so the tables
+/// and the device agree. (MP 1.4 asks for IDs unique among all APICs,
+/// which a 4-bit IOAPIC ID cannot be next to 16 or more vCPUs; 64-bit
+/// Linux checks IOAPIC IDs only against other IOAPICs.)
+pub const IOAPIC_ID: u8 = 0;
 /// Bytes of an ACPI 2.0 RSDP.
 pub const RSDP_V2_LEN: u64 = 36;
 

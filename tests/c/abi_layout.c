@@ -1,7 +1,9 @@
 /*
  * Prints the layout of the boot ABI structures as the real C headers define
- * them: Linux's <asm/bootparam.h> (Debian linux-libc-dev) and Xen's
- * <xen/arch-x86/hvm/start_info.h> (Debian libxen-dev). Compiled and run by
+ * them: Linux's <asm/bootparam.h> (Debian linux-libc-dev), Xen's
+ * <xen/arch-x86/hvm/start_info.h> (Debian libxen-dev) and Linux's
+ * kernel-internal arch/x86/include/asm/mpspec_def.h (the MP table; from
+ * Debian's linux-headers-*-common, see scripts/setup.sh). Compiled and run by
  * tests/tests/c_headers.rs, which compares every line with the Rust types.
  *
  * Output, one item per line:
@@ -16,6 +18,8 @@
 
 #include <asm/bootparam.h>
 #include <xen/arch-x86/hvm/start_info.h>
+/* Kernel-internal; scripts/setup.sh extracts it from linux-headers-*-common. */
+#include <pvh-linux-kernel/mpspec_def.h>
 
 #define SIZEOF(s) printf("sizeof %s %zu\n", #s, sizeof(struct s))
 #define FIELD(s, f)                                                        \
@@ -138,6 +142,78 @@ int main(void)
 	FIELD(hvm_memmap_table_entry, size);
 	FIELD(hvm_memmap_table_entry, type);
 	FIELD(hvm_memmap_table_entry, reserved);
+
+	SIZEOF(mpf_intel);
+	FIELD(mpf_intel, signature);
+	FIELD(mpf_intel, physptr);
+	FIELD(mpf_intel, length);
+	FIELD(mpf_intel, specification);
+	FIELD(mpf_intel, checksum);
+	FIELD(mpf_intel, feature1);
+	FIELD(mpf_intel, feature2);
+	FIELD(mpf_intel, feature3);
+	FIELD(mpf_intel, feature4);
+	FIELD(mpf_intel, feature5);
+	SIZEOF(mpc_table);
+	FIELD(mpc_table, signature);
+	FIELD(mpc_table, length);
+	FIELD(mpc_table, spec);
+	FIELD(mpc_table, checksum);
+	FIELD(mpc_table, oem);
+	FIELD(mpc_table, productid);
+	FIELD(mpc_table, oemptr);
+	FIELD(mpc_table, oemsize);
+	FIELD(mpc_table, oemcount);
+	FIELD(mpc_table, lapic);
+	FIELD(mpc_table, reserved);
+	SIZEOF(mpc_cpu);
+	FIELD(mpc_cpu, type);
+	FIELD(mpc_cpu, apicid);
+	FIELD(mpc_cpu, apicver);
+	FIELD(mpc_cpu, cpuflag);
+	FIELD(mpc_cpu, cpufeature);
+	FIELD(mpc_cpu, featureflag);
+	FIELD(mpc_cpu, reserved);
+	SIZEOF(mpc_bus);
+	FIELD(mpc_bus, type);
+	FIELD(mpc_bus, busid);
+	FIELD(mpc_bus, bustype);
+	SIZEOF(mpc_ioapic);
+	FIELD(mpc_ioapic, type);
+	FIELD(mpc_ioapic, apicid);
+	FIELD(mpc_ioapic, apicver);
+	FIELD(mpc_ioapic, flags);
+	FIELD(mpc_ioapic, apicaddr);
+	SIZEOF(mpc_intsrc);
+	FIELD(mpc_intsrc, type);
+	FIELD(mpc_intsrc, irqtype);
+	FIELD(mpc_intsrc, irqflag);
+	FIELD(mpc_intsrc, srcbus);
+	FIELD(mpc_intsrc, srcbusirq);
+	FIELD(mpc_intsrc, dstapic);
+	FIELD(mpc_intsrc, dstirq);
+	SIZEOF(mpc_lintsrc);
+	FIELD(mpc_lintsrc, type);
+	FIELD(mpc_lintsrc, irqtype);
+	FIELD(mpc_lintsrc, irqflag);
+	FIELD(mpc_lintsrc, srcbusid);
+	FIELD(mpc_lintsrc, srcbusirq);
+	FIELD(mpc_lintsrc, destapic);
+	FIELD(mpc_lintsrc, destapiclint);
+
+	CONST(SMP_MAGIC_IDENT);
+	CONST(MP_PROCESSOR);
+	CONST(MP_BUS);
+	CONST(MP_IOAPIC);
+	CONST(MP_INTSRC);
+	CONST(MP_LINTSRC);
+	CONST(CPU_ENABLED);
+	CONST(CPU_BOOTPROCESSOR);
+	CONST(MPC_APIC_USABLE);
+	CONST(mp_INT);
+	CONST(mp_NMI);
+	CONST(mp_ExtINT);
+	CONST(MP_APIC_ALL);
 
 	CONST(XEN_HVM_START_MAGIC_VALUE);
 	CONST(XEN_HVM_MEMMAP_TYPE_RAM);

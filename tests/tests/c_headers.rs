@@ -1,8 +1,10 @@
 //! The Rust ABI types against the real C headers.
 //!
 //! `tests/c/abi_layout.c` is compiled with the system C compiler against
-//! Linux's `<asm/bootparam.h>` (Debian `linux-libc-dev`) and Xen's
-//! `<xen/arch-x86/hvm/start_info.h>` (Debian `libxen-dev`) and prints the
+//! Linux's `<asm/bootparam.h>` (Debian `linux-libc-dev`), Xen's
+//! `<xen/arch-x86/hvm/start_info.h>` (Debian `libxen-dev`) and Linux's
+//! kernel-internal `mpspec_def.h` (the MP table, which scripts/setup.sh
+//! takes from Debian's `linux-headers-*-common`) and prints the
 //! size of each structure, the offset and size of each field, and the
 //! constants. The test asserts that the two sides describe the same layout,
 //! field by field, in both directions: a field missing on either side, an
@@ -20,6 +22,9 @@
 //! environment variable `CI` set, that is a failure instead (scripts/setup.sh
 //! installs gcc, linux-libc-dev and libxen-dev).
 
+use pvh_acpi::mptable::{
+    self, MpcBus, MpcCpu, MpcIntsrc, MpcIoapic, MpcLintsrc, MpcTable, MpfIntel,
+};
 use pvh_bootparams::{
     BootParams, E820_MAX_ENTRIES_ZEROPAGE, E820Entry, LoadFlags, SetupData, SetupDataType,
     SetupHeader, XLoadFlags,
@@ -210,7 +215,116 @@ fn rust_abi() -> Abi {
         }
     );
 
+    rust_layout!(
+        abi,
+        "mpf_intel",
+        MpfIntel {
+            signature,
+            physptr,
+            length,
+            specification,
+            checksum,
+            feature1,
+            feature2,
+            feature3,
+            feature4,
+            feature5,
+        }
+    );
+    rust_layout!(
+        abi,
+        "mpc_table",
+        MpcTable {
+            signature,
+            length,
+            spec,
+            checksum,
+            oem,
+            productid,
+            oemptr,
+            oemsize,
+            oemcount,
+            lapic,
+            reserved,
+        }
+    );
+    rust_layout!(
+        abi,
+        "mpc_cpu",
+        MpcCpu {
+            type_,
+            apicid,
+            apicver,
+            cpuflag,
+            cpufeature,
+            featureflag,
+            reserved,
+        }
+    );
+    rust_layout!(
+        abi,
+        "mpc_bus",
+        MpcBus {
+            type_,
+            busid,
+            bustype,
+        }
+    );
+    rust_layout!(
+        abi,
+        "mpc_ioapic",
+        MpcIoapic {
+            type_,
+            apicid,
+            apicver,
+            flags,
+            apicaddr,
+        }
+    );
+    rust_layout!(
+        abi,
+        "mpc_intsrc",
+        MpcIntsrc {
+            type_,
+            irqtype,
+            irqflag,
+            srcbus,
+            srcbusirq,
+            dstapic,
+            dstirq,
+        }
+    );
+    rust_layout!(
+        abi,
+        "mpc_lintsrc",
+        MpcLintsrc {
+            type_,
+            irqtype,
+            irqflag,
+            srcbusid,
+            srcbusirq,
+            destapic,
+            destapiclint,
+        }
+    );
+
     let consts: &[(&str, u64)] = &[
+        (
+            "SMP_MAGIC_IDENT",
+            u32::from_le_bytes(mptable::MPF_SIGNATURE).into(),
+        ),
+        ("MP_PROCESSOR", mptable::MP_PROCESSOR.into()),
+        ("MP_BUS", mptable::MP_BUS.into()),
+        ("MP_IOAPIC", mptable::MP_IOAPIC.into()),
+        ("MP_INTSRC", mptable::MP_INTSRC.into()),
+        ("MP_LINTSRC", mptable::MP_LINTSRC.into()),
+        ("CPU_ENABLED", mptable::CPU_ENABLED.into()),
+        ("CPU_BOOTPROCESSOR", mptable::CPU_BOOTPROCESSOR.into()),
+        ("MPC_APIC_USABLE", mptable::MPC_APIC_USABLE.into()),
+        ("mp_INT", mptable::MP_INT.into()),
+        ("mp_NMI", mptable::MP_NMI.into()),
+        ("mp_ExtINT", mptable::MP_EXTINT.into()),
+        ("MP_APIC_ALL", mptable::MP_APIC_ALL.into()),
         ("XEN_HVM_START_MAGIC_VALUE", START_INFO_MAGIC.into()),
         ("XEN_HVM_MEMMAP_TYPE_RAM", MemmapType::RAM.0.into()),
         (
@@ -439,6 +553,10 @@ fn compile_and_run() -> Option<String> {
         for (header, package) in [
             ("asm/bootparam.h", "linux-libc-dev"),
             ("xen/arch-x86/hvm/start_info.h", "libxen-dev"),
+            (
+                "pvh-linux-kernel/mpspec_def.h",
+                "linux-headers-*-common, extracted by scripts/setup.sh",
+            ),
         ] {
             if stderr.contains(header) && stderr.contains("No such file") {
                 return skip(&format!("<{header}> not found (Debian package {package})"));
@@ -465,6 +583,13 @@ fn layouts_and_constants_match_the_c_headers() {
             "hvm_memmap_table_entry",
             "hvm_modlist_entry",
             "hvm_start_info",
+            "mpc_bus",
+            "mpc_cpu",
+            "mpc_intsrc",
+            "mpc_ioapic",
+            "mpc_lintsrc",
+            "mpc_table",
+            "mpf_intel",
             "setup_data",
             "setup_header"
         ]

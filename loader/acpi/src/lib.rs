@@ -2,7 +2,9 @@
 //! (power-off plus whatever devices the platform describes) and a MADT
 //! with one local APIC per vCPU plus the IOAPIC, built with rust-vmm's
 //! `acpi_tables` crate and laid out in one contiguous region the loader's
-//! plan reserves (start_info's `rsdp_paddr` points at its start).
+//! plan reserves (start_info's `rsdp_paddr` points at its start); and
+//! ([`mptable`]) the MP table describing the same CPUs and IOAPIC, for
+//! guests that look for one (Linux does on every boot).
 //!
 //! The tables come from a [`Platform`]: a description in which each device
 //! model supplies its own DSDT node (AML bytes; [`isa`] builds the common
@@ -40,6 +42,7 @@ use acpi_tables::xsdt::XSDT;
 use acpi_tables::{Aml, aml};
 
 pub mod isa;
+pub mod mptable;
 
 /// OEM ID in every table.
 pub const OEM_ID: [u8; 6] = *b"PVHVMM";
@@ -55,6 +58,8 @@ pub const SLEEP_ENABLE: u8 = 1 << 5;
 /// Physical address of the IOAPIC (the x86 default, where KVM's in-kernel
 /// IOAPIC answers): the machine contract's, as the MADT's 32-bit field.
 pub const IOAPIC_ADDR: u32 = pvh_entry::machine::IOAPIC_ADDR as u32;
+/// The IOAPIC's ID in the MADT and the MP table (the machine contract's).
+pub use pvh_entry::machine::IOAPIC_ID;
 /// Physical address of the local APICs (the machine contract's).
 pub const LAPIC_ADDR: u32 = pvh_entry::machine::LAPIC_ADDR as u32;
 /// Most vCPUs the tables describe (the `--cpus` limit).
@@ -84,7 +89,7 @@ pub enum AcpiError {
     #[error("ACPI region at {0:#x} is not below 4 GiB")]
     RegionTooHigh(u64),
     /// The tables do not fit the region the loader's plan reserved.
-    #[error("ACPI tables at {base:#x} ({len:#x} bytes) do not fit the region {start:#x}..{end:#x}")]
+    #[error("tables at {base:#x} ({len:#x} bytes) do not fit the region {start:#x}..{end:#x}")]
     DoesNotFit {
         /// Where the tables start.
         base: u64,
@@ -95,8 +100,12 @@ pub enum AcpiError {
         /// Region end.
         end: u64,
     },
+    /// The MP floating pointer cannot go there: guests find it only on a
+    /// 16-byte boundary below 1 MiB.
+    #[error("MP table at {0:#x}: not on a 16-byte boundary with its region below 1 MiB")]
+    MpTableAddress(u64),
     /// Writing the tables into guest memory failed.
-    #[error("writing the ACPI tables at {0:#x} into guest memory failed")]
+    #[error("writing the tables at {0:#x} into guest memory failed")]
     Write(u64),
 }
 
@@ -241,7 +250,7 @@ pub fn build(platform: &Platform, base: u64, cpus: u8) -> Result<AcpiTables, Acp
     for id in 0..cpus {
         madt.add_structure(ProcessorLocalApic::new(id, id, EnabledStatus::Enabled));
     }
-    madt.add_structure(IoApic::new(0, IOAPIC_ADDR, 0));
+    madt.add_structure(IoApic::new(IOAPIC_ID, IOAPIC_ADDR, 0));
     let madt = bytes_of(&madt);
 
     // Layout: RSDP, XSDT, FADT, MADT, DSDT.
