@@ -13,7 +13,9 @@ use crate::error::LoadError;
 use core::ops::Range;
 use pvh_entry::{MemmapEntry, MemmapType};
 
-pub use pvh_entry::machine::{ACPI_REGION, FIRST_ALLOC, GDT_ADDR, IDT_ADDR, ISA_WINDOW, PAGE_SIZE};
+pub use pvh_entry::machine::{
+    ACPI_REGION, FIRST_ALLOC, GDT_ADDR, IDT_ADDR, ISA_WINDOW, MP_TABLE_ADDR, PAGE_SIZE,
+};
 
 /// Start of the MMIO hole below 4 GiB: RAM above 3 GiB moves to 4 GiB.
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;

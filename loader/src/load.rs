@@ -183,8 +183,8 @@ fn load_with<M: vm_memory::GuestMemory>(
         w.write(addr, m.bytes)?;
     }
     // The caller writes the tables; start from a clean region.
-    if let Some(acpi) = &plan.acpi {
-        w.zero(acpi.start, acpi.end - acpi.start)?;
+    for region in plan.acpi.iter().chain(&plan.mp_table) {
+        w.zero(region.start, region.end - region.start)?;
     }
     let table: &[u64] = match plan.mode {
         EntryMode::Protected32 => &gdt::PVH_GDT,

@@ -266,6 +266,11 @@ pub struct BootConfig<'a> {
     /// `ACPI_REGION` (RESERVED in the memory map), exposes it as
     /// [`BootPlan::acpi`], and start_info's `rsdp_paddr` points at it.
     pub acpi: Option<u64>,
+    /// Reserve a region of this many bytes (rounded up to 4 KiB) at
+    /// [`crate::layout::MP_TABLE_ADDR`] for the caller's MP table
+    /// (floating pointer first; RESERVED in the memory map, where guests
+    /// scan for it), exposed as [`BootPlan::mp_table`].
+    pub mp_table: Option<u64>,
     /// Extra start_info flags.
     pub flags: SifFlags,
 }
@@ -319,6 +324,13 @@ impl<'a> BootConfig<'a> {
     #[must_use]
     pub fn acpi(mut self, acpi: Option<u64>) -> Self {
         self.acpi = acpi;
+        self
+    }
+
+    /// An MP table region of this many bytes ([`BootConfig::mp_table`]).
+    #[must_use]
+    pub fn mp_table(mut self, mp_table: Option<u64>) -> Self {
+        self.mp_table = mp_table;
         self
     }
 
@@ -395,6 +407,8 @@ pub enum Purpose {
     Reserved(usize),
     /// The ACPI tables (RSDP first), written by the caller.
     Acpi,
+    /// The MP table (floating pointer first), written by the caller.
+    MpTable,
 }
 
 impl fmt::Display for Purpose {
@@ -412,6 +426,7 @@ impl fmt::Display for Purpose {
             Self::Stack => f.write_str("boot stack"),
             Self::Reserved(i) => write!(f, "reserved range {i}"),
             Self::Acpi => f.write_str("ACPI tables"),
+            Self::MpTable => f.write_str("MP table"),
         }
     }
 }
@@ -454,6 +469,7 @@ pub struct BootPlan<'a> {
     pub(crate) memmap: Vec<MemmapEntry>,
     pub(crate) acpi: Option<core::ops::Range<u64>>,
     pub(crate) rsdp: Option<u64>,
+    pub(crate) mp_table: Option<core::ops::Range<u64>>,
     pub(crate) detail: crate::planner::Detail,
 }
 
@@ -511,6 +527,12 @@ impl<'a> BootPlan<'a> {
     /// The ACPI region the caller fills ([`BootConfig::acpi`]), if any.
     pub fn acpi(&self) -> Option<core::ops::Range<u64>> {
         self.acpi.clone()
+    }
+
+    /// The MP table region the caller fills ([`BootConfig::mp_table`]), if
+    /// any.
+    pub fn mp_table(&self) -> Option<core::ops::Range<u64>> {
+        self.mp_table.clone()
     }
 
     /// start_info's `rsdp_paddr`: the ACPI region's start, else

@@ -12,7 +12,8 @@ use crate::elf::{ElfImage, LoadSegment};
 use crate::error::LoadError;
 use crate::image::{KernelImage, unpack_within};
 use crate::layout::{
-    ACPI_REGION, FIRST_ALLOC, GDT_ADDR, GuestRam, IDT_ADDR, PAGE_SIZE, align_up, overlaps, range,
+    ACPI_REGION, FIRST_ALLOC, GDT_ADDR, GuestRam, IDT_ADDR, ISA_WINDOW, MP_TABLE_ADDR, PAGE_SIZE,
+    align_up, overlaps, range,
 };
 use crate::plan::{BootConfig, BootPlan, BootProtocol, Module, Placement, Purpose, Relocation};
 use core::ops::Range;
@@ -135,22 +136,40 @@ impl Planner {
     /// usable RAM (it is the BIOS area of the ISA window), so only its size
     /// and overlaps are checked.
     pub fn reserve_acpi(&mut self, size: u64) -> Result<Range<u64>, LoadError> {
-        let region_len = ACPI_REGION.end - ACPI_REGION.start;
+        self.reserve_firmware(Purpose::Acpi, ACPI_REGION, size)
+    }
+
+    /// Reserves `size` bytes (page-rounded, at least one page) at
+    /// [`MP_TABLE_ADDR`] for the caller's MP table, up to the end of the
+    /// ISA window; like [`Planner::reserve_acpi`], not usable RAM.
+    pub fn reserve_mp_table(&mut self, size: u64) -> Result<Range<u64>, LoadError> {
+        self.reserve_firmware(Purpose::MpTable, MP_TABLE_ADDR..ISA_WINDOW.end, size)
+    }
+
+    /// Reserves `size` bytes (page-rounded) at the start of `window`, a
+    /// range of the ISA window the caller's firmware tables go into.
+    fn reserve_firmware(
+        &mut self,
+        purpose: Purpose,
+        window: Range<u64>,
+        size: u64,
+    ) -> Result<Range<u64>, LoadError> {
+        let region_len = window.end - window.start;
         let no_space = LoadError::NoSpace {
-            purpose: Purpose::Acpi,
+            purpose,
             size,
             align: PAGE_SIZE,
-            min: ACPI_REGION.start,
-            max: ACPI_REGION.end,
+            min: window.start,
+            max: window.end,
         };
         let len = align_up(size.max(1), PAGE_SIZE).ok_or(no_space.clone())?;
         if len > region_len {
             return Err(no_space);
         }
-        let r = range("ACPI region", ACPI_REGION.start, len)?;
+        let r = range("firmware table region", window.start, len)?;
         if let Some(p) = self.placements.iter().find(|p| overlaps(&p.range(), &r)) {
             return Err(LoadError::Overlap {
-                first: Purpose::Acpi,
+                first: purpose,
                 first_start: r.start,
                 first_end: r.end,
                 second: p.purpose,
@@ -159,7 +178,7 @@ impl Planner {
             });
         }
         self.placements.push(Placement {
-            purpose: Purpose::Acpi,
+            purpose,
             start: r.start,
             len,
         });
@@ -455,6 +474,10 @@ pub fn plan<'a>(ram: &GuestRam, config: &BootConfig<'a>) -> Result<BootPlan<'a>,
     let mut p = Planner::new(ram)?;
     let acpi = config.acpi.map(|size| p.reserve_acpi(size)).transpose()?;
     let rsdp = acpi.as_ref().map(|r| r.start).or(config.rsdp);
+    let mp_table = config
+        .mp_table
+        .map(|size| p.reserve_mp_table(size))
+        .transpose()?;
     let image = KernelImage::parse(config.kernel.image())?;
     let wrong = |protocol: BootProtocol| LoadError::WrongImage {
         image: image.kind(),
@@ -617,9 +640,10 @@ pub fn plan<'a>(ram: &GuestRam, config: &BootConfig<'a>) -> Result<BootPlan<'a>,
         .iter()
         .filter(|pl| !matches!(pl.purpose, Purpose::Reserved(_)))
     {
-        // The ACPI region is backed memory the map calls RESERVED.
+        // The firmware table regions are backed memory the map calls
+        // RESERVED.
         let ok = match pl.purpose {
-            Purpose::Acpi => ram.backs(&pl.range()),
+            Purpose::Acpi | Purpose::MpTable => ram.backs(&pl.range()),
             _ => usable
                 .iter()
                 .any(|u| crate::layout::contains(u, &pl.range())),
@@ -645,6 +669,7 @@ pub fn plan<'a>(ram: &GuestRam, config: &BootConfig<'a>) -> Result<BootPlan<'a>,
         memmap,
         acpi,
         rsdp,
+        mp_table,
         detail: Detail {
             kernel,
             modules: module_addrs,

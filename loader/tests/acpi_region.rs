@@ -91,3 +91,57 @@ fn without_a_region_rsdp_is_the_callers_or_absent() {
     let config = cfg(&elf, Some(0x1000)).rsdp(Some(0xf_0000));
     assert_eq!(plan(&ram, &config).unwrap().rsdp(), Some(0xe_0000));
 }
+
+/// The MP table region (`BootConfig::mp_table`): at 0xf0000, where guests
+/// scan for the floating pointer, RESERVED and zeroed like the ACPI one.
+#[test]
+fn the_mp_table_region_is_planned_at_0xf0000_beside_the_acpi_region() {
+    let elf = simple_elf().build();
+    let ram = kvm_ram(16 << 20).unwrap();
+    let mem = memory(16 << 20, 0xaa);
+    let config = cfg(&elf, Some(0x1000)).mp_table(Some(0x400));
+    let p = plan(&ram, &config).unwrap();
+    assert_eq!(p.mp_table(), Some(0xf_0000..0xf_1000));
+    assert_eq!(p.acpi(), Some(0xe_0000..0xe_1000));
+    let placed = p.find(Purpose::MpTable).expect("MP table placement");
+    assert_eq!((placed.start, placed.len), (0xf_0000, 0x1000));
+    assert_eq!(Purpose::MpTable.to_string(), "MP table");
+    assert!(
+        !p.memmap()
+            .iter()
+            .any(|e| e.type_ == MemmapType::RAM && e.addr < 0xf_1000 && e.addr + e.size > 0xf_0000)
+    );
+    load(&mem, &p).unwrap();
+    assert_eq!(read(&mem, 0xf_0000, 0x1000), vec![0; 0x1000]);
+    assert_eq!(read(&mem, 0xf_1000, 1), vec![0xaa]);
+    // Without it, nothing is planned there.
+    assert_eq!(
+        plan(&ram, &cfg(&elf, Some(0x1000))).unwrap().mp_table(),
+        None
+    );
+}
+
+#[test]
+fn an_mp_table_region_that_is_too_large_or_overlaps_the_acpi_region_is_refused() {
+    let elf = simple_elf().build();
+    let ram = kvm_ram(16 << 20).unwrap();
+    // 0xf0000..1 MiB is all there is.
+    let p = plan(&ram, &cfg(&elf, None).mp_table(Some(0x1_0000))).unwrap();
+    assert_eq!(p.mp_table(), Some(0xf_0000..0x10_0000));
+    assert!(matches!(
+        plan(&ram, &cfg(&elf, None).mp_table(Some(0x1_0001))),
+        Err(LoadError::NoSpace {
+            purpose: Purpose::MpTable,
+            ..
+        })
+    ));
+    // An ACPI region reaching past 0xf0000 collides with it.
+    assert!(matches!(
+        plan(&ram, &cfg(&elf, Some(0x1_1000)).mp_table(Some(1))),
+        Err(LoadError::Overlap {
+            first: Purpose::MpTable,
+            second: Purpose::Acpi,
+            ..
+        })
+    ));
+}
