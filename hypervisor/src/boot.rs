@@ -102,7 +102,12 @@ pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, 
 /// The host half of [`prepare`] for a guest [`build::check`] accepted:
 /// what can still fail here is the host (memory, KVM), not the guest.
 pub fn build(checked: Checked<'_>, opts: &BootOptions) -> Result<Prepared, BootError> {
-    let Checked { ram, plan, tables } = checked;
+    let Checked {
+        ram,
+        plan,
+        tables,
+        mp_table,
+    } = checked;
     let kvm = kvm::open(&opts.kvm_device)?;
     let ranges: Vec<(GuestAddress, usize)> = ram
         .regions()
@@ -122,6 +127,9 @@ pub fn build(checked: Checked<'_>, opts: &BootOptions) -> Result<Prepared, BootE
     let guest = pvh_loader::load_into_zeroed(&mem, &plan)?;
     if let (Some(tables), Some(region)) = (&tables, plan.acpi()) {
         tables.write_to(&mem, &region, plan.rsdp())?;
+    }
+    if let (Some(table), Some(region)) = (&mp_table, plan.mp_table()) {
+        table.write_to(&mem, &region)?;
     }
     let reserved = KvmReserved {
         tss: KVM_TSS_ADDR,

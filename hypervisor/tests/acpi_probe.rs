@@ -109,15 +109,21 @@ fn no_acpi_leaves_rsdp_paddr_zero() {
 }
 
 #[test]
-fn plan_shows_the_acpi_region() {
+fn plan_shows_the_acpi_and_mp_table_regions() {
     let (status, out, err) = pvh(&["--plan", "--cpus", "2"]);
     assert_eq!(status, 0, "{err}");
     assert!(out.contains("rsdp 0xe0000"), "{out}");
     assert!(out.contains("ACPI tables"), "{out}");
+    // The MP table comes with them, at 0xf0000.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("MP table") && l.contains("0x0000000f0000..")),
+        "{out}"
+    );
     let (status, out, _) = pvh(&["--plan", "--no-acpi"]);
     assert_eq!(status, 0);
     assert!(
-        !out.contains("ACPI tables") && !out.contains("rsdp"),
+        !out.contains("ACPI tables") && !out.contains("rsdp") && !out.contains("MP table"),
         "{out}"
     );
 }

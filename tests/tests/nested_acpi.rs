@@ -14,7 +14,12 @@
 //!   then finds no i8042, but `reboot=k` writes 0xfe to port 0x64 itself),
 //!   so the nested_linux.rs modes, now booted with ACPI, still end.
 //! - `noacpi`: `pvh boot --cpus 1 --no-acpi`; L2 reaches its marker, sees
-//!   one CPU and no ACPI, and `reboot -f` (i8042 reset) ends `pvh` with 0.
+//!   one CPU and no ACPI (and no MP table), and `reboot -f` (i8042 reset)
+//!   ends `pvh` with 0.
+//! - `mptable`: `pvh boot --cpus 2` with `acpi=off` on the kernel command
+//!   line: Linux ignores the ACPI tables and takes both CPUs and the ISA
+//!   interrupt routing (ttyS0's IRQ 4, the RTC's IRQ 8) from the MP table
+//!   at 0xf0000, which every mode but `noacpi` must find.
 //!
 //! Every mode checks the RTC: Linux's `rtc_cmos` probes (through the DSDT's
 //! PNP0B00 device with GSI 8 under ACPI, through the legacy platform device
@@ -36,22 +41,32 @@ use pvh_tests::*;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// (name, pvh arguments, how L2's init ends).
-const MODES: [(&str, &str, &str); 5] = [
-    ("acpi-pvh", "--kernel /l2/vmlinux --cpus 2", "poweroff"),
-    ("acpi-stub", "--kernel /l2/bzImage --cpus 2", "poweroff"),
+/// (name, pvh arguments, how L2's init ends, extra kernel arguments).
+const MODES: [(&str, &str, &str, &str); 6] = [
+    ("acpi-pvh", "--kernel /l2/vmlinux --cpus 2", "poweroff", ""),
+    ("acpi-stub", "--kernel /l2/bzImage --cpus 2", "poweroff", ""),
     (
         "acpi-linux",
         "--kernel /l2/bzImage --boot-protocol linux --cpus 2",
         "poweroff",
+        "",
     ),
-    ("acpi-reboot", "--kernel /l2/bzImage --cpus 2", "reboot"),
+    ("acpi-reboot", "--kernel /l2/bzImage --cpus 2", "reboot", ""),
     (
         "noacpi",
         "--kernel /l2/vmlinux --cpus 1 --no-acpi",
         "reboot",
+        "",
+    ),
+    (
+        "mptable",
+        "--kernel /l2/vmlinux --cpus 2",
+        "reboot",
+        "acpi=off",
     ),
 ];
+/// Where Linux finds pvh's MP floating pointer (`pvh_entry::machine::MP_TABLE_ADDR`).
+const MP_FOUND: &str = "found SMP MP-table at [mem 0x000f0000-0x000f000f]";
 const L2_MEMORY: &str = "256M";
 /// docs/loader.md: the RSDP is at the start of the ACPI region, 0xe0000.
 const RSDP: u64 = 0xe_0000;
@@ -72,7 +87,7 @@ if [ -e /sys/class/rtc/rtc0/wakealarm ]; then
   while [ -n "$(cat /sys/class/rtc/rtc0/wakealarm)" ] && [ $n -lt 60 ]; do sleep 1; n=$((n+1)); done
 fi
 echo "L2-RTC-IRQ $(grep rtc0 /proc/interrupts)"
-dmesg | grep -i -E 'ACPI|smpboot|x86: Booting|Brought up|APIC|i8042|ttyS|clocksource|rtc' | sed 's/^/L2-DMESG /'
+dmesg | grep -i -E 'MP-table|ACPI|smpboot|x86: Booting|Brought up|APIC|i8042|ttyS|clocksource|rtc' | sed 's/^/L2-DMESG /'
 case "$(cat /proc/cmdline)" in
 *pvhend=poweroff*) poweroff -f ;;
 *) reboot -f ;;
@@ -82,12 +97,12 @@ esac
 /// What L1 runs: `pvh boot` once per mode.
 fn l1_script() -> String {
     let mut s = String::new();
-    for (name, args, end) in MODES {
+    for (name, args, end, extra) in MODES {
         // --timeout: a guest that cannot power off must not hang L1.
         s.push_str(&format!(
             "echo NESTED-BEGIN {name}\n/pvh boot {args} --timeout 240 --initrd /l2/initrd.cpio \
              --memory {L2_MEMORY} --cmdline 'console=ttyS0 reboot=k panic=-1 quiet pvhmode={name} \
-             pvhend={end}'\necho NESTED-END {name} rc=$?\n"
+             pvhend={end} {extra}'\necho NESTED-END {name} rc=$?\n"
         ));
     }
     s
@@ -169,7 +184,7 @@ fn linux_smp_acpi_and_poweroff_on_nested_kvm() {
     // TCG clocks in L1 may drift a little from the host's.
     let window = (started - 120)..=(ended + 120);
 
-    for (mode, _, end) in MODES {
+    for (mode, _, end, _) in MODES {
         let lines = section(&log, mode);
         let all = lines.join("\n");
         // The RTC: probed, read by hwclock and by the driver, and its
@@ -243,7 +258,11 @@ fn linux_smp_acpi_and_poweroff_on_nested_kvm() {
                 "{mode}: no {how:?}:\n{all}"
             );
         } else {
-            assert_eq!(nproc, Some("1"), "{mode}: nproc:\n{all}");
+            // `acpi=off`: the CPUs come from the MP table alone, and
+            // ttyS0 (these lines) and the RTC (checked above) get their
+            // interrupts through its ISA routing.
+            let cpus = if mode == "mptable" { "2" } else { "1" };
+            assert_eq!(nproc, Some(cpus), "{mode}: nproc:\n{all}");
             assert_eq!({ bp.acpi_rsdp_addr }, 0, "{mode}: acpi_rsdp_addr");
             assert_eq!(tables, "", "{mode}: ACPI tables without ACPI");
             assert!(
@@ -251,6 +270,13 @@ fn linux_smp_acpi_and_poweroff_on_nested_kvm() {
                 "{mode}: pvh did not report the reset:\n{all}"
             );
         }
+        // The MP table comes with the ACPI tables, and only with them.
+        let mp_found = lines.iter().any(|l| l.contains(MP_FOUND));
+        assert_eq!(
+            mp_found,
+            mode != "noacpi",
+            "{mode}: {MP_FOUND:?} in dmesg:\n{all}"
+        );
         let rc = end_line(&log, mode);
         assert!(rc.ends_with("rc=0"), "{mode}: pvh exit: {rc}\n{all}");
     }

@@ -118,8 +118,9 @@ pub struct DomainOptions {
     /// (launch: for domains without `pvh,subarch`).
     #[arg(long, value_enum, default_value_t = SubarchArg::Pc)]
     pub subarch: SubarchArg,
-    /// Build no ACPI tables: start_info's rsdp_paddr stays 0 (the guest
-    /// sees one CPU and no FADT; power-off is then not available)
+    /// Build no ACPI tables and no MP table: start_info's rsdp_paddr
+    /// stays 0 (the guest sees one CPU and no FADT; power-off is then not
+    /// available)
     /// (launch: for domains without `pvh,acpi`).
     #[arg(long)]
     pub no_acpi: bool,

@@ -8,6 +8,7 @@
 
 use core::ops::Range;
 
+use pvh_acpi::mptable::MpTable;
 use pvh_acpi::{self as acpi, AcpiError, AcpiTables, Platform};
 use pvh_bootparams::XLoadFlags;
 use pvh_loader::{
@@ -179,10 +180,15 @@ pub fn boot_config<'a>(
     })
 }
 
-/// `config` with an ACPI region of [`acpi::REGION_SIZE`] bytes reserved
-/// in its plan, for the tables [`check`] builds.
+/// `config` with an ACPI region of [`acpi::REGION_SIZE`] bytes and an MP
+/// table region of [`acpi::mptable::REGION_SIZE`] bytes reserved in its
+/// plan, for the tables [`check`] builds. The two describe the same CPUs
+/// and IOAPIC and come as a pair: a domain without ACPI (`--no-acpi`,
+/// `pvh,acpi = <0>`) gets no firmware description at all.
 pub fn with_acpi_region(config: BootConfig<'_>) -> BootConfig<'_> {
-    config.acpi(Some(acpi::REGION_SIZE))
+    config
+        .acpi(Some(acpi::REGION_SIZE))
+        .mp_table(Some(acpi::mptable::REGION_SIZE))
 }
 
 /// `mode` bit 2: the kernel must be a 64-bit ELF or a bzImage with a
@@ -205,7 +211,7 @@ fn check_64bit(kernel: &[u8]) -> Result<(), BuildError> {
 }
 
 /// What [`check`] decided for a domain: its RAM layout, the loader's plan,
-/// and its ACPI tables (built, not yet written).
+/// and its ACPI and MP tables (built, not yet written).
 #[derive(Debug)]
 pub struct Checked<'a> {
     /// Guest RAM of the domain's size.
@@ -214,6 +220,8 @@ pub struct Checked<'a> {
     pub plan: BootPlan<'a>,
     /// The ACPI tables for the region the plan reserved, if any.
     pub tables: Option<AcpiTables>,
+    /// The MP table for the region the plan reserved, if any.
+    pub mp_table: Option<MpTable>,
 }
 
 /// Everything about booting `config` in `memory` bytes with `vcpus` vCPUs
@@ -238,7 +246,16 @@ pub fn check<'c>(
         .as_ref()
         .map(|region| builder.platform.build(region.start, count))
         .transpose()?;
-    Ok(Checked { ram, plan, tables })
+    let mp_table = plan
+        .mp_table()
+        .map(|region| acpi::mptable::build(region.start, count))
+        .transpose()?;
+    Ok(Checked {
+        ram,
+        plan,
+        tables,
+        mp_table,
+    })
 }
 
 #[cfg(test)]
@@ -350,6 +367,7 @@ mod tests {
         }
         let ok = check(&config, 64 << 20, 2).unwrap();
         assert!(ok.tables.is_some());
+        assert!(ok.mp_table.is_some());
         assert!(matches!(
             check(&config, 64 << 20, 33),
             Err(BuildError::Vcpus(33))
