@@ -134,22 +134,40 @@ impl AcpiTables {
         region: &core::ops::Range<u64>,
         rsdp: Option<u64>,
     ) -> Result<(), AcpiError> {
-        let len = self.bytes.len() as u64;
-        let fits = self
-            .base
-            .checked_add(len)
-            .is_some_and(|end| self.base >= region.start && end <= region.end);
-        if !fits || rsdp != Some(self.rsdp_addr()) {
+        if rsdp != Some(self.rsdp_addr()) {
             return Err(AcpiError::DoesNotFit {
                 base: self.base,
-                len,
+                len: self.bytes.len() as u64,
                 start: region.start,
                 end: region.end,
             });
         }
-        vm_memory::Bytes::write_slice(mem, &self.bytes, vm_memory::GuestAddress(self.base))
-            .map_err(|_| AcpiError::Write(self.base))
+        write_inside(mem, self.base, &self.bytes, region)
     }
+}
+
+/// Writes `bytes` at `base` into `mem` if they lie inside `region` (the
+/// loader's placement for them): the one write of both table sets.
+fn write_inside<M: vm_memory::GuestMemory>(
+    mem: &M,
+    base: u64,
+    bytes: &[u8],
+    region: &core::ops::Range<u64>,
+) -> Result<(), AcpiError> {
+    let len = bytes.len() as u64;
+    let fits = base
+        .checked_add(len)
+        .is_some_and(|end| base >= region.start && end <= region.end);
+    if !fits {
+        return Err(AcpiError::DoesNotFit {
+            base,
+            len,
+            start: region.start,
+            end: region.end,
+        });
+    }
+    vm_memory::Bytes::write_slice(mem, bytes, vm_memory::GuestAddress(base))
+        .map_err(|_| AcpiError::Write(base))
 }
 
 /// Whether a byte written to [`SLEEP_CONTROL_PORT`] asks for soft-off (S5).

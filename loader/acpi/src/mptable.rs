@@ -326,21 +326,7 @@ impl MpTable {
         mem: &M,
         region: &core::ops::Range<u64>,
     ) -> Result<(), AcpiError> {
-        let len = self.bytes.len() as u64;
-        let fits = self
-            .base
-            .checked_add(len)
-            .is_some_and(|end| self.base >= region.start && end <= region.end);
-        if !fits {
-            return Err(AcpiError::DoesNotFit {
-                base: self.base,
-                len,
-                start: region.start,
-                end: region.end,
-            });
-        }
-        vm_memory::Bytes::write_slice(mem, &self.bytes, vm_memory::GuestAddress(self.base))
-            .map_err(|_| AcpiError::Write(self.base))
+        crate::write_inside(mem, self.base, &self.bytes, region)
     }
 }
 
