@@ -91,7 +91,8 @@ pub struct Prepared {
 ///
 /// With [`BootConfig::acpi`] set (see [`acpi_config`]), ACPI tables for
 /// `opts.vcpus` vCPUs go into the region the plan reserved, and start_info
-/// points at their RSDP.
+/// points at their RSDP; the matching MP table goes into its own region
+/// at 0xf0000.
 pub fn prepare(config: &BootConfig<'_>, opts: &BootOptions) -> Result<Prepared, BootError> {
     // Check the input before touching KVM: a bad kernel is a bad kernel
     // whether or not this machine has /dev/kvm.

@@ -32,6 +32,7 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::{AcpiError, IOAPIC_ADDR, IOAPIC_ID, LAPIC_ADDR, MAX_CPUS};
+use pvh_entry::acpi::rsdp::byte_sum;
 use pvh_entry::machine::ONE_MIB;
 
 /// The floating pointer's signature.
@@ -330,9 +331,10 @@ impl MpTable {
     }
 }
 
-/// The two's-complement checksum that makes `bytes` sum to 0.
+/// The two's-complement checksum that makes `bytes` sum to 0 (the byte
+/// sum is the entry crate's, which checks ACPI tables the same way).
 fn checksum(bytes: &[u8]) -> u8 {
-    bytes.iter().fold(0u8, |a, b| a.wrapping_sub(*b))
+    0u8.wrapping_sub(byte_sum(bytes))
 }
 
 /// Builds the MP table for `cpus` vCPUs with its floating pointer at
