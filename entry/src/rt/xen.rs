@@ -26,6 +26,8 @@ pub const SCHEDOP_SHUTDOWN: u64 = 2;
 pub const CPUID_BASE_FIRST: u32 = 0x4000_0000;
 /// One past the last CPUID base searched (Linux searches the same span).
 pub const CPUID_BASE_END: u32 = 0x4001_0000;
+/// Distance between the bases of hypervisor CPUID ranges.
+pub const CPUID_BASE_STEP: u32 = 0x100;
 /// "XenVMMXenVMM" as CPUID returns it in EBX, ECX, EDX.
 pub const XEN_SIGNATURE: [u32; 3] = [0x566e_6558, 0x65584d4d, 0x4d4d566e];
 
@@ -100,6 +102,33 @@ pub fn is_xen_signature(ebx: u32, ecx: u32, edx: u32) -> bool {
     [ebx, ecx, edx] == XEN_SIGNATURE
 }
 
+/// The CPUID leaf where Xen's range starts, if any, given the CPU's
+/// answer `cpuid(leaf) = [eax, ebx, ecx, edx]` for hypervisor leaves.
+///
+/// Each hypervisor range starts with a leaf whose EAX is the range's last
+/// leaf (within the range) and whose EBX, ECX, EDX name the hypervisor.
+/// Hypervisors put their ranges one after another from 0x40000000 (Xen at
+/// 0x40000000, or at 0x40000100 behind its Viridian leaves; KVM and
+/// Hyper-V the same), so the search stops at the first base with no range
+/// header instead of asking all 256 bases as Linux does: in a guest each
+/// CPUID is a VM exit, and under KVM this asks three leaves instead of 256.
+/// A Xen range must reach leaf base + 2 (the hypercall page leaf).
+pub fn find_cpuid_base(mut cpuid: impl FnMut(u32) -> [u32; 4]) -> Option<u32> {
+    for base in (CPUID_BASE_FIRST..CPUID_BASE_END).step_by(CPUID_BASE_STEP as usize) {
+        let [eax, ebx, ecx, edx] = cpuid(base);
+        if is_xen_signature(ebx, ecx, edx) && eax >= base + 2 {
+            return Some(base);
+        }
+        // EAX past the range, or before its start (a leaf no hypervisor
+        // defines: zeros on AMD, the highest basic leaf on Intel): no
+        // range here, so none further on.
+        if !(base..base + CPUID_BASE_STEP).contains(&eax) {
+            return None;
+        }
+    }
+    None
+}
+
 /// Whether the CPU vendor (CPUID leaf 0: EBX, EDX, ECX spell it) is AMD or
 /// Hygon, whose hypercall instruction is `vmmcall`; everyone else (Intel,
 /// Zhaoxin, ...) uses `vmcall`.
@@ -142,12 +171,10 @@ mod hw {
         if __cpuid(1).ecx & (1 << 31) == 0 {
             return None;
         }
-        let cpuid_base = (CPUID_BASE_FIRST..CPUID_BASE_END)
-            .step_by(0x100)
-            .find(|&leaf| {
-                let r = __cpuid(leaf);
-                is_xen_signature(r.ebx, r.ecx, r.edx) && r.eax >= leaf + 2
-            })?;
+        let cpuid_base = find_cpuid_base(|leaf| {
+            let r = __cpuid(leaf);
+            [r.eax, r.ebx, r.ecx, r.edx]
+        })?;
         let v = __cpuid(0);
         Some(Xen {
             cpuid_base,
@@ -292,5 +319,100 @@ mod tests {
             u32::from_le_bytes(intel.2),
             u32::from_le_bytes(intel.1)
         ));
+    }
+
+    fn sig(s: &[u8; 12]) -> [u32; 3] {
+        let w = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+        [w(0), w(4), w(8)]
+    }
+
+    /// A CPU whose hypervisor leaves are `ranges` (base, last leaf,
+    /// signature); every other leaf answers `other`. Records what was asked.
+    fn cpu(
+        ranges: &[(u32, u32, &[u8; 12])],
+        other: [u32; 4],
+    ) -> (
+        impl FnMut(u32) -> [u32; 4],
+        std::rc::Rc<std::cell::RefCell<Vec<u32>>>,
+    ) {
+        let asked = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let log = asked.clone();
+        let ranges: Vec<_> = ranges.iter().map(|&(b, e, s)| (b, e, sig(s))).collect();
+        let f = move |leaf: u32| {
+            log.borrow_mut().push(leaf);
+            match ranges.iter().find(|r| r.0 == leaf) {
+                Some(&(_, last, [b, c, d])) => [last, b, c, d],
+                None => other,
+            }
+        };
+        (f, asked)
+    }
+
+    const AMD_ZEROS: [u32; 4] = [0; 4];
+    /// Intel's answer to an undefined leaf: the highest basic leaf's.
+    const INTEL_ECHO: [u32; 4] = [0x0000_0d00, 0x0000_0340, 0x0000_0a88, 0];
+
+    #[test]
+    fn xen_is_found_at_either_base() {
+        let (f, asked) = cpu(&[(0x4000_0000, 0x4000_0005, b"XenVMMXenVMM")], AMD_ZEROS);
+        assert_eq!(find_cpuid_base(f), Some(0x4000_0000));
+        assert_eq!(*asked.borrow(), [0x4000_0000]);
+        // Viridian first (Xen with viridian=1, "Microsoft Hv"), Xen next.
+        let (f, asked) = cpu(
+            &[
+                (0x4000_0000, 0x4000_0006, b"Microsoft Hv"),
+                (0x4000_0100, 0x4000_0105, b"XenVMMXenVMM"),
+            ],
+            INTEL_ECHO,
+        );
+        assert_eq!(find_cpuid_base(f), Some(0x4000_0100));
+        assert_eq!(*asked.borrow(), [0x4000_0000, 0x4000_0100]);
+    }
+
+    #[test]
+    fn the_search_stops_at_the_first_base_without_a_range() {
+        // KVM: its range, then nothing (zeros on AMD, an echo on Intel).
+        for other in [AMD_ZEROS, INTEL_ECHO] {
+            let (f, asked) = cpu(&[(0x4000_0000, 0x4000_0001, b"KVMKVMKVM\0\0\0")], other);
+            assert_eq!(find_cpuid_base(f), None);
+            assert_eq!(*asked.borrow(), [0x4000_0000, 0x4000_0100]);
+        }
+        // KVM with Hyper-V enlightenments: two ranges, then nothing.
+        let (f, asked) = cpu(
+            &[
+                (0x4000_0000, 0x4000_000b, b"Microsoft Hv"),
+                (0x4000_0100, 0x4000_0101, b"KVMKVMKVM\0\0\0"),
+            ],
+            AMD_ZEROS,
+        );
+        assert_eq!(find_cpuid_base(f), None);
+        assert_eq!(asked.borrow().len(), 3);
+        // A leaf whose EAX points past its 0x100 leaves is no range
+        // header: what follows is not asked.
+        let (f, asked) = cpu(
+            &[
+                (0x4000_0000, 0x4000_0200, b"KVMKVMKVM\0\0\0"),
+                (0x4000_0100, 0x4000_0105, b"XenVMMXenVMM"),
+            ],
+            AMD_ZEROS,
+        );
+        assert_eq!(find_cpuid_base(f), None);
+        assert_eq!(asked.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_xen_range_too_short_for_the_hypercall_leaf_is_not_xen() {
+        let (f, _) = cpu(&[(0x4000_0000, 0x4000_0001, b"XenVMMXenVMM")], AMD_ZEROS);
+        assert_eq!(find_cpuid_base(f), None);
+    }
+
+    #[test]
+    fn a_cpu_answering_a_range_header_everywhere_is_asked_256_times_at_most() {
+        let mut n = 0u32;
+        let found = find_cpuid_base(|leaf| {
+            n += 1;
+            [leaf + 1, 0, 0, 0]
+        });
+        assert_eq!((found, n), (None, 256));
     }
 }
