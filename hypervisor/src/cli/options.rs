@@ -125,8 +125,8 @@ pub struct DomainOptions {
     #[arg(long)]
     pub no_acpi: bool,
     /// vCPUs (1 to 32). vCPU 0 boots; the others wait for the guest's
-    /// INIT/SIPI. The guest learns of them from the ACPI MADT (launch: for
-    /// hyperlaunch domains without `cpus`).
+    /// INIT/SIPI. The guest learns of them from the ACPI MADT and the MP
+    /// table (launch: for hyperlaunch domains without `cpus`).
     #[arg(long, default_value_t = 1, value_parser = cpus)]
     pub cpus: u8,
 }
