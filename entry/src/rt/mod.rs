@@ -6,7 +6,7 @@
 //!   `.bss`, an identity map of the first 4 GiB with 2 MiB pages, long mode,
 //!   then `BootInfo` (built for `target_os = "none"` only) handed to the guest's main (see [`pvh_main!`](crate::pvh_main));
 //! - [`paging`]: the identity map and its extension above 4 GiB;
-//! - [`console`]: polled 8250 UART output, or port 0xE9 under Xen, with
+//! - [`console`]: polled 16550 UART output (FIFO), or port 0xE9 under Xen, with
 //!   [`rt_print!`](crate::rt_print) / [`rt_println!`](crate::rt_println);
 //! - [`xen`]: Xen detection, hypercalls (`vmcall` or `vmmcall` by vendor),
 //!   `XENMEM_memory_map`, `SCHEDOP_shutdown`;
